@@ -1,0 +1,24 @@
+# The two commands in README.md: `make dev` runs the product, `make test` passes the tests.
+# Both install what they need first, so they work on a fresh machine.
+PY := .venv/bin/python
+
+.PHONY: dev test setup python lint unit
+
+python:
+	bash scripts/setup.d/20-python.sh
+
+dev: python
+	$(PY) -m chat dev --data-dir $${CHAT_DATA_DIR:-.chatdata}
+
+setup:
+	bash scripts/setup.sh
+
+lint: python
+	bash scripts/lint.sh
+
+test: setup
+	bash scripts/lint.sh
+	bash scripts/test.sh
+
+unit: python
+	$(PY) -m pytest -q tests/unit tests/contract tests/api
