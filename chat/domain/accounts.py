@@ -1,0 +1,182 @@
+"""Accounts: registration, login, token rotation, logout, disabling users."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from chat.domain import validation
+from chat.domain.channels import user_channel
+from chat.domain.clock import Clock, now_ms
+from chat.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from chat.domain.frames import control_frame
+from chat.domain.ids import new_id
+from chat.domain.models import User
+from chat.domain.passwords import PasswordHasher
+from chat.domain.ports import AccountStore, Bus, SessionStore
+from chat.domain.tokens import RefreshToken, TokenIssuer
+
+# Close codes sent to sockets whose session ended; see chat.ws.close_codes.
+CLOSE_SESSION_REVOKED = 4409
+CLOSE_USER_DISABLED = 4403
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the user and the session (refresh family) their token belongs to."""
+
+    user: User
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+class AccountService:
+    def __init__(
+        self,
+        accounts: AccountStore,
+        sessions: SessionStore,
+        bus: Bus,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        clock: Clock,
+        *,
+        refresh_ttl_s: int,
+        admins: frozenset[str],
+    ) -> None:
+        self._accounts = accounts
+        self._sessions = sessions
+        self._bus = bus
+        self._hasher = hasher
+        self._tokens = tokens
+        self._clock = clock
+        self._refresh_ttl_s = refresh_ttl_s
+        self._admins = admins
+
+    async def register(self, username: object, password: object, name: object) -> TokenPair:
+        uname = validation.username(username)
+        pw = validation.password(password)
+        user = User(
+            id=new_id("u"),
+            username=uname,
+            display_name=validation.display_name(name, uname),
+            created_at=now_ms(self._clock),
+            is_admin=uname in self._admins,
+        )
+        # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+        password_hash = await asyncio.to_thread(self._hasher.hash, pw)
+        await self._accounts.create_user(user, password_hash)
+        return await self._start_session(user)
+
+    async def login(self, username: object, password: object) -> TokenPair:
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise Unauthenticated("wrong username or password", code="invalid_credentials")
+        creds = await self._accounts.credentials_by_username(username.lower())
+        stored = creds.password_hash if creds else None
+        ok = await asyncio.to_thread(self._hasher.verify, stored, password)
+        if creds is None or not ok:
+            raise Unauthenticated("wrong username or password", code="invalid_credentials")
+        if creds.user.disabled:
+            raise Forbidden("this account is disabled", code="user_disabled")
+        if self._hasher.needs_rehash(creds.password_hash):
+            new_hash = await asyncio.to_thread(self._hasher.hash, password)
+            await self._accounts.set_password_hash(creds.user.id, new_hash)
+        return await self._start_session(creds.user)
+
+    async def refresh(self, raw: object) -> TokenPair:
+        if not isinstance(raw, str):
+            raise Unauthenticated("refresh token missing", code="token_invalid")
+        presented = RefreshToken.parse(raw)
+        replacement = RefreshToken.new(presented.family_id)
+        outcome = await self._sessions.rotate(
+            presented.family_id, presented.hash, replacement.hash, self._refresh_ttl_s
+        )
+        if outcome.reused:
+            # A token that was already rotated came back: someone holds a copy. The family is
+            # revoked; close its sockets too.
+            await self._bus.publish(
+                user_channel(outcome.user_id or ""),
+                control_frame("close", session_id=presented.family_id, code=CLOSE_SESSION_REVOKED),
+            )
+            raise Unauthenticated("refresh token reused; session revoked", code="refresh_reused")
+        if outcome.user_id is None:
+            raise Unauthenticated("refresh token invalid or expired", code="token_invalid")
+        user = await self._accounts.get_user(outcome.user_id)
+        if user is None or user.disabled:
+            await self._sessions.revoke(presented.family_id)
+            raise Forbidden("this account is disabled", code="user_disabled")
+        return TokenPair(
+            user,
+            self._tokens.issue(user.id, presented.family_id),
+            str(replacement),
+            self._tokens.access_ttl_s,
+        )
+
+    async def authenticate(self, access_token: object) -> Principal:
+        if not isinstance(access_token, str) or not access_token:
+            raise Unauthenticated("access token missing", code="unauthenticated")
+        claims = self._tokens.verify(access_token)
+        if not await self._sessions.is_active(claims.session_id):
+            raise Unauthenticated("session ended", code="session_revoked")
+        user = await self._accounts.get_user(claims.user_id)
+        if user is None:
+            raise Unauthenticated("user not found", code="token_invalid")
+        if user.disabled:
+            raise Forbidden("this account is disabled", code="user_disabled")
+        return Principal(user, claims.session_id)
+
+    async def logout(self, principal: Principal, everywhere: bool) -> None:
+        if everywhere:
+            await self._sessions.revoke_user(principal.user.id)
+            frame = control_frame("close", session_id=None, code=CLOSE_SESSION_REVOKED)
+        else:
+            await self._sessions.revoke(principal.session_id)
+            frame = control_frame(
+                "close", session_id=principal.session_id, code=CLOSE_SESSION_REVOKED
+            )
+        await self._bus.publish(user_channel(principal.user.id), frame)
+
+    async def set_disabled(self, admin: Principal, user_id: str, disabled: bool) -> User:
+        if not admin.user.is_admin:
+            raise Forbidden("admin only", code="admin_only")
+        if user_id == admin.user.id and disabled:
+            raise Conflict("you cannot disable yourself", code="conflict")
+        if not await self._accounts.set_disabled(user_id, disabled):
+            raise NotFound("no such user", code="user_not_found")
+        if disabled:
+            await self._sessions.revoke_user(user_id)
+            await self._bus.publish(
+                user_channel(user_id),
+                control_frame("close", session_id=None, code=CLOSE_USER_DISABLED),
+            )
+        user = await self._accounts.get_user(user_id)
+        assert user is not None  # set_disabled just found it
+        return user
+
+    async def get_user(self, user_id: str) -> User:
+        user = await self._accounts.get_user(user_id)
+        if user is None:
+            raise NotFound("no such user", code="user_not_found")
+        return user
+
+    async def find_user(self, username: str) -> User:
+        user = await self._accounts.find_by_username(username.lower())
+        if user is None:
+            raise NotFound("no such user", code="user_not_found")
+        return user
+
+    async def _start_session(self, user: User) -> TokenPair:
+        refresh = RefreshToken.new()
+        await self._sessions.create(refresh.family_id, user.id, refresh.hash, self._refresh_ttl_s)
+        return TokenPair(
+            user,
+            self._tokens.issue(user.id, refresh.family_id),
+            str(refresh),
+            self._tokens.access_ttl_s,
+        )

@@ -1,0 +1,90 @@
+"""The domain's single entry point: every service, wired to one set of ports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chat.domain.accounts import AccountService
+from chat.domain.clock import Clock
+from chat.domain.conversations import ConversationService
+from chat.domain.limits import Limits
+from chat.domain.messaging import MessagingService
+from chat.domain.passwords import PasswordHasher
+from chat.domain.ports import (
+    AccountStore,
+    Bus,
+    ConversationStore,
+    EventLog,
+    JobQueue,
+    MessageArchive,
+    PresenceStore,
+    RateLimiter,
+    SessionStore,
+)
+from chat.domain.presence import PresenceService
+from chat.domain.tokens import TokenIssuer
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """One implementation of every port: embedded or cluster."""
+
+    accounts: AccountStore
+    conversations: ConversationStore
+    log: EventLog
+    archive: MessageArchive
+    bus: Bus
+    sessions: SessionStore
+    presence: PresenceStore
+    limiter: RateLimiter
+    queue: JobQueue
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    ports: Ports
+    limits: Limits
+    accounts: AccountService
+    conversations: ConversationService
+    messaging: MessagingService
+    presence: PresenceService
+
+
+def build_chat(
+    ports: Ports,
+    *,
+    limits: Limits,
+    tokens: TokenIssuer,
+    hasher: PasswordHasher,
+    clock: Clock,
+    refresh_ttl_s: int,
+    admins: frozenset[str],
+) -> Chat:
+    messaging = MessagingService(
+        ports.conversations,
+        ports.log,
+        ports.archive,
+        ports.bus,
+        ports.queue,
+        ports.limiter,
+        limits,
+    )
+    return Chat(
+        ports=ports,
+        limits=limits,
+        accounts=AccountService(
+            ports.accounts,
+            ports.sessions,
+            ports.bus,
+            hasher,
+            tokens,
+            clock,
+            refresh_ttl_s=refresh_ttl_s,
+            admins=admins,
+        ),
+        conversations=ConversationService(
+            ports.accounts, ports.conversations, messaging, ports.bus, clock, limits
+        ),
+        messaging=messaging,
+        presence=PresenceService(ports.presence, ports.conversations, ports.bus, limits),
+    )

@@ -1,0 +1,303 @@
+"""Sending, editing, deleting, history, resume, read pointers, unread counts and search.
+
+The send path keeps the guarantees of docs/architecture.md:
+1. the sender is acked only after `EventLog.append` returned, i.e. the event is durable;
+2. a retried send (same sender and client_id) returns the original event;
+3. `seq` is assigned atomically per conversation and the bus sees events in `seq` order;
+4. resume replays exactly the missing range or says `not_recoverable`, never a silent gap;
+5. archiving happens later in a worker, so an archive outage delays history, not chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from chat.domain import validation
+from chat.domain.accounts import Principal
+from chat.domain.channels import conversation_channel
+from chat.domain.errors import Forbidden, InvalidRequest, NotFound, RateLimited
+from chat.domain.frames import encode
+from chat.domain.limits import Limits
+from chat.domain.models import (
+    AppendResult,
+    Event,
+    EventDraft,
+    EventKind,
+    Message,
+)
+from chat.domain.ports import (
+    Bus,
+    ConversationStore,
+    EventLog,
+    JobQueue,
+    MessageArchive,
+    RateLimiter,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A resume answer for one conversation: `events` to deliver, or `recoverable` False."""
+
+    conversation_id: str
+    events: tuple[Event, ...]
+    recoverable: bool
+
+
+class MessagingService:
+    def __init__(
+        self,
+        conversations: ConversationStore,
+        log: EventLog,
+        archive: MessageArchive,
+        bus: Bus,
+        queue: JobQueue,
+        limiter: RateLimiter,
+        limits: Limits,
+    ) -> None:
+        self._conversations = conversations
+        self._log = log
+        self._archive = archive
+        self._bus = bus
+        self._queue = queue
+        self._limiter = limiter
+        self.limits = limits
+
+    async def require_member(self, conversation_id: object, user_id: str) -> str:
+        cid = validation.identifier(conversation_id, "conversation_id")
+        if not await self._conversations.is_member(cid, user_id):
+            # Existence of conversations one is not in is not revealed.
+            raise Forbidden("you are not a member of this conversation", code="not_member")
+        return cid
+
+    async def send(
+        self, who: Principal, conversation_id: object, client_id: object, body: object
+    ) -> AppendResult:
+        cid = await self.require_member(conversation_id, who.user.id)
+        draft = EventDraft(
+            cid,
+            EventKind.MESSAGE,
+            who.user.id,
+            validation.client_id(client_id),
+            validation.body(body, self.limits),
+        )
+        return await self._append(draft)
+
+    async def edit(
+        self,
+        who: Principal,
+        conversation_id: object,
+        target_seq: object,
+        client_id: object,
+        body: object,
+    ) -> AppendResult:
+        cid = await self.require_member(conversation_id, who.user.id)
+        target = await self._own_message(who, cid, validation.seq(target_seq, "seq", 1))
+        draft = EventDraft(
+            cid,
+            EventKind.EDIT,
+            who.user.id,
+            validation.client_id(client_id),
+            validation.body(body, self.limits),
+            target.seq,
+        )
+        return await self._append(draft)
+
+    async def delete(
+        self, who: Principal, conversation_id: object, target_seq: object, client_id: object
+    ) -> AppendResult:
+        cid = await self.require_member(conversation_id, who.user.id)
+        target = await self._own_message(who, cid, validation.seq(target_seq, "seq", 1))
+        draft = EventDraft(
+            cid, EventKind.DELETE, who.user.id, validation.client_id(client_id), "", target.seq
+        )
+        return await self._append(draft)
+
+    async def _append(self, draft: EventDraft) -> AppendResult:
+        wait = await self._limiter.allow(
+            f"send:{draft.sender_id}", self.limits.send_rate_per_s, self.limits.send_burst
+        )
+        if wait > 0:
+            raise RateLimited("too many messages; slow down", retry_after_ms=int(wait * 1000) + 1)
+        result = await self._log.append(draft)
+        if not result.duplicate:
+            await self._queue.persist_soon(draft.conversation_id)
+        return result
+
+    async def _own_message(self, who: Principal, cid: str, seq: int) -> Message:
+        message = await self.get_message(cid, seq)
+        if message is None or message.deleted:
+            raise NotFound("no such message", code="message_not_found")
+        if message.sender_id != who.user.id:
+            raise Forbidden("you can only change your own messages", code="not_author")
+        return message
+
+    async def get_message(self, conversation_id: str, seq: int) -> Message | None:
+        messages = await self._merged(conversation_id, before=seq + 1, after=seq - 1, limit=1)
+        return messages[0] if messages and messages[0].seq == seq else None
+
+    async def history(
+        self,
+        who: Principal,
+        conversation_id: object,
+        *,
+        before: object = None,
+        after: object = None,
+        limit: object = 50,
+    ) -> list[Message]:
+        cid = await self.require_member(conversation_id, who.user.id)
+        lim = validation.seq(limit, "limit", 1)
+        if lim > self.limits.history_max_limit:
+            raise InvalidRequest(
+                f"limit must be at most {self.limits.history_max_limit}", code="invalid_request"
+            )
+        b = None if before is None else validation.seq(before, "before", 1)
+        a = None if after is None else validation.seq(after, "after", 0)
+        if b is not None and a is not None:
+            raise InvalidRequest("give before or after, not both", code="invalid_request")
+        return await self._merged(cid, before=b, after=a, limit=lim)
+
+    async def _merged(
+        self, cid: str, *, before: int | None, after: int | None, limit: int
+    ) -> list[Message]:
+        """History from the archive, with the log's not-yet-archived tail folded in.
+
+        Events after the archive's watermark exist only in the log while the worker catches up
+        (or while the archive is down): they are applied here so history is never stale.
+        """
+        watermark = await self._archive.watermark(cid)
+        tail = await self._tail(cid, watermark)
+        archived = await self._archive.history(cid, before=before, after=after, limit=limit)
+        by_seq = {m.seq: m for m in archived}
+        for ev in tail:
+            if ev.kind is EventKind.MESSAGE:
+                by_seq[ev.seq] = Message(cid, ev.seq, ev.sender_id, ev.client_id, ev.body, ev.ts)
+        for ev in tail:
+            if ev.target_seq is None or ev.target_seq not in by_seq:
+                continue
+            old = by_seq[ev.target_seq]
+            if ev.kind is EventKind.EDIT and not old.deleted:
+                by_seq[ev.target_seq] = replace(old, body=ev.body, edited_ts=ev.ts)
+            elif ev.kind is EventKind.DELETE:
+                by_seq[ev.target_seq] = replace(old, body="", deleted=True, edited_ts=ev.ts)
+        seqs = sorted(
+            s for s in by_seq if (before is None or s < before) and (after is None or s > after)
+        )
+        chosen = seqs[:limit] if after is not None else seqs[-limit:]
+        return [by_seq[s] for s in chosen]
+
+    async def _tail(self, cid: str, watermark: int) -> list[Event]:
+        events: list[Event] = []
+        after = watermark
+        while True:
+            page = await self._log.read(cid, after, 500)
+            events.extend(page.events)
+            if len(page.events) < 500:
+                return events
+            after = page.events[-1].seq
+
+    async def replay(self, conversation_id: str, after_seq: int) -> Replay:
+        """The events after `after_seq`, exactly: from the log when it still holds the range,
+        else from the archive; longer gaps than `replay_max_events` are not recoverable."""
+        last = await self._log.last_seq(conversation_id)
+        if after_seq > last:
+            # The client claims more than exists: its state is not ours; make it reload.
+            return Replay(conversation_id, (), False)
+        if last - after_seq > self.limits.replay_max_events:
+            return Replay(conversation_id, (), False)
+        page = await self._log.read(conversation_id, after_seq, self.limits.replay_max_events)
+        if page.complete:
+            return Replay(conversation_id, page.events, True)
+        # The log was trimmed past the client's position: the start is in the archive.
+        older = await self._archive.events(
+            conversation_id, after_seq, self.limits.replay_max_events
+        )
+        merged = {e.seq: e for e in older}
+        merged.update({e.seq: e for e in page.events})
+        events = tuple(merged[s] for s in sorted(merged))
+        expected = list(range(after_seq + 1, after_seq + 1 + len(events)))
+        if [e.seq for e in events] != expected or (events and events[-1].seq < last):
+            return Replay(conversation_id, (), False)
+        return Replay(conversation_id, events, True)
+
+    async def read_up_to(self, who: Principal, conversation_id: object, seq: object) -> int:
+        cid = await self.require_member(conversation_id, who.user.id)
+        target = validation.seq(seq, "seq", 0)
+        last = await self._log.last_seq(cid)
+        pointer = await self._conversations.set_read(cid, who.user.id, min(target, last))
+        await self._bus.publish(
+            conversation_channel(cid),
+            encode(
+                {"type": "read", "conversation_id": cid, "user_id": who.user.id, "seq": pointer}
+            ),
+        )
+        return pointer
+
+    async def typing(self, who: Principal, conversation_id: object) -> None:
+        cid = await self.require_member(conversation_id, who.user.id)
+        wait = await self._limiter.allow(f"typing:{who.user.id}", self.limits.typing_rate_per_s, 3)
+        if wait > 0:
+            return  # typing notices are best effort: extra ones are dropped, not errors
+        await self._bus.publish(
+            conversation_channel(cid),
+            encode({"type": "typing", "conversation_id": cid, "user_id": who.user.id}),
+        )
+
+    async def unread(self, conversation_id: str, user_id: str, read_seq: int) -> int:
+        watermark = await self._archive.watermark(conversation_id)
+        archived = await self._archive.count_from_others(conversation_id, user_id, max(read_seq, 0))
+        if watermark <= read_seq:
+            archived = 0
+        tail = await self._tail(conversation_id, max(watermark, read_seq))
+        deleted = {e.target_seq for e in tail if e.kind is EventKind.DELETE}
+        fresh = sum(
+            1
+            for e in tail
+            if e.kind is EventKind.MESSAGE and e.sender_id != user_id and e.seq not in deleted
+        )
+        return archived + fresh
+
+    async def last_message(self, conversation_id: str) -> Message | None:
+        newest = await self._merged(conversation_id, before=None, after=None, limit=1)
+        return newest[0] if newest else None
+
+    async def last_seq(self, conversation_id: str) -> int:
+        return await self._log.last_seq(conversation_id)
+
+    async def search(
+        self, who: Principal, text: object, conversation_id: object = None, limit: int = 50
+    ) -> list[Message]:
+        if not isinstance(text, str) or not 1 <= len(text.strip()) <= 200:
+            raise InvalidRequest("q must be 1-200 characters", code="invalid_request")
+        if conversation_id is not None:
+            ids: Sequence[str] = [await self.require_member(conversation_id, who.user.id)]
+        else:
+            ids = await self._conversations.conversation_ids_for_user(who.user.id)
+        if not ids:
+            return []
+        return await self._archive.search(ids, text.strip(), limit)
+
+    async def persist(self, conversation_id: str, batch: int = 500) -> int:
+        """Move the conversation's log into the archive (the worker's job). Idempotent: a
+        retried or concurrent run re-applies the same events, which changes nothing."""
+        moved = 0
+        while True:
+            watermark = await self._archive.watermark(conversation_id)
+            page = await self._log.read(conversation_id, watermark, batch)
+            if not page.complete and not page.events:
+                return moved
+            if not page.events:
+                break
+            await self._archive.apply(page.events)
+            moved += len(page.events)
+            if len(page.events) < batch:
+                break
+        watermark = await self._archive.watermark(conversation_id)
+        keep_after = watermark - self.limits.log_keep_events
+        if keep_after > 0:
+            await self._log.trim(conversation_id, keep_after)
+        return moved
+
+    async def conversations_with_backlog(self) -> list[str]:
+        return await self._log.backlog()

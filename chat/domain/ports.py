@@ -1,0 +1,235 @@
+"""The narrow interfaces the domain needs from storage, fan-out and queues.
+
+Two families implement them: `chat.stores.embedded` (SQLite, in-process bus) and the cluster
+stores (Redis, PostgreSQL, MongoDB). One contract suite (tests/contract) runs unchanged against
+both, so every guarantee written here is tested, not just hoped for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from chat.domain.models import (
+    AppendResult,
+    Conversation,
+    ConversationKind,
+    Credentials,
+    Event,
+    EventDraft,
+    LogRange,
+    Message,
+    Presence,
+    PresenceState,
+    RefreshOutcome,
+    Role,
+    User,
+)
+
+
+class AccountStore(Protocol):
+    """Users and their credentials (PostgreSQL / SQLite)."""
+
+    async def create_user(
+        self, user: User, password_hash: str
+    ) -> None:  # raises Conflict(code="username_taken")
+        ...
+
+    async def credentials_by_username(self, username: str) -> Credentials | None: ...
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    async def get_users(self, user_ids: Sequence[str]) -> list[User]: ...
+
+    async def find_by_username(self, username: str) -> User | None: ...
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> bool:
+        """False when the user does not exist."""
+        ...
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Used to upgrade a hash whose parameters are outdated."""
+        ...
+
+
+class ConversationStore(Protocol):
+    """Conversations, membership and read pointers (PostgreSQL / SQLite)."""
+
+    async def create(self, conversation: Conversation, direct_key: str | None) -> Conversation:
+        """Create it with its members. For a direct conversation `direct_key` identifies the pair:
+        when one exists already for that key, that one is returned instead (one DM per pair)."""
+        ...
+
+    async def get(self, conversation_id: str) -> Conversation | None: ...
+
+    async def list_for_user(self, user_id: str) -> list[Conversation]: ...
+
+    async def conversation_ids_for_user(self, user_id: str) -> list[str]: ...
+
+    async def add_member(self, conversation_id: str, user_id: str, role: Role, now: int) -> bool:
+        """False when already a member."""
+        ...
+
+    async def remove_member(self, conversation_id: str, user_id: str) -> bool:
+        """False when not a member."""
+        ...
+
+    async def is_member(self, conversation_id: str, user_id: str) -> bool: ...
+
+    async def set_read(self, conversation_id: str, user_id: str, seq: int) -> int:
+        """Move the read pointer forward only; returns the pointer after the call."""
+        ...
+
+    async def kinds(self) -> dict[ConversationKind, int]:
+        """Count of conversations by kind, for metrics."""
+        ...
+
+
+class EventLog(Protocol):
+    """The durable, ordered hot log of each conversation (Redis stream / SQLite).
+
+    Guarantees, all tested by the contract suite:
+    - `append` is atomic: deduplicate on (conversation, sender, client_id), assign the next
+      `seq` (1, 2, 3, ... with no gaps), store durably, and publish the event's frame on the
+      conversation's bus channel, in that order and as one step, so subscribers see events in
+      `seq` order. The caller may ack the sender once `append` returns.
+    - A duplicate returns the original event with `duplicate=True` and publishes nothing.
+    - `read` returns events with seq > `after_seq` in order; `complete` is False when the start of
+      that range is no longer held (trimmed), never a silent gap.
+    """
+
+    async def append(self, draft: EventDraft) -> AppendResult: ...
+
+    async def read(self, conversation_id: str, after_seq: int, limit: int) -> LogRange: ...
+
+    async def last_seq(self, conversation_id: str) -> int: ...
+
+    async def trim(self, conversation_id: str, keep_after_seq: int) -> None:
+        """Forget events with seq <= `keep_after_seq` (already archived and old enough)."""
+        ...
+
+    async def backlog(self) -> list[str]:
+        """Conversations whose log holds events, for the sweep that archives forgotten ones."""
+        ...
+
+
+class MessageArchive(Protocol):
+    """Long-term message storage (MongoDB / SQLite), fed by the persistence worker.
+
+    `apply` is idempotent: applying the same events again (a retried job) changes nothing, and
+    an edit never overwrites a later edit.
+    """
+
+    async def apply(self, events: Sequence[Event]) -> None: ...
+
+    async def watermark(self, conversation_id: str) -> int:
+        """The highest seq applied; events after it may still only be in the log."""
+        ...
+
+    async def events(self, conversation_id: str, after_seq: int, limit: int) -> list[Event]: ...
+
+    async def history(
+        self, conversation_id: str, *, before: int | None, after: int | None, limit: int
+    ) -> list[Message]:
+        """Messages (edits applied) in ascending seq. With `after`: the first `limit` after it;
+        otherwise the last `limit` before `before` (or the newest)."""
+        ...
+
+    async def get(self, conversation_id: str, seq: int) -> Message | None: ...
+
+    async def search(self, conversation_ids: Sequence[str], text: str, limit: int) -> list[Message]:
+        """Case-insensitive substring search over live (not deleted) messages, newest first."""
+        ...
+
+    async def count_from_others(self, conversation_id: str, user_id: str, after_seq: int) -> int:
+        """Live messages after `after_seq` not sent by `user_id` (unread counts)."""
+        ...
+
+    async def delete_older_than(self, ts: int) -> int:
+        """Retention: drop messages older than `ts` (ms); returns how many."""
+        ...
+
+
+class Listener(Protocol):
+    """Receives what a bus subscription delivers. Called on the subscriber's event loop."""
+
+    def on_message(self, channel: str, payload: bytes) -> None: ...
+
+    def on_reset(self) -> None:
+        """The subscription was interrupted (broker restart, output buffer overflow): messages
+        may have been missed, so every client must resume from the log."""
+        ...
+
+
+class Subscription(Protocol):
+    async def subscribe(self, channels: Sequence[str]) -> None: ...
+
+    async def unsubscribe(self, channels: Sequence[str]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Bus(Protocol):
+    """Fan-out between processes (Redis pub/sub / in-process). At most once; the log is what makes
+    delivery exactly-once for clients, by `seq`."""
+
+    async def publish(self, channel: str, payload: bytes) -> None: ...
+
+    async def open(self, listener: Listener) -> Subscription: ...
+
+
+class SessionStore(Protocol):
+    """Refresh-token families (Redis / SQLite). Only hashes of tokens are stored."""
+
+    async def create(self, family_id: str, user_id: str, token_hash: str, ttl_s: int) -> None: ...
+
+    async def rotate(
+        self, family_id: str, presented_hash: str, new_hash: str, ttl_s: int
+    ) -> RefreshOutcome:
+        """Atomically: when `presented_hash` is the family's current token, replace it. When it is
+        a token the family had before, revoke the whole family (theft detection)."""
+        ...
+
+    async def is_active(self, family_id: str) -> bool: ...
+
+    async def revoke(self, family_id: str) -> None: ...
+
+    async def revoke_user(self, user_id: str) -> list[str]:
+        """Revoke every family of the user; returns their ids."""
+        ...
+
+
+class PresenceStore(Protocol):
+    """Live connections and last-seen times (Redis TTL keys / memory with a clock)."""
+
+    async def connect(self, user_id: str, connection_id: str, ttl_s: float) -> int:
+        """Register a connection; returns the user's live connection count including it."""
+        ...
+
+    async def heartbeat(
+        self, user_id: str, connection_id: str, state: PresenceState, ttl_s: float
+    ) -> None: ...
+
+    async def disconnect(self, user_id: str, connection_id: str) -> int:
+        """Returns the user's remaining live connections."""
+        ...
+
+    async def get(self, user_ids: Sequence[str]) -> dict[str, Presence]:
+        """Connections whose TTL ran out count as gone: a crashed gateway cannot leave a user
+        online forever."""
+        ...
+
+
+class RateLimiter(Protocol):
+    async def allow(self, key: str, rate_per_s: float, burst: int) -> float:
+        """Token bucket: 0.0 when allowed, else seconds until a token is available."""
+        ...
+
+
+class JobQueue(Protocol):
+    """Side work handed to workers (Dramatiq). Enqueueing must be cheap and non-blocking."""
+
+    async def persist_soon(self, conversation_id: str) -> None:
+        """Ask for the conversation's log to be archived; at most one job is pending per
+        conversation, further calls while one is pending are no-ops."""
+        ...
