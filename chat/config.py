@@ -115,7 +115,7 @@ def _parse(name: str, kind: object, raw: str) -> object:
         raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
 
 
-def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+def load(env: Mapping[str, str] | None = None, /, **overrides: object) -> Settings:
     """Settings from the environment, then keyword overrides (command-line flags)."""
     env = os.environ if env is None else env
     values: dict[str, object] = {}

@@ -1,0 +1,1 @@
+"""Tornado HTTP API: accounts, users, conversations, history, health, metrics, OpenAPI."""

@@ -1,0 +1,53 @@
+"""The Tornado application: API and/or gateway routes, plus the web client in `dev`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+
+from chat.api.base import NotFoundHandler
+from chat.api.routes import API_HANDLERS, OPS_HANDLERS, tornado_pattern
+from chat.runtime import Runtime
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+class IndexHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header(
+            "Content-Security-Policy",
+            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+            "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'",
+        )
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.finish((WEB_DIR / "index.html").read_bytes())
+
+
+def make_app(
+    rt: Runtime, *, api: bool = True, gateway: bool = True, web: bool = True
+) -> tornado.web.Application:
+    rules: list[Any] = [(tornado_pattern(h.route), h, {"rt": rt}) for h in OPS_HANDLERS]
+    if api:
+        rules += [(tornado_pattern(h.route), h, {"rt": rt}) for h in API_HANDLERS]
+    if gateway:
+        from chat.ws.gateway import Gateway, GatewayHandler
+
+        rules.append((r"/ws", GatewayHandler, {"gateway": Gateway.of(rt)}))
+    if web:
+        rules += [
+            (r"/", IndexHandler),
+            (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(WEB_DIR)}),
+        ]
+    return tornado.web.Application(
+        rules,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"rt": rt},
+        websocket_max_message_size=rt.settings.limits.max_frame_bytes,
+        websocket_ping_interval=rt.settings.limits.heartbeat_interval_s,
+        websocket_ping_timeout=rt.settings.limits.heartbeat_interval_s * 2,
+        compress_response=False,
+        xheaders=True,
+    )

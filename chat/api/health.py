@@ -1,0 +1,71 @@
+"""Liveness, readiness, Prometheus metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from chat.api.base import JsonHandler
+from chat.api.openapi_parts import op
+
+
+class HealthHandler(JsonHandler):
+    route = "/healthz"
+    docs = {"get": op("Liveness: the process serves requests", None, "Health", auth=False)}
+
+    def get(self) -> None:
+        self.send_json({"status": "ok"})
+
+
+class ReadyHandler(JsonHandler):
+    route = "/readyz"
+    docs = {
+        "get": op(
+            "Readiness: every dependency answers; 503 names the one that does not",
+            None,
+            "Health",
+            auth=False,
+            errors=(503,),
+        )
+    }
+
+    async def get(self) -> None:
+        checks = await self.rt.check_dependencies()
+        ok = all(v == "ok" for v in checks.values()) and not self.rt.draining
+        status = "ok" if ok else ("draining" if self.rt.draining else "unavailable")
+        self.send_json({"status": status, "checks": checks}, 200 if ok else 503)
+
+
+class MetricsHandler(JsonHandler):
+    route = "/metrics"
+    docs = {
+        "get": {
+            "summary": "Prometheus metrics",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(self.rt.metrics.registry))
+
+
+class OpenApiHandler(JsonHandler):
+    route = "/openapi.json"
+    docs = {
+        "get": {
+            "summary": "This document",
+            "security": [],
+            "responses": {"200": {"description": "OK"}},
+        }
+    }
+
+    def get(self) -> None:
+        from chat.api.openapi import document
+
+        self.send_json(document())

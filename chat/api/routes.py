@@ -1,0 +1,45 @@
+"""The API's route table: one place lists every documented route."""
+
+from __future__ import annotations
+
+from chat.api import accounts, conversations, health
+from chat.api.base import JsonHandler
+
+API_HANDLERS: tuple[type[JsonHandler], ...] = (
+    accounts.RegisterHandler,
+    accounts.LoginHandler,
+    accounts.RefreshHandler,
+    accounts.LogoutHandler,
+    accounts.MeHandler,
+    accounts.UsersHandler,
+    accounts.UserHandler,
+    accounts.DisableUserHandler,
+    accounts.EnableUserHandler,
+    conversations.ConversationsHandler,
+    conversations.ConversationHandler,
+    conversations.MembersHandler,
+    conversations.MemberHandler,
+    conversations.MessagesHandler,
+    conversations.MessageHandler,
+    conversations.ReadHandler,
+    conversations.SearchHandler,
+    conversations.PresenceHandler,
+)
+
+OPS_HANDLERS: tuple[type[JsonHandler], ...] = (
+    health.HealthHandler,
+    health.ReadyHandler,
+    health.MetricsHandler,
+    health.OpenApiHandler,
+)
+
+
+def tornado_pattern(route: str) -> str:
+    """`/a/{x}/b` -> `/a/(?P<x>[^/]+)/b`"""
+    out = []
+    for part in route.split("/"):
+        if part.startswith("{") and part.endswith("}"):
+            out.append(f"(?P<{part[1:-1]}>[^/]+)")
+        else:
+            out.append(part)
+    return "/".join(out)

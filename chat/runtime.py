@@ -1,0 +1,144 @@
+"""Wiring: settings in, a running domain with its stores, broker and (in embedded mode) an
+in-process worker out. The one place where implementations are chosen."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+
+from chat.config import Backend, Settings, embedded_secret
+from chat.domain.chat import Chat, Ports, build_chat
+from chat.domain.clock import Clock, system_clock
+from chat.domain.passwords import PasswordHasher
+from chat.domain.tokens import TokenIssuer
+from chat.metrics import Metrics
+from chat.worker.actors import Actors, register_actors
+from chat.worker.queue import DramatiqQueue, MemoryPendingFlags
+from chat.worker.runner import LoopRunner
+
+log = logging.getLogger(__name__)
+
+
+class OpenPorts(Protocol):
+    ports: Ports
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    chat: Chat
+    metrics: Metrics
+    broker: dramatiq.Broker
+    actors: Actors
+    queue: DramatiqQueue
+    _opened: OpenPorts
+    _worker: dramatiq.Worker | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    parts: dict[str, object] = field(default_factory=dict)
+    """Per-process singletons built on demand (the gateway)."""
+    draining: bool = False
+    _drain_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def on_drain(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self._drain_hooks.append(hook)
+
+    async def drain(self) -> None:
+        """SIGTERM: fail readiness so no new traffic comes, then let parts wind down."""
+        self.draining = True
+        await asyncio.gather(*(hook() for hook in self._drain_hooks))
+
+    async def check_dependencies(self) -> dict[str, str]:
+        """Each dependency by name: "ok" or why not. Readiness fails on any other answer."""
+        check = getattr(self._opened, "check", None)
+        if check is not None:
+            try:
+                result: dict[str, str] = await asyncio.wait_for(check(), 3.0)
+                return result
+            except Exception as exc:
+                return {"stores": f"{type(exc).__name__}: {exc}"}
+        try:
+            await asyncio.wait_for(self.chat.ports.log.last_seq("readiness-probe"), 3.0)
+            await asyncio.wait_for(self.chat.ports.accounts.get_user("readiness-probe"), 3.0)
+        except Exception as exc:
+            return {"sqlite": f"{type(exc).__name__}: {exc}"}
+        return {"sqlite": "ok"}
+
+    def start_worker(self, threads: int = 2) -> None:
+        """Embedded mode: run the actors in this process, on Dramatiq worker threads."""
+        self._worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=100)
+        self._worker.start()
+        self._tasks.append(asyncio.create_task(self._periodic()))
+
+    async def _periodic(self) -> None:
+        interval = self.settings.sweep_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.actors.sweep.send()
+                self.actors.retention.send()
+            except Exception:
+                log.exception("could not enqueue maintenance jobs")
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._worker is not None:
+            worker = self._worker
+            self._worker = None
+            await asyncio.to_thread(worker.stop, 5000)
+        await self._opened.close()
+        self.broker.close()
+
+
+def build_tokens(settings: Settings, clock: Clock) -> TokenIssuer:
+    secret = settings.jwt_secret
+    if not secret:
+        if settings.backend is Backend.CLUSTER:
+            raise ValueError("CHAT_JWT_SECRET is required in cluster mode")
+        secret = embedded_secret(settings.data_dir)
+    return TokenIssuer(
+        secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl_s=settings.access_ttl_s,
+        clock=clock,
+    )
+
+
+async def open_runtime(
+    settings: Settings, *, clock: Clock = system_clock, hasher: PasswordHasher | None = None
+) -> Runtime:
+    loop = asyncio.get_running_loop()
+    if settings.backend is Backend.EMBEDDED:
+        from chat.stores.embedded import open_embedded_ports
+
+        broker: dramatiq.Broker = StubBroker()
+        queue = DramatiqQueue(MemoryPendingFlags(), blocking_send=False)
+        opened: OpenPorts = await open_embedded_ports(settings, queue, clock)
+    else:
+        from chat.stores.cluster import open_cluster_ports
+        from chat.worker.cluster import cluster_broker_and_flags
+
+        broker, flags = cluster_broker_and_flags(settings)
+        queue = DramatiqQueue(flags, blocking_send=True)
+        opened = await open_cluster_ports(settings, queue)
+    chat = build_chat(
+        opened.ports,
+        limits=settings.limits,
+        tokens=build_tokens(settings, clock),
+        hasher=hasher or PasswordHasher(),
+        clock=clock,
+        refresh_ttl_s=settings.refresh_ttl_s,
+        admins=settings.admins,
+    )
+    actors = register_actors(broker, LoopRunner(loop), chat, queue, clock, settings.retention_days)
+    queue.bind(actors.persist.send)
+    return Runtime(settings, chat, Metrics(), broker, actors, queue, opened)

@@ -1,0 +1,1 @@
+"""Implementations of the domain's ports: `embedded` (one process) and `cluster` (servers)."""

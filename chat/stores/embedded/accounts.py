@@ -1,0 +1,90 @@
+"""Users and credentials in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import aiosqlite
+
+from chat.domain.errors import Conflict
+from chat.domain.models import Credentials, User
+from chat.stores.embedded.db import Database
+
+_COLUMNS = "id, username, display_name, created_at, disabled, is_admin"
+
+
+def _user(row: aiosqlite.Row) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        display_name=row["display_name"],
+        created_at=row["created_at"],
+        disabled=bool(row["disabled"]),
+        is_admin=bool(row["is_admin"]),
+    )
+
+
+class SqliteAccountStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create_user(self, user: User, password_hash: str) -> None:
+        try:
+            await self._db.execute(
+                "INSERT INTO users (id, username, display_name, password_hash, created_at,"
+                " disabled, is_admin) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    user.id,
+                    user.username,
+                    user.display_name,
+                    password_hash,
+                    user.created_at,
+                    int(user.disabled),
+                    int(user.is_admin),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise Conflict("that username is taken", code="username_taken") from exc
+
+    async def credentials_by_username(self, username: str) -> Credentials | None:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = ?",
+            (username,),
+        )
+        return Credentials(_user(row), row["password_hash"]) if row else None
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM users WHERE id = ?",
+            (user_id,),
+        )
+        return _user(row) if row else None
+
+    async def get_users(self, user_ids: Sequence[str]) -> list[User]:
+        if not user_ids:
+            return []
+        marks = ",".join("?" * len(user_ids))
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM users WHERE id IN ({marks}) ORDER BY username",
+            user_ids,
+        )
+        return [_user(r) for r in rows]
+
+    async def find_by_username(self, username: str) -> User | None:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM users WHERE username = ?",
+            (username,),
+        )
+        return _user(row) if row else None
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> bool:
+        changed = await self._db.execute(
+            "UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user_id)
+        )
+        return changed > 0
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self._db.execute(
+            "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+        )

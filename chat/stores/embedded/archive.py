@@ -1,0 +1,147 @@
+"""The message archive in SQLite: every event (for exact replay of old ranges) plus messages
+with edits applied (for history and search)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aiosqlite
+
+from chat.domain.models import Event, EventKind, Message
+from chat.stores.embedded.db import Database
+from chat.stores.embedded.event_log import _event
+
+_MESSAGE_COLUMNS = "conversation_id, seq, sender_id, client_id, body, ts, edited_ts, deleted"
+
+
+def _message(row: aiosqlite.Row) -> Message:
+    return Message(
+        conversation_id=row["conversation_id"],
+        seq=row["seq"],
+        sender_id=row["sender_id"],
+        client_id=row["client_id"],
+        body=row["body"],
+        ts=row["ts"],
+        edited_ts=row["edited_ts"],
+        deleted=bool(row["deleted"]),
+    )
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class SqliteArchive:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def apply(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        async with self._db.transaction() as conn:
+            for ev in events:
+                await conn.execute(
+                    "INSERT OR IGNORE INTO archive_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        ev.conversation_id,
+                        ev.seq,
+                        ev.kind.value,
+                        ev.sender_id,
+                        ev.client_id,
+                        ev.body,
+                        ev.target_seq,
+                        ev.ts,
+                    ),
+                )
+                if ev.kind is EventKind.MESSAGE:
+                    await conn.execute(
+                        "INSERT OR IGNORE INTO messages (conversation_id, seq, sender_id,"
+                        " client_id, body, ts) VALUES (?, ?, ?, ?, ?, ?)",
+                        (ev.conversation_id, ev.seq, ev.sender_id, ev.client_id, ev.body, ev.ts),
+                    )
+                elif ev.kind is EventKind.EDIT:
+                    # `changed_by_seq < ?`: a replayed older edit never overwrites a newer one,
+                    # and nothing revives a deleted message.
+                    await conn.execute(
+                        "UPDATE messages SET body = ?, edited_ts = ?, changed_by_seq = ?"
+                        " WHERE conversation_id = ? AND seq = ? AND changed_by_seq < ?"
+                        " AND deleted = 0",
+                        (ev.body, ev.ts, ev.seq, ev.conversation_id, ev.target_seq, ev.seq),
+                    )
+                else:
+                    await conn.execute(
+                        "UPDATE messages SET body = '', deleted = 1, edited_ts = ?,"
+                        " changed_by_seq = MAX(changed_by_seq, ?)"
+                        " WHERE conversation_id = ? AND seq = ?",
+                        (ev.ts, ev.seq, ev.conversation_id, ev.target_seq),
+                    )
+            by_conversation: dict[str, int] = {}
+            for ev in events:
+                by_conversation[ev.conversation_id] = max(
+                    by_conversation.get(ev.conversation_id, 0), ev.seq
+                )
+            for cid, seq in by_conversation.items():
+                await conn.execute(
+                    "INSERT INTO watermarks (conversation_id, seq) VALUES (?, ?)"
+                    " ON CONFLICT (conversation_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                    (cid, seq),
+                )
+
+    async def watermark(self, conversation_id: str) -> int:
+        row = await self._db.fetchone(
+            "SELECT seq FROM watermarks WHERE conversation_id = ?", (conversation_id,)
+        )
+        return int(row["seq"]) if row else 0
+
+    async def events(self, conversation_id: str, after_seq: int, limit: int) -> list[Event]:
+        rows = await self._db.fetchall(
+            "SELECT seq, kind, sender_id, client_id, body, target_seq, ts FROM archive_events"
+            " WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (conversation_id, after_seq, limit),
+        )
+        return [_event(conversation_id, r) for r in rows]
+
+    async def history(
+        self, conversation_id: str, *, before: int | None, after: int | None, limit: int
+    ) -> list[Message]:
+        if after is not None:
+            rows = await self._db.fetchall(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+                " WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (conversation_id, after, limit),
+            )
+            return [_message(r) for r in rows]
+        rows = await self._db.fetchall(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+            " WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (conversation_id, before if before is not None else 2**62, limit),
+        )
+        return [_message(r) for r in reversed(rows)]
+
+    async def get(self, conversation_id: str, seq: int) -> Message | None:
+        row = await self._db.fetchone(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?",
+            (conversation_id, seq),
+        )
+        return _message(row) if row else None
+
+    async def search(self, conversation_ids: Sequence[str], text: str, limit: int) -> list[Message]:
+        marks = ",".join("?" * len(conversation_ids))
+        rows = await self._db.fetchall(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id IN ({marks})"
+            " AND deleted = 0 AND body LIKE ? ESCAPE '\\' ORDER BY ts DESC, seq DESC LIMIT ?",
+            (*conversation_ids, _like_pattern(text), limit),
+        )
+        return [_message(r) for r in rows]
+
+    async def count_from_others(self, conversation_id: str, user_id: str, after_seq: int) -> int:
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ? AND seq > ?"
+            " AND sender_id != ? AND deleted = 0",
+            (conversation_id, after_seq, user_id),
+        )
+        return int(row["n"]) if row else 0
+
+    async def delete_older_than(self, ts: int) -> int:
+        return await self._db.execute("DELETE FROM messages WHERE ts < ?", (ts,))

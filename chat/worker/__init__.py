@@ -1,0 +1,1 @@
+"""Dramatiq workers: archive conversation logs, sweep for forgotten ones, apply retention."""

@@ -1,0 +1,93 @@
+"""The actors, registered on an explicitly built broker (no implicit global broker).
+
+Every actor is idempotent (Dramatiq delivers at least once): persisting re-applies the same
+events, which the archive ignores; the sweep and retention only re-check state. Retries are
+bounded in count and age; a message that exhausts them goes to Dramatiq's dead-letter queue and
+the periodic sweep picks the conversation up again once the archive is back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dramatiq
+
+from chat.domain.chat import Chat
+from chat.domain.clock import Clock, now_ms
+from chat.worker.queue import DramatiqQueue
+from chat.worker.runner import LoopRunner
+
+PERSIST_QUEUE = "persist"
+MAINTENANCE_QUEUE = "maintenance"
+# Backoff doubles from 0.5 s to 30 s; 25 retries span a bit over ten minutes of outage, and
+# the sweep covers anything longer.
+PERSIST_MAX_RETRIES = 25
+
+
+@dataclass(frozen=True)
+class Actors:
+    persist: dramatiq.Actor[[str], int]
+    sweep: dramatiq.Actor[[], int]
+    retention: dramatiq.Actor[[], int]
+
+
+def register_actors(
+    broker: dramatiq.Broker,
+    runner: LoopRunner,
+    chat: Chat,
+    queue: DramatiqQueue,
+    clock: Clock,
+    retention_days: int,
+) -> Actors:
+    async def persist(conversation_id: str) -> int:
+        # Release first: an append racing with this job then enqueues a new one.
+        await queue.flags.release(conversation_id)
+        return await chat.messaging.persist(conversation_id)
+
+    def persist_conversation(conversation_id: str) -> int:
+        return runner.run(lambda: persist(conversation_id))
+
+    async def sweep() -> int:
+        """Queue a job for every conversation whose archive lags its log (a job lost with a
+        crashed process, or one dead-lettered during a long outage)."""
+        behind = 0
+        for cid in await chat.messaging.conversations_with_backlog():
+            if await chat.ports.archive.watermark(cid) < await chat.messaging.last_seq(cid):
+                await queue.flags.release(cid)
+                await queue.persist_soon(cid)
+                behind += 1
+        return behind
+
+    def sweep_backlog() -> int:
+        return runner.run(sweep)
+
+    def apply_retention() -> int:
+        if retention_days <= 0:
+            return 0
+        cutoff = now_ms(clock) - retention_days * 86_400_000
+        return runner.run(lambda: chat.ports.archive.delete_older_than(cutoff))
+
+    return Actors(
+        persist=dramatiq.actor(
+            broker=broker,
+            actor_name="persist_conversation",
+            queue_name=PERSIST_QUEUE,
+            max_retries=PERSIST_MAX_RETRIES,
+            min_backoff=500,
+            max_backoff=30_000,
+            max_age=3_600_000,
+            time_limit=120_000,
+        )(persist_conversation),
+        sweep=dramatiq.actor(
+            broker=broker,
+            actor_name="sweep_backlog",
+            queue_name=MAINTENANCE_QUEUE,
+            max_retries=3,
+        )(sweep_backlog),
+        retention=dramatiq.actor(
+            broker=broker,
+            actor_name="apply_retention",
+            queue_name=MAINTENANCE_QUEUE,
+            max_retries=3,
+        )(apply_retention),
+    )

@@ -1,0 +1,1 @@
+"""Tornado WebSocket gateway: auth handshake, live delivery, typing, presence, read, resume."""

@@ -1,0 +1,106 @@
+"""Per-connection, per-conversation delivery cursors: the piece that makes delivery exactly-once
+and gap-free over an at-most-once bus.
+
+Each subscribed conversation has a cursor (the last seq this socket was sent). A live event
+with seq == cursor + 1 is written at once; seq <= cursor is a duplicate and dropped; a larger
+seq means something was missed (a lost pub/sub message, a resume, a bus reset), so the gap is
+filled from the log in order before anything newer goes out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from chat.domain.models import Event
+
+Fetch = Callable[[str, int], Awaitable[tuple[tuple[Event, ...], bool]]]
+"""(conversation, after_seq) -> (events in order, recoverable)."""
+
+
+@dataclass
+class Cursor:
+    seq: int
+    filling: bool = False
+    refill: bool = False
+
+
+class DeliveryCursors:
+    def __init__(
+        self,
+        write: Callable[[bytes, int], None],
+        encode: Callable[[Event], bytes],
+        fetch: Fetch,
+        lost: Callable[[str], Awaitable[int]],
+    ) -> None:
+        self._write = write  # (frame, event ts) -> None
+        self._encode = encode
+        self._fetch = fetch
+        # The range could not be recovered: tell the client to reload; returns the seq to
+        # continue live delivery from.
+        self._lost = lost
+        self.cursors: dict[str, Cursor] = {}
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    def track(self, conversation_id: str, seq: int) -> None:
+        self.cursors[conversation_id] = Cursor(seq)
+
+    def forget(self, conversation_id: str) -> None:
+        self.cursors.pop(conversation_id, None)
+
+    def live(self, conversation_id: str, seq: int, ts: int, frame: bytes) -> None:
+        cursor = self.cursors.get(conversation_id)
+        if cursor is None or seq <= cursor.seq:
+            return
+        if seq == cursor.seq + 1 and not cursor.filling:
+            cursor.seq = seq
+            self._write(frame, ts)
+            return
+        self.fill(conversation_id)
+
+    def fill(self, conversation_id: str) -> None:
+        """Catch up from the log in the background (at most one fill per conversation)."""
+        cursor = self.cursors.get(conversation_id)
+        if cursor is None:
+            return
+        if cursor.filling:
+            cursor.refill = True
+            return
+        cursor.filling = True
+        task = asyncio.create_task(self._fill(conversation_id, cursor))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def catch_up(self, conversation_id: str, from_seq: int) -> bool:
+        """Resume: move the cursor to the client's position and replay what follows. Returns
+        False when that range is not recoverable (the client must reload history)."""
+        cursor = Cursor(from_seq, filling=True)
+        self.cursors[conversation_id] = cursor
+        return await self._fill(conversation_id, cursor)
+
+    async def _fill(self, conversation_id: str, cursor: Cursor) -> bool:
+        recoverable = True
+        try:
+            while True:
+                cursor.refill = False
+                events, ok = await self._fetch(conversation_id, cursor.seq)
+                if self.cursors.get(conversation_id) is not cursor:
+                    return recoverable  # unsubscribed or replaced meanwhile
+                if not ok:
+                    recoverable = False
+                    cursor.seq = max(cursor.seq, await self._lost(conversation_id))
+                    events = ()
+                for event in events:
+                    if event.seq == cursor.seq + 1:
+                        cursor.seq = event.seq
+                        self._write(self._encode(event), event.ts)
+                if not cursor.refill:
+                    break
+        finally:
+            cursor.filling = False
+        return recoverable
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()

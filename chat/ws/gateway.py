@@ -1,0 +1,494 @@
+"""The gateway: one bus subscription per process, fanned out to local sockets.
+
+Each event is parsed once per process (to learn its conversation and seq) and its bytes are
+written unchanged to every recipient: encode once, write many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from enum import Enum
+from typing import Any
+
+import orjson
+import tornado.ioloop
+import tornado.websocket
+
+from chat.domain.accounts import Principal
+from chat.domain.channels import conversation_channel, user_channel
+from chat.domain.errors import ChatError, Forbidden, InvalidRequest
+from chat.domain.frames import conversation_dict, encode, event_frame
+from chat.domain.ids import new_id
+from chat.domain.models import Event
+from chat.runtime import Runtime
+from chat.ws import close_codes
+from chat.ws.close_codes import CloseCode
+from chat.ws.delivery import DeliveryCursors
+from chat.ws.protocol import ack_frame, error_frame, parse
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Per-process state shared by all sockets: channel routing and the bus subscription."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.routes: dict[str, set[GatewayHandler]] = {}
+        self.sockets: set[GatewayHandler] = set()
+        self._subscription: Any = None
+        self._starting: asyncio.Lock | None = None
+        self._emptied = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def of(cls, rt: Runtime) -> Gateway:
+        gateway = rt.parts.get("gateway")
+        if gateway is None:
+            gateway = rt.parts["gateway"] = cls(rt)
+            rt.on_drain(gateway.drain)
+        assert isinstance(gateway, Gateway)
+        return gateway
+
+    async def start(self) -> None:
+        if self._subscription is not None:
+            return
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._subscription is None:
+                self._subscription = await self.rt.chat.ports.bus.open(self)
+
+    # -- Listener (called by the bus on this loop) -----------------------------------------
+    def on_message(self, channel: str, payload: bytes) -> None:
+        handlers = self.routes.get(channel)
+        if not handlers:
+            return
+        frame = orjson.loads(payload)
+        kind = frame.get("type")
+        if kind == "message":
+            cid, seq, ts = frame["conversation_id"], frame["seq"], frame["ts"]
+            for h in tuple(handlers):
+                h.cursors.live(cid, seq, ts, payload)
+        elif kind == "_control":
+            for h in tuple(handlers):
+                h.control(frame)
+        else:
+            # typing, presence, read, conversation: ephemeral, no seq; written as they come.
+            for h in tuple(handlers):
+                h.send_frame(payload, kind)
+
+    def on_reset(self) -> None:
+        """The bus may have dropped messages: every socket re-reads its conversations' logs."""
+        for h in tuple(self.sockets):
+            for cid in tuple(h.cursors.cursors):
+                h.cursors.fill(cid)
+
+    # -- routing --------------------------------------------------------------------------
+    async def join(self, handler: GatewayHandler, channels: list[str]) -> None:
+        new = []
+        for channel in channels:
+            subs = self.routes.setdefault(channel, set())
+            if not subs:
+                new.append(channel)
+            subs.add(handler)
+        if new:
+            await self._subscription.subscribe(new)
+
+    async def leave(self, handler: GatewayHandler, channels: list[str]) -> None:
+        gone = []
+        for channel in channels:
+            subs = self.routes.get(channel)
+            if subs is None:
+                continue
+            subs.discard(handler)
+            if not subs:
+                del self.routes[channel]
+                gone.append(channel)
+        if gone and self._subscription is not None:
+            await self._subscription.unsubscribe(gone)
+
+    async def drain(self) -> None:
+        """SIGTERM: ask every client to reconnect elsewhere (1012), then wait for them."""
+        for h in tuple(self.sockets):
+            h.close_with(close_codes.RESTARTING)
+        self._emptied.clear()
+        if self.sockets:
+            try:
+                await asyncio.wait_for(self._emptied.wait(), self.rt.settings.drain_timeout_s)
+            except TimeoutError:
+                log.warning("%d sockets still open after the drain timeout", len(self.sockets))
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run in the background, keeping a reference so the task is not collected."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget(self, handler: GatewayHandler) -> None:
+        self.sockets.discard(handler)
+        if not self.sockets:
+            self._emptied.set()
+
+
+class State(Enum):
+    AUTHENTICATING = "authenticating"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class GatewayHandler(tornado.websocket.WebSocketHandler):
+    gateway: Gateway
+
+    def initialize(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.rt = gateway.rt
+        self.limits = gateway.rt.settings.limits
+        self.state = State.AUTHENTICATING
+        self.principal: Principal | None = None
+        self.connection_id = new_id("ws")
+        self.outstanding = 0
+        self.channels: list[str] = []
+        self.cursors = DeliveryCursors(self._write_event, event_frame, self._fetch, self._lost)
+        self._timers: list[object] = []
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._m = gateway.rt.metrics
+
+    # -- handshake --------------------------------------------------------------------------
+    def check_origin(self, origin: str) -> bool:
+        return origin in self.rt.settings.origins
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        await self.gateway.start()
+        loop = tornado.ioloop.IOLoop.current()
+        self._timers.append(loop.call_later(self.limits.auth_timeout_s, self._auth_deadline))
+
+    def _auth_deadline(self) -> None:
+        if self.state is State.AUTHENTICATING:
+            self.close_with(close_codes.AUTH_TIMEOUT)
+
+    # -- frames in ------------------------------------------------------------------------
+    async def on_message(self, message: str | bytes) -> None:
+        ref: object = None
+        try:
+            frame = parse(message)
+            ref = frame.get("ref")
+            kind = frame["type"]
+            self._m.frames_in.labels(kind).inc()
+            if self.state is State.AUTHENTICATING:
+                await self._authenticate(frame)
+                return
+            if self.state is not State.READY:
+                return
+            handler = self._dispatch[kind]
+            await handler(self, frame)
+        except ChatError as exc:
+            self._m.errors.labels(exc.code).inc()
+            if self.state is State.AUTHENTICATING:
+                self.send_frame(error_frame(exc.code, exc.message, ref, **exc.details), "error")
+                if exc.code == "too_many_connections":
+                    self.close_with(close_codes.TOO_MANY_CONNECTIONS)
+                elif exc.code == "user_disabled":
+                    self.close_with(close_codes.DISABLED)
+                elif exc.code in ("bad_json", "unknown_type", "invalid_request"):
+                    self.close_with(close_codes.PROTOCOL)
+                else:
+                    self.close_with(close_codes.UNAUTHENTICATED)
+            else:
+                self.send_frame(error_frame(exc.code, exc.message, ref, **exc.details), "error")
+        except tornado.websocket.WebSocketClosedError:
+            pass
+        except Exception:
+            log.exception("frame handling failed")
+            self._m.errors.labels("internal").inc()
+            self.send_frame(error_frame("internal", "internal error", ref), "error")
+
+    async def _authenticate(self, frame: dict[str, Any]) -> None:
+        if frame["type"] != "auth":
+            raise InvalidRequest("the first frame must be 'auth'", code="invalid_request")
+        principal = await self.rt.chat.accounts.authenticate(frame.get("token"))
+        await self.rt.chat.presence.connect(principal, self.connection_id)
+        if self.ws_connection is None:  # closed while we waited
+            await self.rt.chat.presence.disconnect(principal, self.connection_id)
+            return
+        self.principal = principal
+        self.state = State.READY
+        self.gateway.sockets.add(self)
+        self._m.connections.inc()
+        cids = await self.rt.chat.ports.conversations.conversation_ids_for_user(principal.user.id)
+        self.channels = [user_channel(principal.user.id)]
+        await self.gateway.join(self, self.channels)
+        positions = await self._subscribe(cids)
+        self._heartbeat = asyncio.create_task(self._beat())
+        self.send_frame(
+            encode(
+                {
+                    "type": "ready",
+                    "ref": frame.get("ref"),
+                    "user_id": principal.user.id,
+                    "session_id": principal.session_id,
+                    "connection_id": self.connection_id,
+                    "conversations": positions,
+                    "limits": {
+                        "max_frame_bytes": self.limits.max_frame_bytes,
+                        "max_body_chars": self.limits.max_body_chars,
+                        "send_rate_per_s": self.limits.send_rate_per_s,
+                        "send_burst": self.limits.send_burst,
+                        "heartbeat_interval_s": self.limits.heartbeat_interval_s,
+                    },
+                }
+            ),
+            "ready",
+        )
+
+    async def _subscribe(self, cids: list[str]) -> dict[str, int]:
+        """Subscribe first, then read positions: an event landing in between is either at or
+        below the position (the client fetches it) or above it (delivered live)."""
+        channels = [conversation_channel(c) for c in cids]
+        self.channels += channels
+        await self.gateway.join(self, channels)
+        positions = {}
+        for cid in cids:
+            positions[cid] = await self.rt.chat.messaging.last_seq(cid)
+            self.cursors.track(cid, positions[cid])
+        return positions
+
+    async def _unsubscribe(self, cid: str) -> None:
+        channel = conversation_channel(cid)
+        if channel in self.channels:
+            self.channels.remove(channel)
+        self.cursors.forget(cid)
+        await self.gateway.leave(self, [channel])
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        result = await self.rt.chat.messaging.send(
+            self.principal, frame.get("conversation_id"), frame.get("client_id"), frame.get("body")
+        )
+        self._ack_append(frame, result.event, result.duplicate)
+
+    async def _edit(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        result = await self.rt.chat.messaging.edit(
+            self.principal,
+            frame.get("conversation_id"),
+            frame.get("seq"),
+            frame.get("client_id"),
+            frame.get("body"),
+        )
+        self._ack_append(frame, result.event, result.duplicate)
+
+    async def _delete(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        result = await self.rt.chat.messaging.delete(
+            self.principal,
+            frame.get("conversation_id"),
+            frame.get("seq"),
+            frame.get("client_id"),
+        )
+        self._ack_append(frame, result.event, result.duplicate)
+
+    def _ack_append(self, frame: dict[str, Any], event: Event, duplicate: bool) -> None:
+        self.send_frame(
+            ack_frame(
+                frame.get("ref"),
+                conversation_id=event.conversation_id,
+                client_id=event.client_id,
+                seq=event.seq,
+                ts=event.ts,
+                duplicate=duplicate,
+            ),
+            "ack",
+        )
+
+    async def _resume(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        wanted = frame.get("conversations")
+        if not isinstance(wanted, dict) or len(wanted) > 10_000:
+            raise InvalidRequest("conversations must map conversation ids to seqs")
+        for cid, seq in wanted.items():
+            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+                raise InvalidRequest("each seq must be an integer >= 0")
+            if cid not in self.cursors.cursors:
+                raise Forbidden(
+                    "you are not a member of this conversation",
+                    code="not_member",
+                    conversation_id=cid,
+                )
+        lost = []
+        for cid, seq in wanted.items():
+            if not await self.cursors.catch_up(cid, seq):
+                lost.append(cid)
+        self.send_frame(
+            encode(
+                {
+                    "type": "resumed",
+                    "ref": frame.get("ref"),
+                    "conversations": {
+                        c: self.cursors.cursors[c].seq for c in wanted if c in self.cursors.cursors
+                    },
+                    "not_recoverable": lost,
+                }
+            ),
+            "resumed",
+        )
+
+    async def _typing(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        await self.rt.chat.messaging.typing(self.principal, frame.get("conversation_id"))
+
+    async def _presence(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        await self.rt.chat.presence.set_state(
+            self.principal, self.connection_id, frame.get("state")
+        )
+
+    async def _read(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        pointer = await self.rt.chat.messaging.read_up_to(
+            self.principal, frame.get("conversation_id"), frame.get("seq")
+        )
+        self.send_frame(
+            ack_frame(
+                frame.get("ref"), conversation_id=frame.get("conversation_id"), read_seq=pointer
+            ),
+            "ack",
+        )
+
+    async def _ping(self, frame: dict[str, Any]) -> None:
+        self.send_frame(encode({"type": "pong", "ref": frame.get("ref")}), "pong")
+
+    _dispatch: dict[str, Callable[[GatewayHandler, dict[str, Any]], Awaitable[None]]] = {
+        "send": _send,
+        "edit": _edit,
+        "delete": _delete,
+        "resume": _resume,
+        "typing": _typing,
+        "presence": _presence,
+        "read": _read,
+        "ping": _ping,
+        "auth": lambda self, frame: self._already_authenticated(),
+    }
+
+    async def _already_authenticated(self) -> None:
+        raise InvalidRequest("already authenticated", code="invalid_request")
+
+    # -- control frames from the bus (user channel) ---------------------------------------
+    def control(self, frame: dict[str, Any]) -> None:
+        action = frame.get("action")
+        if action == "close":
+            sid = frame.get("session_id")
+            if sid is None or (self.principal and sid == self.principal.session_id):
+                code = close_codes.BY_CODE.get(
+                    int(frame.get("code", 4409)), close_codes.SESSION_REVOKED
+                )
+                self.close_with(code)
+        elif action == "joined":
+            conversation = frame["conversation"]
+            self.gateway.spawn(self._joined(conversation))
+        elif action == "left":
+            cid = frame["conversation_id"]
+            self.gateway.spawn(self._left(cid))
+
+    async def _joined(self, conversation: dict[str, Any]) -> None:
+        cid = conversation["id"]
+        if cid in self.cursors.cursors:
+            return
+        positions = await self._subscribe([cid])
+        self.send_frame(
+            encode(
+                {"type": "conversation", "conversation": conversation, "last_seq": positions[cid]}
+            ),
+            "conversation",
+        )
+
+    async def _left(self, cid: str) -> None:
+        await self._unsubscribe(cid)
+        self.send_frame(
+            encode({"type": "conversation_left", "conversation_id": cid}), "conversation_left"
+        )
+
+    # -- frames out -------------------------------------------------------------------------
+    def send_frame(self, payload: bytes, kind: str) -> None:
+        """Write without waiting; a socket with too many unflushed frames is a slow consumer
+        and is closed (it reconnects and resumes), so memory per socket stays bounded."""
+        if self.ws_connection is None or self.state is State.CLOSED:
+            return
+        if self.outstanding >= self.limits.outbound_queue_frames:
+            self.close_with(close_codes.SLOW_CONSUMER)
+            return
+        try:
+            future = self.write_message(payload)
+        except tornado.websocket.WebSocketClosedError:
+            return
+        self.outstanding += 1
+        future.add_done_callback(self._flushed)
+        self._m.frames_out.labels(kind).inc()
+
+    def _flushed(self, future: asyncio.Future[None]) -> None:
+        self.outstanding -= 1
+        if not future.cancelled():
+            future.exception()  # retrieve, so a closed stream does not log "never retrieved"
+
+    def _write_event(self, payload: bytes, ts: int) -> None:
+        self.send_frame(payload, "message")
+        self._m.deliveries.inc()
+        self._m.delivery_latency.observe(max(0.0, time.time() - ts / 1000))
+
+    async def _fetch(self, cid: str, after: int) -> tuple[tuple[Event, ...], bool]:
+        replay = await self.rt.chat.messaging.replay(cid, after)
+        return replay.events, replay.recoverable
+
+    async def _lost(self, cid: str) -> int:
+        self.send_frame(
+            encode(
+                {
+                    "type": "error",
+                    "code": "not_recoverable",
+                    "conversation_id": cid,
+                    "message": "missed events cannot be replayed; reload this conversation",
+                }
+            ),
+            "error",
+        )
+        return await self.rt.chat.messaging.last_seq(cid)
+
+    async def _beat(self) -> None:
+        assert self.principal is not None
+        while self.state is State.READY:
+            await asyncio.sleep(self.limits.heartbeat_interval_s)
+            try:
+                await self.rt.chat.presence.heartbeat(self.principal, self.connection_id)
+            except Exception:
+                log.warning("presence heartbeat failed", exc_info=True)
+
+    def close_with(self, code: CloseCode) -> None:
+        self._m.closes.labels(str(code.code)).inc()
+        self.close(code.code, code.reason)
+
+    def on_close(self) -> None:
+        was_ready = self.state is State.READY
+        self.state = State.CLOSED
+        for timer in self._timers:
+            tornado.ioloop.IOLoop.current().remove_timeout(timer)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        self.cursors.cancel()
+        if was_ready:
+            self.gateway.forget(self)
+            self._m.connections.dec()
+            self.gateway.spawn(self._cleanup())
+
+    async def _cleanup(self) -> None:
+        await self.gateway.leave(self, self.channels)
+        if self.principal is not None:
+            try:
+                await self.rt.chat.presence.disconnect(self.principal, self.connection_id)
+            except Exception:
+                log.warning("presence disconnect failed", exc_info=True)
+
+    def conversation_view(self, conversation: Any) -> dict[str, Any]:
+        return conversation_dict(conversation)
