@@ -1,0 +1,511 @@
+"""The ChatCluster CustomResourceDefinition, generated from code so the repeated component
+schema is written once. ``python -m chat_operator.crd`` prints the YAML committed in
+``crds/`` and the chart; a unit test fails when they drift from this module.
+
+Every string has a maxLength and every list a maxItems: the API server estimates the cost of
+CEL rules from these bounds and refuses a CRD whose rules could run unbounded.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]
+
+from chat_operator import GROUP, KIND, PLURAL, VERSION
+
+Schema = dict[str, Any]
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+QUANTITY = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# An OCI repository: optional registry host[:port], then lowercase path components.
+IMAGE_REPOSITORY = (
+    r"^([a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?(:[0-9]+)?/)?"
+    r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$"
+)
+IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+SEMVER = r"^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+MAX_NAME = 30  # "<name>-worker-<pool>" must stay a 63-character DNS label.
+
+
+def _str(max_length: int = 253, **extra: Any) -> Schema:
+    return {"type": "string", "maxLength": max_length, **extra}
+
+
+def _int(minimum: int, maximum: int, **extra: Any) -> Schema:
+    return {"type": "integer", "format": "int32", "minimum": minimum, "maximum": maximum, **extra}
+
+
+def _obj(
+    properties: Schema,
+    *,
+    required: list[str] | None = None,
+    rules: list[Schema] | None = None,
+    **extra: Any,
+) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties, **extra}
+    if required:
+        schema["required"] = required
+    if rules:
+        schema["x-kubernetes-validations"] = rules
+    return schema
+
+
+def _string_map(max_properties: int = 32, value_len: int = 1024) -> Schema:
+    return {
+        "type": "object",
+        "maxProperties": max_properties,
+        "additionalProperties": _str(value_len),
+    }
+
+
+def _quantity() -> Schema:
+    return {
+        "x-kubernetes-int-or-string": True,
+        "anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 32}],
+        "pattern": QUANTITY,
+    }
+
+
+def _resources() -> Schema:
+    amounts = _obj(
+        {"cpu": _quantity(), "memory": _quantity(), "ephemeral-storage": _quantity()},
+    )
+    return _obj({"requests": amounts, "limits": amounts})
+
+
+def _autoscaling() -> Schema:
+    return _obj(
+        {
+            "minReplicas": _int(1, 1000),
+            "maxReplicas": _int(1, 1000),
+            "targetCPUUtilizationPercentage": _int(1, 100),
+            "targetMemoryUtilizationPercentage": _int(1, 100),
+            "scaleDownStabilizationSeconds": _int(0, 3600, default=300),
+        },
+        required=["minReplicas", "maxReplicas"],
+        rules=[
+            {
+                "rule": "self.minReplicas <= self.maxReplicas",
+                "message": "autoscaling.maxReplicas must be >= autoscaling.minReplicas",
+                "fieldPath": ".maxReplicas",
+            },
+            {
+                "rule": "has(self.targetCPUUtilizationPercentage) || "
+                "has(self.targetMemoryUtilizationPercentage)",
+                "message": "autoscaling needs targetCPUUtilizationPercentage and/or "
+                "targetMemoryUtilizationPercentage",
+            },
+        ],
+    )
+
+
+def _pdb() -> Schema:
+    int_or_percent: Schema = {
+        "x-kubernetes-int-or-string": True,
+        "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "maxLength": 4}],
+        "pattern": r"^[0-9]{1,3}%$",
+    }
+    return _obj(
+        {
+            "enabled": {"type": "boolean", "default": True},
+            "minAvailable": int_or_percent,
+            "maxUnavailable": int_or_percent,
+        },
+        rules=[
+            {
+                "rule": "!(has(self.minAvailable) && has(self.maxUnavailable))",
+                "message": "set at most one of podDisruptionBudget.minAvailable and maxUnavailable",
+            }
+        ],
+    )
+
+
+def _tolerations() -> Schema:
+    return {
+        "type": "array",
+        "maxItems": 32,
+        "items": _obj(
+            {
+                "key": _str(316),
+                "operator": _str(16, enum=["Exists", "Equal"]),
+                "value": _str(63),
+                "effect": _str(16, enum=["NoSchedule", "PreferNoSchedule", "NoExecute"]),
+                "tolerationSeconds": {"type": "integer", "format": "int64", "minimum": 0},
+            }
+        ),
+    }
+
+
+def _topology_spread() -> Schema:
+    return {
+        "type": "array",
+        "maxItems": 8,
+        "description": "Spread this component's pods; the operator fills in the label "
+        "selector for the component.",
+        "items": _obj(
+            {
+                "maxSkew": _int(1, 100),
+                "topologyKey": _str(316),
+                "whenUnsatisfiable": _str(16, enum=["DoNotSchedule", "ScheduleAnyway"]),
+            },
+            required=["maxSkew", "topologyKey", "whenUnsatisfiable"],
+        ),
+    }
+
+
+def component_properties() -> Schema:
+    """Fields shared by api, websocket and each worker pool."""
+    return {
+        "replicas": _int(
+            0,
+            1000,
+            description="Fixed replica count (default 2 for api and "
+            "websocket, 1 for workers); mutually exclusive with autoscaling.",
+        ),
+        "autoscaling": _autoscaling(),
+        "resources": _resources(),
+        "nodeSelector": _string_map(),
+        "tolerations": _tolerations(),
+        "affinity": {
+            "type": "object",
+            "description": "A core/v1 Affinity, passed through unchanged.",
+            "x-kubernetes-preserve-unknown-fields": True,
+        },
+        "topologySpreadConstraints": _topology_spread(),
+        "priorityClassName": _str(253),
+        "podAnnotations": _string_map(),
+        "podDisruptionBudget": _pdb(),
+    }
+
+
+COMPONENT_RULES = [
+    {
+        "rule": "!(has(self.replicas) && has(self.autoscaling))",
+        "message": "replicas and autoscaling are mutually exclusive: the HPA owns replicas",
+    }
+]
+
+
+def _component(extra: Schema | None = None) -> Schema:
+    return _obj(
+        {**component_properties(), **(extra or {})},
+        rules=COMPONENT_RULES,
+    )
+
+
+def _secret_key_ref(default_key: str) -> Schema:
+    return _obj(
+        {
+            "name": _str(253, pattern=DNS_LABEL[:-1] + r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+            "key": _str(253, default=default_key, pattern=r"^[-._a-zA-Z0-9]+$"),
+        },
+        required=["name"],
+    )
+
+
+def _dependency(default_key: str, extra: Schema | None = None) -> Schema:
+    return _obj(
+        {
+            "url": _str(2048, description="A URL without credentials, e.g. redis://redis:6379/0."),
+            "secretRef": _secret_key_ref(default_key),
+            **(extra or {}),
+        },
+        rules=[
+            {
+                "rule": "has(self.url) != has(self.secretRef)",
+                "message": "exactly one of url or secretRef must be set",
+            },
+            {
+                "rule": "!has(self.url) || !self.url.contains('@')",
+                "message": "url must not carry credentials; store it in a Secret and use secretRef",
+                "fieldPath": ".url",
+            },
+        ],
+    )
+
+
+def spec_schema() -> Schema:
+    worker = _obj(
+        {
+            "name": _str(MAX_NAME, pattern=DNS_LABEL),
+            "queues": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 16,
+                "items": _str(63, pattern=r"^[a-z0-9][-_a-z0-9]*$"),
+            },
+            "processes": _int(1, 64, default=1),
+            "threads": _int(1, 64, default=4),
+            **component_properties(),
+        },
+        required=["name", "queues"],
+        rules=COMPONENT_RULES,
+    )
+    return _obj(
+        {
+            "version": _str(64, pattern=SEMVER, description="chatcluster release to run."),
+            "image": _obj(
+                {
+                    "repository": _str(
+                        255, pattern=IMAGE_REPOSITORY, default="ghcr.io/chatcluster/chatcluster"
+                    ),
+                    "tag": _str(128, pattern=IMAGE_TAG, description="Defaults to version."),
+                    "digest": _str(71, pattern=r"^sha256:[a-f0-9]{64}$"),
+                    "pullPolicy": _str(
+                        16, enum=["Always", "IfNotPresent", "Never"], default="IfNotPresent"
+                    ),
+                    "pullSecrets": {
+                        "type": "array",
+                        "maxItems": 8,
+                        "items": _str(253, pattern=DNS_LABEL),
+                    },
+                },
+                default={},
+            ),
+            "api": _component(),
+            "websocket": _component(
+                {
+                    "drainSeconds": _int(
+                        1,
+                        3600,
+                        default=30,
+                        description="Time WebSocket pods get to close sockets "
+                        "with code 1012 after SIGTERM.",
+                    )
+                }
+            ),
+            "workers": {
+                "type": "array",
+                "maxItems": 16,
+                "items": worker,
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+            "ingress": _obj(
+                {
+                    "enabled": {"type": "boolean", "default": False},
+                    "className": _str(253),
+                    "host": _str(253, pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+                    "tls": _obj(
+                        {"secretName": _str(253, pattern=DNS_LABEL)}, required=["secretName"]
+                    ),
+                    "websocketPath": _str(128, pattern=r"^/[-/_.a-zA-Z0-9]*$", default="/ws"),
+                    "annotations": _string_map(),
+                },
+                rules=[
+                    {
+                        "rule": "!self.enabled || has(self.host)",
+                        "message": "ingress.host is required when ingress is enabled",
+                    }
+                ],
+            ),
+            "redis": _dependency(
+                "url",
+                {
+                    "keyPrefix": _str(
+                        64,
+                        default="chat:",
+                        pattern=r"^[-_:.a-zA-Z0-9]*$",
+                        rules=[
+                            {
+                                "rule": "self == oldSelf",
+                                "message": "redis.keyPrefix is immutable: existing "
+                                "keys would be orphaned",
+                            }
+                        ],
+                    )
+                },
+            ),
+            "postgres": _dependency("dsn"),
+            "mongodb": _dependency("uri"),
+            "auth": _obj(
+                {
+                    "jwtSecretRef": _secret_key_ref("jwt-secret"),
+                    "accessTokenTTLSeconds": _int(60, 86400, default=900),
+                },
+                required=["jwtSecretRef"],
+            ),
+            "migrations": _obj(
+                {
+                    "enabled": {"type": "boolean", "default": True},
+                    "backoffLimit": _int(0, 10, default=2),
+                    "activeDeadlineSeconds": _int(30, 86400, default=1800),
+                },
+                default={},
+            ),
+            "monitoring": _obj(
+                {
+                    "serviceMonitor": _obj(
+                        {
+                            "enabled": {"type": "boolean", "default": True},
+                            "interval": _str(16, pattern=r"^[0-9]+(ms|s|m|h)$", default="30s"),
+                            "labels": _string_map(),
+                        }
+                    ),
+                    "dashboards": _obj({"enabled": {"type": "boolean", "default": False}}),
+                },
+                default={},
+            ),
+            "config": {
+                **_string_map(64, 4096),
+                "description": "Extra CHAT_* environment for every component (not secrets).",
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "self.all(k, k.matches('^CHAT_[A-Z0-9_]{1,60}$'))",
+                        "message": "config keys must look like CHAT_SOMETHING",
+                    },
+                    {
+                        "rule": "!('CHAT_JWT_SECRET' in self)",
+                        "message": "CHAT_JWT_SECRET must come from auth.jwtSecretRef",
+                    },
+                ],
+            },
+            "paused": {
+                "type": "boolean",
+                "default": False,
+                "description": "Stop changing children; status is still reported.",
+            },
+        },
+        required=["version", "redis", "postgres", "auth"],
+    )
+
+
+def _replica_counts() -> Schema:
+    return _obj(
+        {
+            "desired": _int(0, 100000),
+            "ready": _int(0, 100000),
+            "updated": _int(0, 100000),
+            "available": _int(0, 100000),
+            "summary": _str(32),
+        }
+    )
+
+
+def status_schema() -> Schema:
+    condition = _obj(
+        {
+            "type": _str(316),
+            "status": _str(8, enum=["True", "False", "Unknown"]),
+            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+            "lastTransitionTime": {"type": "string", "format": "date-time"},
+            "reason": _str(1024),
+            "message": _str(32768),
+        },
+        required=["type", "status", "lastTransitionTime", "reason", "message"],
+    )
+    workers = {**_replica_counts()}
+    workers["properties"] = {**workers["properties"], "name": _str(MAX_NAME)}
+    return _obj(
+        {
+            "observedGeneration": {"type": "integer", "format": "int64"},
+            "phase": _str(
+                16, enum=["Pending", "Migrating", "Progressing", "Ready", "Degraded", "Paused"]
+            ),
+            "version": _str(64),
+            "image": _str(512),
+            "conditions": {
+                "type": "array",
+                "maxItems": 16,
+                "items": condition,
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
+            "components": _obj(
+                {
+                    "api": _replica_counts(),
+                    "websocket": _replica_counts(),
+                    "workers": {"type": "array", "maxItems": 16, "items": workers},
+                }
+            ),
+            "migration": _obj(
+                {
+                    "image": _str(512),
+                    "job": _str(253),
+                    "state": _str(16, enum=["Pending", "Running", "Succeeded", "Failed"]),
+                }
+            ),
+            "endpoints": _obj({"api": _str(512), "websocket": _str(512), "ingress": _str(512)}),
+        }
+    )
+
+
+def crd() -> Schema:
+    """The complete apiextensions.k8s.io/v1 CustomResourceDefinition."""
+    schema = _obj(
+        {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec_schema(),
+            "status": status_schema(),
+        },
+        required=["spec"],
+        rules=[
+            {
+                "rule": f"self.metadata.name.size() <= {MAX_NAME}",
+                "message": f"a ChatCluster name must be at most {MAX_NAME} characters",
+            }
+        ],
+    )
+    column = {"type": "string"}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "plural": PLURAL,
+                "singular": "chatcluster",
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "shortNames": ["chc"],
+                "categories": ["all", "chatcluster"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": schema},
+                    "additionalPrinterColumns": [
+                        {
+                            **column,
+                            "name": "Ready",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                        },
+                        {**column, "name": "Phase", "jsonPath": ".status.phase"},
+                        {**column, "name": "Version", "jsonPath": ".status.version"},
+                        {**column, "name": "API", "jsonPath": ".status.components.api.summary"},
+                        {
+                            **column,
+                            "name": "WS",
+                            "jsonPath": ".status.components.websocket.summary",
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                }
+            ],
+        },
+    }
+
+
+HEADER = (
+    "# Generated by `python -m chat_operator.crd`; edit operator/chat_operator/crd.py instead.\n"
+)
+
+
+def render() -> str:
+    return HEADER + str(yaml.safe_dump(crd(), sort_keys=False, width=100))
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

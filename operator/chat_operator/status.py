@@ -1,0 +1,195 @@
+"""Status as a pure function of what the reconciler observed.
+
+Conditions follow the metav1.Condition convention: ``lastTransitionTime`` only moves when
+``status`` flips, so watchers can tell how long a cluster has been (not) Ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chat_operator.builders import network
+from chat_operator.builders.common import Cluster, api_name, worker_name, ws_name
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+DEPENDENCIES_READY = "DependenciesReady"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the reconciler saw in the cluster during one pass."""
+
+    generation: int
+    deployments: Mapping[str, Mapping[str, Any]]
+    missing_secrets: Sequence[str]
+    migration_state: str | None  # Pending/Running/Succeeded/Failed, None when disabled
+    migration_job: str | None
+    target_image: str
+    rolled_image: str | None
+    paused: bool
+    now: str
+
+
+@dataclass(frozen=True)
+class Counts:
+    desired: int
+    ready: int
+    updated: int
+    available: int
+    stalled: bool
+
+    def as_status(self) -> dict[str, Any]:
+        return {
+            "desired": self.desired,
+            "ready": self.ready,
+            "updated": self.updated,
+            "available": self.available,
+            "summary": f"{self.ready}/{self.desired}",
+        }
+
+    @property
+    def done(self) -> bool:
+        return self.ready >= self.desired and self.updated >= self.desired and not self.stalled
+
+
+def counts(deployment: Mapping[str, Any] | None) -> Counts:
+    """Replica counts of one Deployment; a Deployment whose controller has not caught up with
+    its latest spec (observedGeneration lag) is never counted as done."""
+    if deployment is None:
+        return Counts(0, 0, 0, 0, stalled=True)
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    meta = deployment.get("metadata") or {}
+    desired = int(spec.get("replicas", 1))
+    lagging = int(status.get("observedGeneration", 0)) < int(meta.get("generation", 1))
+    stuck = any(
+        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in status.get("conditions") or ()
+    )
+    return Counts(
+        desired=desired,
+        ready=int(status.get("readyReplicas", 0)),
+        updated=int(status.get("updatedReplicas", 0)),
+        available=int(status.get("availableReplicas", 0)),
+        stalled=lagging or stuck,
+    )
+
+
+def _condition(
+    previous: Mapping[str, Mapping[str, Any]],
+    kind: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    observed: Observed,
+) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    before = previous.get(kind)
+    moved = before is None or before.get("status") != status
+    return {
+        "type": kind,
+        "status": status,
+        "observedGeneration": observed.generation,
+        "lastTransitionTime": observed.now if moved else before["lastTransitionTime"],  # type: ignore[index]
+        "reason": reason,
+        "message": message,
+    }
+
+
+def build_status(
+    cluster: Cluster, observed: Observed, previous: Mapping[str, Any]
+) -> dict[str, Any]:
+    spec = cluster.spec
+    components = {
+        "api": counts(observed.deployments.get(api_name(cluster))),
+        "websocket": counts(observed.deployments.get(ws_name(cluster))),
+    }
+    workers = {
+        pool.name: counts(observed.deployments.get(worker_name(cluster, pool.name)))
+        for pool in spec.workers
+    }
+    all_counts = list(components.values()) + list(workers.values())
+    rolled = observed.rolled_image == observed.target_image
+    deps_ok = not observed.missing_secrets
+    migration_failed = observed.migration_state == "Failed"
+    migrating = observed.migration_state in ("Pending", "Running")
+    stalled = [c for c in all_counts if c.stalled and c.desired > 0 and c.updated > 0]
+    workloads_done = all(c.done for c in all_counts)
+    ready = deps_ok and rolled and workloads_done and not migration_failed
+
+    if not deps_ok:
+        dep_reason, dep_msg = "SecretMissing", "missing: " + ", ".join(observed.missing_secrets)
+    else:
+        dep_reason, dep_msg = "SecretsFound", "all referenced Secret keys exist"
+
+    if migration_failed:
+        degraded = (True, "MigrationFailed", f"migration Job {observed.migration_job} failed")
+    elif stalled:
+        degraded = (True, "RolloutStalled", "a Deployment exceeded its progress deadline")
+    else:
+        degraded = (False, "AsExpected", "no failures observed")
+
+    if observed.paused:
+        progressing = (False, "Paused", "spec.paused is true; children are left as they are")
+    elif migrating:
+        progressing = (True, "Migrating", f"waiting for migration Job {observed.migration_job}")
+    elif not workloads_done or not rolled:
+        progressing = (True, "RollingOut", "Deployments are rolling out")
+    else:
+        progressing = (False, "Complete", "all Deployments are up to date")
+
+    if ready:
+        ready_c = (True, "AllReplicasReady", "all components are ready")
+    elif not deps_ok:
+        ready_c = (False, "DependenciesNotReady", dep_msg)
+    elif migrating or (migration_failed and not rolled):
+        ready_c = (False, "MigrationPending", "the new version waits for its migration")
+    else:
+        not_ready = [n for n, c in {**components, **workers}.items() if not c.done]
+        ready_c = (False, "ReplicasNotReady", "not ready: " + ", ".join(not_ready))
+
+    if observed.paused:
+        phase = "Paused"
+    elif degraded[0]:
+        phase = "Degraded"
+    elif not deps_ok:
+        phase = "Pending"
+    elif migrating:
+        phase = "Migrating"
+    elif ready:
+        phase = "Ready"
+    else:
+        phase = "Progressing"
+
+    prev_conditions = {c["type"]: c for c in previous.get("conditions") or ()}
+    conditions = [
+        _condition(prev_conditions, READY, ready_c[0], ready_c[1], ready_c[2], observed),
+        _condition(prev_conditions, PROGRESSING, *progressing, observed),
+        _condition(prev_conditions, DEGRADED, *degraded, observed),
+        _condition(prev_conditions, DEPENDENCIES_READY, deps_ok, dep_reason, dep_msg, observed),
+    ]
+    status: dict[str, Any] = {
+        "observedGeneration": observed.generation,
+        "phase": phase,
+        "conditions": conditions,
+        "components": {
+            "api": components["api"].as_status(),
+            "websocket": components["websocket"].as_status(),
+            "workers": [{"name": n, **c.as_status()} for n, c in workers.items()],
+        },
+        "endpoints": network.endpoints(cluster),
+    }
+    if observed.rolled_image is not None:
+        status["image"] = observed.rolled_image
+        status["version"] = spec.version if rolled else previous.get("version", spec.version)
+    if observed.migration_job is not None and observed.migration_state is not None:
+        status["migration"] = {
+            "image": observed.target_image,
+            "job": observed.migration_job,
+            "state": observed.migration_state,
+        }
+    return status
