@@ -1,0 +1,435 @@
+"""Real servers for the cluster tests: Redis, PostgreSQL 15 and FerretDB (MongoDB protocol).
+
+Each server starts once per session, lazily (only when a test asks for it), on a free loopback
+port in its own temporary directory, and is torn down at the end. The server objects can stop,
+SIGKILL, start and restart their process on the same port and data directory, for chaos tests.
+
+A missing binary skips the tests that need it on a laptop, but fails them when `CI=true`: CI
+must never go green by skipping everything (as Dramatiq's tests/conftest.py does).
+
+Isolation is cheap, per test: `fresh_redis_url` hands out a flushed logical database,
+`fresh_postgres_dsn` clones a migrated template database (a file copy inside PostgreSQL, tens of
+milliseconds), `fresh_mongodb_database` names a new MongoDB database. `cluster_settings` bundles
+the three into a cluster-mode `Settings`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from chat.config import Backend, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+CACHE = Path(os.environ.get("CHATCLUSTER_CACHE", "/var/cache/chatcluster"))
+START_TIMEOUT_S = 60.0
+REDIS_DATABASES = 64
+
+
+def _ferretdb_version() -> str:
+    script = (ROOT / "scripts/setup.d/30-ferretdb.sh").read_text()
+    found = re.search(r"^FERRETDB_VERSION=(\S+)$", script, re.MULTILINE)
+    assert found, "30-ferretdb.sh must pin FERRETDB_VERSION"
+    return found.group(1)
+
+
+def ferretdb_binary() -> Path:
+    return CACHE / f"ferretdb-{_ferretdb_version()}" / "ferretdb"
+
+
+def unavailable(what: str) -> None:
+    """Skip on a laptop without the server; fail under CI, where setup.sh installs everything."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI=true: run scripts/setup.sh)", pytrace=False)
+    pytest.skip(what)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `check` until it holds; raise naming `what` when `timeout_s` runs out."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.01
+    while True:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout_s}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+class ManagedServer:
+    """One server process on a fixed port and data directory that survive restarts."""
+
+    name = "server"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None, f"{self.name} already running"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        log.close()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        def check() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}"
+                )
+            return self.ready()
+
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                wait_until(check, max(0.1, deadline - time.monotonic()), self.name)
+                return
+            except RuntimeError:
+                raise
+            except TimeoutError as exc:
+                raise TimeoutError(f"{exc}\n{self.tail()}") from None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM); waits for the process to exit."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown work, like a crashed node."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self, *, hard: bool = False) -> None:
+        self.kill() if hard else self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class RedisServer(ManagedServer):
+    name = "redis"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        return [
+            "redis-server",
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.workdir),
+            "--databases", str(REDIS_DATABASES),
+            # Guarantee 1 of the design: an acked append is fsynced before the reply.
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--save", "",
+            "--daemonize", "no",
+        ]  # fmt: skip
+
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=5)
+
+    def ready(self) -> bool:
+        # A restarted Redis answers -LOADING while it replays the AOF: not ready yet.
+        with self.client() as r:
+            return bool(r.ping())
+
+
+class PostgresServer(ManagedServer):
+    """PostgreSQL refuses to run as root: initdb and pg_ctl run as `postgres` via su."""
+
+    name = "postgres"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.data = workdir / "data"
+        if os.geteuid() == 0:
+            shutil.chown(workdir, "postgres", "postgres")
+        initdb = [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres"]
+        self._as_postgres([*initdb, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def dsn_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _as_postgres(self, argv: list[str]) -> None:
+        if os.geteuid() == 0:
+            argv = ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(map(_quote, argv))]
+        subprocess.run(argv, check=True, capture_output=True, cwd=self.workdir)
+
+    def command(self) -> list[str]:
+        # pg_ctl daemonises postgres; self.proc stays None and stop/kill use the pid file.
+        raise NotImplementedError
+
+    def start(self) -> None:
+        opts = (
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
+            # Process crashes lose nothing without fsync (the page cache survives); machine
+            # crashes are not what these tests simulate, and fsync costs seconds per test run.
+            " -c fsync=off -c full_page_writes=off -c max_connections=300"
+        )
+        self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path),
+                           "-o", opts, "-w", "-t", "60", "start"])  # fmt: skip
+        self._wait_ready()
+
+    def ready(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+    def _pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        if self._pid() is not None:
+            self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+                               "-w", "stop"])  # fmt: skip
+
+    def kill(self) -> None:
+        pid = self._pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not _alive(pid), 30, "postgres exit")
+            # A stale pid file would make the next start wait for nothing.
+            (self.data / "postmaster.pid").unlink(missing_ok=True)
+
+    @property
+    def running(self) -> bool:
+        pid = self._pid()
+        return pid is not None and _alive(pid)
+
+
+class FerretServer(ManagedServer):
+    """FerretDB with its SQLite backend: one file per database, no other server needed."""
+
+    name = "ferretdb"
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    def command(self) -> list[str]:
+        return [
+            str(ferretdb_binary()),
+            f"--listen-addr=127.0.0.1:{self.port}",
+            "--handler=sqlite",
+            f"--sqlite-url=file:{self.workdir}/data/",
+            f"--state-dir={self.workdir}",
+            "--telemetry=disable",
+            "--debug-addr=-",  # its default fixed port would collide between parallel runs
+            "--log-level=warn",
+        ]
+
+    def start(self) -> None:
+        (self.workdir / "data").mkdir(exist_ok=True)
+        super().start()
+
+    def ready(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of su counts as gone.
+    with contextlib.suppress(OSError):
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
+    return True
+
+
+def _quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\\''") + "'"
+
+
+@contextlib.contextmanager
+def _workdir(prefix: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"chatcluster-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# --- the servers -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed")
+    with _workdir("redis") as wd:
+        server = RedisServer(wd)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    if not (PG_BIN / "pg_ctl").exists():
+        unavailable(f"PostgreSQL 15 is not installed in {PG_BIN}")
+    with _workdir("postgres") as wd:
+        wd.chmod(0o755)
+        server = PostgresServer(wd)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def ferretdb_server() -> Iterator[FerretServer]:
+    if not ferretdb_binary().exists():
+        unavailable(f"FerretDB is not built at {ferretdb_binary()}")
+    with _workdir("ferretdb") as wd:
+        server = FerretServer(wd)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(postgres_server: PostgresServer) -> str:
+    return postgres_server.dsn
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(ferretdb_server: FerretServer) -> str:
+    return ferretdb_server.uri
+
+
+# --- cheap isolation per test ------------------------------------------------------------------
+
+_redis_dbs = itertools.cycle(range(1, REDIS_DATABASES))
+
+
+@pytest.fixture
+def fresh_redis_url(redis_server: RedisServer) -> str:
+    """A flushed logical database (1..63, round robin; 0 is left for session-wide use).
+
+    Pub/sub channels are global to the server, not per database: tests keep them apart with
+    random conversation ids."""
+    db = next(_redis_dbs)
+    with redis_server.client(db) as r:
+        r.flushdb()
+    return f"redis://127.0.0.1:{redis_server.port}/{db}"
+
+
+@pytest.fixture(scope="session")
+async def postgres_template(postgres_server: PostgresServer) -> str:
+    """A database with every migration applied, cloned by `fresh_postgres_dsn`."""
+    from chat.stores.cluster.migrations import migrate_postgres
+
+    name = "chat_template"
+    admin = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    await migrate_postgres(postgres_server.dsn_for(name))
+    return name
+
+
+@pytest.fixture
+async def fresh_postgres_dsn(postgres_server: PostgresServer, postgres_template: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+    finally:
+        await admin.close()
+    return postgres_server.dsn_for(name)
+
+
+@pytest.fixture
+def fresh_mongodb_database(mongodb_uri: str) -> str:
+    """A database name never used before; FerretDB creates it on first write."""
+    return f"t_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def cluster_settings(
+    fresh_redis_url: str,
+    fresh_postgres_dsn: str,
+    mongodb_uri: str,
+    fresh_mongodb_database: str,
+) -> Settings:
+    return Settings(
+        backend=Backend.CLUSTER,
+        redis_url=fresh_redis_url,
+        postgres_dsn=fresh_postgres_dsn,
+        mongodb_uri=mongodb_uri,
+        mongodb_database=fresh_mongodb_database,
+        jwt_secret="test-secret-" + "x" * 32,
+    )
