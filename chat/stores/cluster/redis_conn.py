@@ -63,12 +63,17 @@ async def _warn_unless_durable(client: aioredis.Redis) -> None:
         config = await client.config_get("append*")
     except Exception:  # CONFIG may be renamed or forbidden; that is not an error here
         return
-    appendonly = config.get(b"appendonly", config.get("appendonly"))
-    fsync = config.get(b"appendfsync", config.get("appendfsync"))
-    if appendonly not in (b"yes", "yes") or fsync not in (b"always", "always"):
+    # Keys and values come back as bytes (the client does not decode responses).
+    values = {_text(k): _text(v) for k, v in config.items()}
+    appendonly, fsync = values.get("appendonly"), values.get("appendfsync")
+    if appendonly != "yes" or fsync != "always":
         log.warning(
             "Redis is not configured with appendonly yes + appendfsync always "
             "(appendonly=%r appendfsync=%r): acknowledged messages can be lost on a crash",
             appendonly,
             fsync,
         )
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

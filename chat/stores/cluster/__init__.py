@@ -1,0 +1,87 @@
+"""Cluster mode: Redis (hot log, pub/sub, sessions, presence, rate limits), PostgreSQL (accounts,
+conversations) and MongoDB (the message archive), behind the same ports as embedded mode.
+
+`open_cluster_ports` connects to all three and fails fast with an error naming the one that is
+unreachable, so a pod that cannot work never reports ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs; see docs/cluster.md
+import redis.asyncio as aioredis
+from pymongo import AsyncMongoClient
+
+from chat.config import Settings
+from chat.domain.chat import Ports
+from chat.domain.ports import JobQueue
+from chat.stores.cluster import redis_conn
+from chat.stores.cluster.migrations import migrate
+from chat.stores.cluster.mongo_archive import MongoArchive
+from chat.stores.cluster.mongo_conn import connect_mongo
+from chat.stores.cluster.postgres_accounts import PostgresAccountStore
+from chat.stores.cluster.postgres_conversations import PostgresConversationStore
+from chat.stores.cluster.postgres_pool import create_pool
+from chat.stores.cluster.redis_bus import RedisBus
+from chat.stores.cluster.redis_log import RedisEventLog
+from chat.stores.cluster.redis_presence import RedisPresence
+from chat.stores.cluster.redis_ratelimit import RedisRateLimiter
+from chat.stores.cluster.redis_sessions import RedisSessionStore
+
+__all__ = ["ClusterPorts", "migrate", "open_cluster_ports"]
+
+
+@dataclass
+class ClusterPorts:
+    ports: Ports
+    _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Close every client, newest first; safe to call twice."""
+        while self._closers:
+            close = self._closers.pop()
+            with contextlib.suppress(Exception):
+                await close()
+
+
+async def open_cluster_ports(
+    settings: Settings, queue: JobQueue, *, migrate_schema: bool = True
+) -> ClusterPorts:
+    """Connect to Redis, PostgreSQL and MongoDB and build every port.
+
+    With `migrate_schema` (the default) pending migrations are applied first: idempotent and
+    serialised by an advisory lock, so every pod may do it; the operator's migration Job runs
+    the same function before a version rolls out, which leaves nothing to do here.
+    """
+    opened = ClusterPorts(ports=None)  # type: ignore[arg-type]  # filled in below
+    try:
+        client: aioredis.Redis = await redis_conn.connect(settings.redis_url)
+        opened._closers.append(client.aclose)
+        pool: asyncpg.Pool = await create_pool(settings.postgres_dsn)
+        opened._closers.append(pool.close)
+        mongo: AsyncMongoClient[dict[str, Any]] = await connect_mongo(settings.mongodb_uri)
+        opened._closers.append(mongo.close)
+        if migrate_schema:
+            await migrate(settings)
+        archive = MongoArchive(mongo[settings.mongodb_database])
+        bus = RedisBus(client, settings.redis_url)
+        opened._closers.append(bus.close)
+        opened.ports = Ports(
+            accounts=PostgresAccountStore(pool),
+            conversations=PostgresConversationStore(pool),
+            log=RedisEventLog(client, archive.watermark, archive.event),
+            archive=archive,
+            bus=bus,
+            sessions=RedisSessionStore(client),
+            presence=RedisPresence(client),
+            limiter=RedisRateLimiter(client),
+            queue=queue,
+        )
+    except BaseException:
+        await opened.close()
+        raise
+    return opened

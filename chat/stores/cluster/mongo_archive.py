@@ -1,0 +1,223 @@
+"""The message archive in MongoDB, written only by the persistence worker.
+
+Collections: `events` (every event as appended, for exact replay of ranges the log no longer
+holds), `messages` (messages with edits and deletes applied, for history, search and unread
+counts) and `watermarks` (`_id` = conversation, `seq` = highest seq applied).
+
+Idempotence, which lets a failed or concurrent job simply run again:
+- events and messages are keyed by `_id = "<cid>:<seq>"` and written with `$setOnInsert` upserts,
+  so re-applying an event changes nothing;
+- an edit only applies while the message's `changed_by_seq` is below the edit's seq and it is
+  not deleted, so a replayed older edit never overwrites a later one; a delete always applies;
+- the watermark moves with `$max`, after the events are written: it never claims more than is
+  stored, and never moves back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from chat.domain.models import Event, EventKind, Message
+from chat.stores.cluster.mongo_conn import mongo_errors
+
+Doc = dict[str, Any]
+DUPLICATE_KEY = 11000
+UPSERT_RACE_RETRIES = 3
+"""Two concurrent upserts of the same new `_id` can both try to insert; the loser gets a
+duplicate-key error and, the write being idempotent, simply runs again."""
+
+
+def _id(conversation_id: str, seq: int) -> str:
+    return f"{conversation_id}:{seq}"
+
+
+def _event_doc(ev: Event) -> Doc:
+    return {
+        "conversation_id": ev.conversation_id,
+        "seq": ev.seq,
+        "kind": ev.kind.value,
+        "sender_id": ev.sender_id,
+        "client_id": ev.client_id,
+        "body": ev.body,
+        "target_seq": ev.target_seq,
+        "ts": ev.ts,
+    }
+
+
+def _event(d: Doc) -> Event:
+    return Event(
+        d["conversation_id"],
+        d["seq"],
+        EventKind(d["kind"]),
+        d["sender_id"],
+        d["client_id"],
+        d["body"],
+        d["target_seq"],
+        d["ts"],
+    )
+
+
+def _message(d: Doc) -> Message:
+    return Message(
+        conversation_id=d["conversation_id"],
+        seq=d["seq"],
+        sender_id=d["sender_id"],
+        client_id=d["client_id"],
+        body=d["body"],
+        ts=d["ts"],
+        edited_ts=d.get("edited_ts"),
+        deleted=bool(d.get("deleted", False)),
+    )
+
+
+def _message_write(ev: Event) -> UpdateOne:
+    target = _id(ev.conversation_id, ev.target_seq or 0)
+    if ev.kind is EventKind.MESSAGE:
+        doc = {
+            "conversation_id": ev.conversation_id,
+            "seq": ev.seq,
+            "sender_id": ev.sender_id,
+            "client_id": ev.client_id,
+            "body": ev.body,
+            "ts": ev.ts,
+            "edited_ts": None,
+            "deleted": False,
+            "changed_by_seq": 0,
+        }
+        return UpdateOne({"_id": _id(ev.conversation_id, ev.seq)}, {"$setOnInsert": doc}, True)
+    if ev.kind is EventKind.EDIT:
+        return UpdateOne(
+            {"_id": target, "changed_by_seq": {"$lt": ev.seq}, "deleted": False},
+            {"$set": {"body": ev.body, "edited_ts": ev.ts, "changed_by_seq": ev.seq}},
+        )
+    # A delete wins whatever order concurrent jobs apply things in: nothing revives a message.
+    return UpdateOne(
+        {"_id": target},
+        {
+            "$set": {"body": "", "deleted": True, "edited_ts": ev.ts},
+            "$max": {"changed_by_seq": ev.seq},
+        },
+    )
+
+
+class MongoArchive:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._events = db.events
+        self._messages = db.messages
+        self._watermarks = db.watermarks
+
+    async def apply(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        ordered = sorted(events, key=lambda e: (e.conversation_id, e.seq))
+        highest: dict[str, int] = {}
+        for ev in ordered:
+            highest[ev.conversation_id] = max(highest.get(ev.conversation_id, 0), ev.seq)
+        event_writes = [
+            UpdateOne({"_id": _id(e.conversation_id, e.seq)}, {"$setOnInsert": _event_doc(e)}, True)
+            for e in ordered
+        ]
+        # Ordered: a message is in place before the edits and deletes that follow it.
+        message_writes = [_message_write(e) for e in ordered]
+        watermark_writes = [
+            UpdateOne({"_id": cid}, {"$max": {"seq": seq}}, True) for cid, seq in highest.items()
+        ]
+        with mongo_errors():
+            await self._bulk(self._events, event_writes)
+            await self._bulk(self._messages, message_writes)
+            await self._bulk(self._watermarks, watermark_writes)
+
+    @staticmethod
+    async def _bulk(collection: Any, writes: list[UpdateOne]) -> None:
+        for attempt in range(UPSERT_RACE_RETRIES + 1):
+            try:
+                await collection.bulk_write(writes, ordered=True)
+                return
+            except BulkWriteError as exc:
+                codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
+                if codes != {DUPLICATE_KEY} or attempt == UPSERT_RACE_RETRIES:
+                    raise
+
+    async def watermark(self, conversation_id: str) -> int:
+        with mongo_errors():
+            doc = await self._watermarks.find_one({"_id": conversation_id})
+        return int(doc["seq"]) if doc else 0
+
+    async def events(self, conversation_id: str, after_seq: int, limit: int) -> list[Event]:
+        with mongo_errors():
+            cursor = (
+                self._events.find({"conversation_id": conversation_id, "seq": {"$gt": after_seq}})
+                .sort("seq", ASCENDING)
+                .limit(limit)
+            )
+            return [_event(d) async for d in cursor]
+
+    async def event(self, conversation_id: str, seq: int) -> Event | None:
+        """One archived event (a duplicate send whose original left the hot log)."""
+        with mongo_errors():
+            doc = await self._events.find_one({"_id": _id(conversation_id, seq)})
+        return _event(doc) if doc else None
+
+    async def history(
+        self, conversation_id: str, *, before: int | None, after: int | None, limit: int
+    ) -> list[Message]:
+        with mongo_errors():
+            if after is not None:
+                cursor = (
+                    self._messages.find({"conversation_id": conversation_id, "seq": {"$gt": after}})
+                    .sort("seq", ASCENDING)
+                    .limit(limit)
+                )
+                return [_message(d) async for d in cursor]
+            query: Doc = {"conversation_id": conversation_id}
+            if before is not None:
+                query["seq"] = {"$lt": before}
+            cursor = self._messages.find(query).sort("seq", DESCENDING).limit(limit)
+            newest_first = [_message(d) async for d in cursor]
+        return newest_first[::-1]
+
+    async def get(self, conversation_id: str, seq: int) -> Message | None:
+        with mongo_errors():
+            doc = await self._messages.find_one({"_id": _id(conversation_id, seq)})
+        return _message(doc) if doc else None
+
+    async def search(self, conversation_ids: Sequence[str], text: str, limit: int) -> list[Message]:
+        if not conversation_ids:
+            return []
+        query = {
+            "conversation_id": {"$in": list(conversation_ids)},
+            "deleted": False,
+            # Escaped: the user's text is matched literally, never as a pattern.
+            "body": {"$regex": re.escape(text), "$options": "i"},
+        }
+        with mongo_errors():
+            cursor = (
+                self._messages.find(query)
+                .sort([("ts", DESCENDING), ("seq", DESCENDING)])
+                .limit(limit)
+            )
+            return [_message(d) async for d in cursor]
+
+    async def count_from_others(self, conversation_id: str, user_id: str, after_seq: int) -> int:
+        with mongo_errors():
+            return await self._messages.count_documents(
+                {
+                    "conversation_id": conversation_id,
+                    "seq": {"$gt": after_seq},
+                    "sender_id": {"$ne": user_id},
+                    "deleted": False,
+                }
+            )
+
+    async def delete_older_than(self, ts: int) -> int:
+        with mongo_errors():
+            result = await self._messages.delete_many({"ts": {"$lt": ts}})
+            # The raw events go too: retention means the text is gone, not just hidden.
+            await self._events.delete_many({"ts": {"$lt": ts}})
+        return int(result.deleted_count)

@@ -1,0 +1,93 @@
+"""Users and credentials in PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs; see docs/cluster.md
+
+from chat.domain.errors import Conflict
+from chat.domain.models import Credentials, User
+from chat.stores.cluster.postgres_pool import postgres_errors
+
+_COLUMNS = "id, username, display_name, created_at, disabled, is_admin"
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        display_name=row["display_name"],
+        created_at=row["created_at"],
+        disabled=row["disabled"],
+        is_admin=row["is_admin"],
+    )
+
+
+class PostgresAccountStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create_user(self, user: User, password_hash: str) -> None:
+        try:
+            with postgres_errors():
+                await self._pool.execute(
+                    "INSERT INTO users (id, username, display_name, password_hash, created_at,"
+                    " disabled, is_admin) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    user.id,
+                    user.username,
+                    user.display_name,
+                    password_hash,
+                    user.created_at,
+                    user.disabled,
+                    user.is_admin,
+                )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("that username is taken", code="username_taken") from exc
+
+    async def credentials_by_username(self, username: str) -> Credentials | None:
+        with postgres_errors():
+            row = await self._pool.fetchrow(
+                f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = $1", username
+            )
+        return Credentials(_user(row), row["password_hash"]) if row else None
+
+    async def get_user(self, user_id: str) -> User | None:
+        with postgres_errors():
+            row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
+        return _user(row) if row else None
+
+    async def get_users(self, user_ids: Sequence[str]) -> list[User]:
+        if not user_ids:
+            return []
+        with postgres_errors():
+            rows = await self._pool.fetch(
+                f"SELECT {_COLUMNS} FROM users WHERE id = ANY($1::text[]) ORDER BY username",
+                list(user_ids),
+            )
+        return [_user(r) for r in rows]
+
+    async def find_by_username(self, username: str) -> User | None:
+        with postgres_errors():
+            row = await self._pool.fetchrow(
+                f"SELECT {_COLUMNS} FROM users WHERE username = $1", username
+            )
+        return _user(row) if row else None
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> bool:
+        with postgres_errors():
+            status = await self._pool.execute(
+                "UPDATE users SET disabled = $1 WHERE id = $2", disabled, user_id
+            )
+        return _count(status) > 0
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        with postgres_errors():
+            await self._pool.execute(
+                "UPDATE users SET password_hash = $1 WHERE id = $2", password_hash, user_id
+            )
+
+
+def _count(status: str) -> int:
+    """Rows affected, from a command tag such as "UPDATE 1" or "INSERT 0 1"."""
+    return int(status.rsplit(" ", 1)[-1])

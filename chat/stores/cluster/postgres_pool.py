@@ -1,0 +1,51 @@
+"""The asyncpg pool the PostgreSQL stores share, and how its failures are reported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs; see docs/cluster.md
+
+from chat.stores.cluster.errors import redact, translated, unavailable
+
+POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+POOL_MIN = 1
+POOL_MAX = 10
+"""Connections per process. PostgreSQL's default max_connections is 100: 10 per pod leaves room
+for several API, gateway and worker pods."""
+CONNECT_TIMEOUT_S = 5.0
+COMMAND_TIMEOUT_S = 30.0
+"""Every query here is an indexed lookup or a small write; 30 s means a sick server."""
+
+
+@contextmanager
+def postgres_errors(dsn: str = "") -> Iterator[None]:
+    with translated("PostgreSQL", POSTGRES_ERRORS, redact(dsn) if dsn else ""):
+        yield
+
+
+async def create_pool(dsn: str) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=POOL_MIN,
+            max_size=POOL_MAX,
+            timeout=CONNECT_TIMEOUT_S,
+            command_timeout=COMMAND_TIMEOUT_S,
+        )
+    except POSTGRES_ERRORS as exc:
+        raise unavailable("PostgreSQL", exc, redact(dsn)) from exc
+    except asyncpg.exceptions.InvalidCatalogNameError as exc:
+        raise unavailable("PostgreSQL", exc, redact(dsn)) from exc
+    assert pool is not None
+    return pool

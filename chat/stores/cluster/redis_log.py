@@ -1,0 +1,265 @@
+"""The hot log of each conversation in Redis: a stream of event frames plus a head hash.
+
+Keys, all in the conversation's Redis Cluster slot (`{cid}` hash tag):
+- `chat:log:{cid}:head`   hash: `seq` (last assigned), `trimmed` (events <= it are gone),
+                          `restored` (set when the head was rebuilt from the archive)
+- `chat:log:{cid}:stream` stream; entry id `<seq>-0`, field `f` = the exact event frame bytes
+- `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq
+- `chat:log:{cid}:dedupe_ts` sorted set of the same fields scored by ts, to expire old ones
+- `chat:log:backlog`      set of conversation ids that ever had a head (see `backlog`)
+
+Guarantees and where they are kept:
+- Atomic dedupe + seq + append + publish: one Lua script (`_APPEND`). Redis runs a script
+  without interleaving any other command, so PUBLISH order equals seq order on each channel.
+- Durability: the script's writes reach the AOF before Redis replies to anyone, and with
+  `appendfsync always` it fsyncs before replying (subscribers' buffers are flushed after the
+  AOF too), so a returned `append` survives a Redis crash.
+- No seq reuse after Redis loses its data: a missing head is never created by the append script
+  itself; the caller rebuilds it from the archive's watermark first (`_ensure_head`), and marks
+  everything up to it as trimmed so `read` reports those ranges incomplete instead of empty.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+import redis.asyncio as aioredis
+
+from chat.domain.channels import conversation_channel
+from chat.domain.frames import event_frame
+from chat.domain.models import AppendResult, Event, EventDraft, EventKind, LogRange
+from chat.stores.cluster.redis_conn import redis_errors
+
+log = logging.getLogger(__name__)
+
+BACKLOG_KEY = "chat:log:backlog"
+DEDUPE_WINDOW_S = 24 * 3600
+"""A retried send returns the original event for at least this long. Older dedupe entries are
+dropped when their event is trimmed from the log, so dedupe memory is bounded by the send rate
+times this window, not by the conversation's whole history."""
+
+_APPEND = """
+local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local channel, field, prefix, middle = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local seen = redis.call('HGET', dedupe, field)
+if seen then
+  local entry = redis.call('XRANGE', stream, seen .. '-0', seen .. '-0')
+  if #entry > 0 then return {0, seen, entry[1][2][2]} end
+  return {0, seen, false}
+end
+local last = redis.call('HGET', head, 'seq')
+if not last then return {-1} end
+local seq = string.format('%d', tonumber(last) + 1)
+local now = redis.call('TIME')
+local ts = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+-- The frame is built around seq and ts from bytes encoded by chat.domain.frames, so every
+-- subscriber gets exactly event_frame(event).
+local frame = prefix .. seq .. middle .. ts .. '}'
+-- XADD first: if it fails nothing else has been written (scripts do not roll back).
+redis.call('XADD', stream, seq .. '-0', 'f', frame)
+redis.call('HSET', head, 'seq', seq)
+redis.call('HSET', dedupe, field, seq)
+redis.call('ZADD', dedupe_ts, ts, field)
+redis.call('PUBLISH', channel, frame)
+return {1, seq, ts}
+"""
+
+_ENSURE_HEAD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'trimmed', ARGV[1])
+if tonumber(ARGV[1]) > 0 then redis.call('HSET', KEYS[1], 'restored', ARGV[1]) end
+return 1
+"""
+
+_READ = """
+local head = redis.call('HMGET', KEYS[1], 'seq', 'trimmed')
+if not head[1] then return {-1} end
+local entries = redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])
+local frames = {}
+for i, e in ipairs(entries) do frames[i] = e[2][2] end
+return {tonumber(head[2]), frames}
+"""
+
+_TRIM = """
+local keep_after = tonumber(ARGV[1])
+local trimmed = tonumber(redis.call('HGET', KEYS[1], 'trimmed') or '0')
+if keep_after <= trimmed then return 0 end
+redis.call('HSET', KEYS[1], 'trimmed', ARGV[1])
+redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', keep_after + 1) .. '-0')
+-- Forget dedupe entries that are both old and trimmed; newer ones keep answering retries.
+local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])
+for _, field in ipairs(old) do
+  local seq = tonumber(redis.call('HGET', KEYS[3], field) or '0')
+  if seq <= keep_after then
+    redis.call('HDEL', KEYS[3], field)
+    redis.call('ZREM', KEYS[4], field)
+  end
+end
+return 1
+"""
+
+Floor = Callable[[str], Awaitable[int]]
+"""Where a lost head restarts: the archive's watermark for the conversation."""
+
+
+def _keys(cid: str) -> list[str]:
+    tag = f"chat:log:{{{cid}}}"
+    return [f"{tag}:head", f"{tag}:stream", f"{tag}:dedupe", f"{tag}:dedupe_ts"]
+
+
+def _frame_template(draft: EventDraft) -> tuple[bytes, bytes]:
+    """The frame's bytes before the seq digits and between seq and ts.
+
+    `"seq":0,` cannot occur earlier in the encoding: only `type` and `conversation_id` precede
+    it, and a quote inside a JSON string is escaped."""
+    draft_event = Event(
+        draft.conversation_id,
+        0,
+        draft.kind,
+        draft.sender_id,
+        draft.client_id,
+        draft.body,
+        draft.target_seq,
+        0,
+    )
+    encoded = event_frame(draft_event)
+    before, marker, after = encoded.partition(b'"seq":0,')
+    assert marker, "frames.event_dict changed its key order"
+    assert after.endswith(b'"ts":0}'), "frames.event_dict changed its key order"
+    return before + b'"seq":', b"," + after[: -len(b"0}")]
+
+
+def _event(frame: bytes) -> Event:
+    d = orjson.loads(frame)
+    return Event(
+        d["conversation_id"],
+        d["seq"],
+        EventKind(d["kind"]),
+        d["sender_id"],
+        d["client_id"],
+        d["body"],
+        d["target_seq"],
+        d["ts"],
+    )
+
+
+class RedisEventLog:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        floor: Floor,
+        fetch_archived: Callable[[str, int], Awaitable[Event | None]],
+        *,
+        dedupe_window_s: int = DEDUPE_WINDOW_S,
+    ) -> None:
+        self._redis = client
+        self._floor = floor
+        self._fetch_archived = fetch_archived
+        self._dedupe_window_s = dedupe_window_s
+        self._append = client.register_script(_APPEND)
+        self._ensure = client.register_script(_ENSURE_HEAD)
+        self._read = client.register_script(_READ)
+        self._trim = client.register_script(_TRIM)
+
+    async def append(self, draft: EventDraft) -> AppendResult:
+        cid = draft.conversation_id
+        prefix, middle = _frame_template(draft)
+        args: list[str | bytes] = [
+            conversation_channel(cid),
+            f"{draft.sender_id}\x00{draft.client_id}",
+            prefix,
+            middle,
+        ]
+        for _ in range(3):
+            with redis_errors():
+                reply = await self._append(keys=_keys(cid), args=args)
+            status = int(reply[0])
+            if status == 1:
+                event = Event(
+                    cid,
+                    int(reply[1]),
+                    draft.kind,
+                    draft.sender_id,
+                    draft.client_id,
+                    draft.body,
+                    draft.target_seq,
+                    int(reply[2]),
+                )
+                return AppendResult(event, duplicate=False)
+            if status == 0:
+                return AppendResult(await self._original(cid, int(reply[1]), reply[2]), True)
+            await self._ensure_head(cid)
+        raise RuntimeError(f"log head of {cid} vanished while appending")  # pragma: no cover
+
+    async def _original(self, cid: str, seq: int, frame: bytes | None) -> Event:
+        if frame is not None:
+            return _event(frame)
+        # Trimmed from the log within the dedupe window: the archive has it (trim only drops
+        # archived events).
+        archived = await self._fetch_archived(cid, seq)
+        if archived is None:
+            raise RuntimeError(f"event {cid}#{seq} is neither in the log nor in the archive")
+        return archived
+
+    async def _ensure_head(self, cid: str) -> None:
+        """Create a missing head at the archive's watermark: after Redis lost its data, seq
+        continues above everything archived instead of restarting at 1."""
+        with redis_errors():
+            await self._redis.sadd(BACKLOG_KEY, cid)
+        floor = await self._floor(cid)
+        with redis_errors():
+            created = await self._ensure(keys=_keys(cid)[:1], args=[floor])
+        if created and floor > 0:
+            log.warning(
+                "log head of conversation %s was missing; restored at archived seq %d "
+                "(events after it that were only in Redis are lost)",
+                cid,
+                floor,
+            )
+
+    async def read(self, conversation_id: str, after_seq: int, limit: int) -> LogRange:
+        keys = _keys(conversation_id)[:2]
+        for _ in range(3):
+            with redis_errors():
+                reply = await self._read(keys=keys, args=[f"{after_seq + 1}-0", limit])
+            if int(reply[0]) >= 0:
+                trimmed, frames = int(reply[0]), reply[1]
+                return LogRange(tuple(_event(f) for f in frames), complete=after_seq >= trimmed)
+            await self._ensure_head(conversation_id)
+        raise RuntimeError(f"log head of {conversation_id} vanished")  # pragma: no cover
+
+    async def last_seq(self, conversation_id: str) -> int:
+        head = _keys(conversation_id)[0]
+        with redis_errors():
+            seq = await self._redis.hget(head, "seq")
+        if seq is None:
+            await self._ensure_head(conversation_id)
+            with redis_errors():
+                seq = await self._redis.hget(head, "seq")
+        return int(seq or 0)
+
+    async def trim(self, conversation_id: str, keep_after_seq: int) -> None:
+        with redis_errors():
+            time_s, _ = await self._redis.time()
+            cutoff_ms = (int(time_s) - self._dedupe_window_s) * 1000
+            await self._trim(keys=_keys(conversation_id), args=[keep_after_seq, cutoff_ms])
+
+    async def backlog(self) -> list[str]:
+        """Conversations whose log holds events (last seq above the trim point).
+
+        The set only grows (one member per conversation ever written on this Redis): removing
+        members would race with appends, and a conversation count is a small bound."""
+        with redis_errors():
+            raw: set[bytes] = await self._redis.smembers(BACKLOG_KEY)  # type: ignore[assignment]
+            members = sorted(m.decode() for m in raw)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for cid in members:
+                    pipe.hmget(_keys(cid)[0], "seq", "trimmed")
+                heads = await pipe.execute()
+        return [
+            cid
+            for cid, (seq, trimmed) in zip(members, heads, strict=True)
+            if seq is not None and int(seq) > int(trimmed or 0)
+        ]

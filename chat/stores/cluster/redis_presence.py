@@ -1,0 +1,133 @@
+"""Presence in Redis: each user's live connections in a sorted set scored by expiry time.
+
+Keys per user (one slot): `chat:presence:{uid}:conns` (connection -> expires at, ms),
+`chat:presence:{uid}:state` (connection -> online|idle), `chat:presence:{uid}:seen` (last seen,
+ms). A sorted set rather than one TTL key per connection: counting a user's connections then
+needs no SCAN, and expiry is still enforced by time, not by anyone remembering to clean up; the
+set and hash themselves carry a key TTL, so a user whose gateway crashed leaves nothing behind.
+
+Every operation first drops expired connections (recording their expiry as last seen), in the
+same script, using Redis's clock so every gateway agrees on "now".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+
+from chat.domain.models import Presence, PresenceState
+from chat.stores.cluster.redis_conn import redis_errors
+
+_PRELUDE = """
+local conns, states, seen = KEYS[1], KEYS[2], KEYS[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gone = redis.call('ZRANGEBYSCORE', conns, '-inf', now, 'WITHSCORES')
+if #gone > 0 then
+  local last = tonumber(redis.call('GET', seen) or '0')
+  for i = 1, #gone, 2 do
+    redis.call('HDEL', states, gone[i])
+    last = math.max(last, tonumber(gone[i + 1]))
+  end
+  redis.call('ZREMRANGEBYSCORE', conns, '-inf', now)
+  redis.call('SET', seen, string.format('%d', last))
+end
+local function keep_alive()
+  local newest = redis.call('ZRANGE', conns, -1, -1, 'WITHSCORES')
+  if #newest > 0 then
+    redis.call('PEXPIREAT', conns, newest[2])
+    redis.call('PEXPIREAT', states, newest[2])
+  end
+end
+"""
+
+# ARGV: connection, state, ttl ms. Returns the live connection count.
+_TOUCH = (
+    _PRELUDE
+    + """
+redis.call('ZADD', conns, now + tonumber(ARGV[3]), ARGV[1])
+redis.call('HSET', states, ARGV[1], ARGV[2])
+redis.call('SET', seen, string.format('%d', now))
+keep_alive()
+return redis.call('ZCARD', conns)
+"""
+)
+
+# ARGV: connection. Returns the remaining live connection count.
+_DISCONNECT = (
+    _PRELUDE
+    + """
+if redis.call('ZREM', conns, ARGV[1]) == 1 then
+  redis.call('SET', seen, string.format('%d', now))
+end
+redis.call('HDEL', states, ARGV[1])
+return redis.call('ZCARD', conns)
+"""
+)
+
+# Returns {live connections, of which online, last seen or false}.
+_GET = (
+    _PRELUDE
+    + """
+local online = 0
+for _, s in ipairs(redis.call('HVALS', states)) do
+  if s == 'online' then online = online + 1 end
+end
+return {redis.call('ZCARD', conns), online, redis.call('GET', seen)}
+"""
+)
+
+
+def _keys(uid: str) -> list[str]:
+    tag = f"chat:presence:{{{uid}}}"
+    return [f"{tag}:conns", f"{tag}:state", f"{tag}:seen"]
+
+
+def _ms(ttl_s: float) -> int:
+    return max(1, round(ttl_s * 1000))
+
+
+class RedisPresence:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self._touch = client.register_script(_TOUCH)
+        self._disconnect = client.register_script(_DISCONNECT)
+        self._get = client.register_script(_GET)
+
+    async def connect(self, user_id: str, connection_id: str, ttl_s: float) -> int:
+        with redis_errors():
+            count = await self._touch(
+                keys=_keys(user_id), args=[connection_id, PresenceState.ONLINE.value, _ms(ttl_s)]
+            )
+        return int(count)
+
+    async def heartbeat(
+        self, user_id: str, connection_id: str, state: PresenceState, ttl_s: float
+    ) -> None:
+        with redis_errors():
+            await self._touch(keys=_keys(user_id), args=[connection_id, state.value, _ms(ttl_s)])
+
+    async def disconnect(self, user_id: str, connection_id: str) -> int:
+        with redis_errors():
+            return int(await self._disconnect(keys=_keys(user_id), args=[connection_id]))
+
+    async def get(self, user_ids: Sequence[str]) -> dict[str, Presence]:
+        if not user_ids:
+            return {}
+        with redis_errors():
+            # One script per user (each user is its own slot); one round trip for all of them.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for uid in user_ids:
+                    await self._get(keys=_keys(uid), client=pipe)
+                replies = await pipe.execute()
+        found = {}
+        for uid, (live, online, seen) in zip(user_ids, replies, strict=True):
+            if int(live) == 0:
+                state = PresenceState.OFFLINE
+            elif int(online) > 0:
+                state = PresenceState.ONLINE
+            else:
+                state = PresenceState.IDLE
+            found[uid] = Presence(uid, state, int(seen) if seen is not None else None)
+        return found

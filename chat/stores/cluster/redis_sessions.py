@@ -1,0 +1,108 @@
+"""Refresh-token families in Redis. Only token hashes are stored.
+
+Keys: `chat:session:{fid}` hash (user, token, revoked), `chat:session:{fid}:spent` set of rotated
+hashes (both in the family's slot, so one script sees both), `chat:user_sessions:{uid}` set of
+the user's family ids (another slot: kept up to date outside the scripts; a stale id in it is
+harmless because revoking a missing family is a no-op). Everything expires `ttl_s` after the
+family was last used, as refresh tokens do.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from chat.domain.models import RefreshOutcome
+from chat.stores.cluster.redis_conn import redis_errors
+
+# Theft detection is atomic: the check of the presented hash and the rotation (or the revocation
+# on reuse) happen in one script, so two concurrent refreshes with the same token cannot both win.
+_ROTATE = """
+local h = redis.call('HMGET', KEYS[1], 'user', 'token', 'revoked')
+if not h[1] or h[3] == '1' then return {false, 0} end
+if h[2] == ARGV[1] then
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('HSET', KEYS[1], 'token', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  return {h[1], 0}
+end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'revoked', '1')
+  return {h[1], 1}
+end
+return {false, 0}
+"""
+
+# Returns 1 when an active family was revoked by this call.
+_REVOKE = """
+local revoked = redis.call('HGET', KEYS[1], 'revoked')
+if not revoked or revoked == '1' then return 0 end
+redis.call('HSET', KEYS[1], 'revoked', '1')
+return 1
+"""
+
+
+def _family(fid: str) -> list[str]:
+    return [f"chat:session:{{{fid}}}", f"chat:session:{{{fid}}}:spent"]
+
+
+def _user(uid: str) -> str:
+    return f"chat:user_sessions:{{{uid}}}"
+
+
+class RedisSessionStore:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self._rotate = client.register_script(_ROTATE)
+        self._revoke = client.register_script(_REVOKE)
+
+    async def create(self, family_id: str, user_id: str, token_hash: str, ttl_s: int) -> None:
+        family, spent = _family(family_id)
+        with redis_errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(spent)
+                pipe.hset(family, mapping={"user": user_id, "token": token_hash, "revoked": "0"})
+                pipe.expire(family, ttl_s)
+                await pipe.execute()
+            await self._track(user_id, family_id, ttl_s)
+
+    async def _track(self, user_id: str, family_id: str, ttl_s: int) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(_user(user_id), family_id)
+            pipe.expire(_user(user_id), ttl_s, nx=True)
+            pipe.expire(_user(user_id), ttl_s, gt=True)
+            await pipe.execute()
+
+    async def rotate(
+        self, family_id: str, presented_hash: str, new_hash: str, ttl_s: int
+    ) -> RefreshOutcome:
+        with redis_errors():
+            user, reused = await self._rotate(
+                keys=_family(family_id), args=[presented_hash, new_hash, ttl_s]
+            )
+        if user is None:
+            return RefreshOutcome(None)
+        uid = user.decode()
+        if not reused:
+            with redis_errors():
+                await self._track(uid, family_id, ttl_s)
+        return RefreshOutcome(uid, reused=bool(reused))
+
+    async def is_active(self, family_id: str) -> bool:
+        with redis_errors():
+            revoked = await self._redis.hget(_family(family_id)[0], "revoked")
+        return revoked == b"0"
+
+    async def revoke(self, family_id: str) -> None:
+        with redis_errors():
+            await self._revoke(keys=_family(family_id)[:1])
+
+    async def revoke_user(self, user_id: str) -> list[str]:
+        with redis_errors():
+            raw: set[bytes] = await self._redis.smembers(_user(user_id))  # type: ignore[assignment]
+            families = sorted(f.decode() for f in raw)
+            revoked = []
+            for fid in families:
+                if await self._revoke(keys=_family(fid)[:1]):
+                    revoked.append(fid)
+        return revoked

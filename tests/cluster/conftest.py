@@ -1,0 +1,31 @@
+"""Cluster-only fixtures: every port wired to fresh databases on the session's real servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from chat.config import Settings
+from chat.stores.cluster import ClusterPorts, open_cluster_ports
+
+pytestmark = pytest.mark.cluster
+
+
+class RecordingQueue:
+    """The JobQueue port, recording instead of enqueueing: these tests are about the stores."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def persist_soon(self, conversation_id: str) -> None:
+        self.asked.append(conversation_id)
+
+
+@pytest.fixture
+async def cluster(cluster_settings: Settings) -> AsyncIterator[ClusterPorts]:
+    opened = await open_cluster_ports(cluster_settings, RecordingQueue())
+    try:
+        yield opened
+    finally:
+        await opened.close()
