@@ -47,7 +47,7 @@ def make_app(
         default_handler_args={"rt": rt},
         websocket_max_message_size=rt.settings.limits.max_frame_bytes,
         websocket_ping_interval=rt.settings.limits.heartbeat_interval_s,
-        websocket_ping_timeout=rt.settings.limits.heartbeat_interval_s * 2,
+        websocket_ping_timeout=rt.settings.limits.heartbeat_interval_s,
         compress_response=False,
         xheaders=True,
     )

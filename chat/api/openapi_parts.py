@@ -76,6 +76,7 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Register": _obj(["username", "password"], username=_STR, password=_STR, display_name=_STR),
     "Login": _obj(["username", "password"], username=_STR, password=_STR),
+    "Logout": _obj([], all=_BOOL),
     "Refresh": _obj(["refresh_token"], refresh_token=_STR),
     "User": _obj(
         ["id", "username"],

@@ -8,6 +8,7 @@ the periodic sweep picks the conversation up again once the archive is back.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import dramatiq
@@ -16,6 +17,8 @@ from chat.domain.chat import Chat
 from chat.domain.clock import Clock, now_ms
 from chat.worker.queue import DramatiqQueue
 from chat.worker.runner import LoopRunner
+
+log = logging.getLogger(__name__)
 
 PERSIST_QUEUE = "persist"
 MAINTENANCE_QUEUE = "maintenance"
@@ -26,9 +29,9 @@ PERSIST_MAX_RETRIES = 25
 
 @dataclass(frozen=True)
 class Actors:
-    persist: dramatiq.Actor[[str], int]
-    sweep: dramatiq.Actor[[], int]
-    retention: dramatiq.Actor[[], int]
+    persist: dramatiq.Actor[[str], None]
+    sweep: dramatiq.Actor[[], None]
+    retention: dramatiq.Actor[[], None]
 
 
 def register_actors(
@@ -44,8 +47,9 @@ def register_actors(
         await queue.flags.release(conversation_id)
         return await chat.messaging.persist(conversation_id)
 
-    def persist_conversation(conversation_id: str) -> int:
-        return runner.run(lambda: persist(conversation_id))
+    def persist_conversation(conversation_id: str) -> None:
+        moved = runner.run(lambda: persist(conversation_id))
+        log.debug("archived %d events of %s", moved, conversation_id)
 
     async def sweep() -> int:
         """Queue a job for every conversation whose archive lags its log (a job lost with a
@@ -58,14 +62,17 @@ def register_actors(
                 behind += 1
         return behind
 
-    def sweep_backlog() -> int:
-        return runner.run(sweep)
+    def sweep_backlog() -> None:
+        behind = runner.run(sweep)
+        if behind:
+            log.info("sweep queued %d conversations whose archive lagged", behind)
 
-    def apply_retention() -> int:
+    def apply_retention() -> None:
         if retention_days <= 0:
-            return 0
+            return
         cutoff = now_ms(clock) - retention_days * 86_400_000
-        return runner.run(lambda: chat.ports.archive.delete_older_than(cutoff))
+        dropped = runner.run(lambda: chat.ports.archive.delete_older_than(cutoff))
+        log.info("retention dropped %d messages", dropped)
 
     return Actors(
         persist=dramatiq.actor(

@@ -151,6 +151,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         self.principal: Principal | None = None
         self.connection_id = new_id("ws")
         self.outstanding = 0
+        self.closing = False  # set once the server decided to close: later frames are ignored
         self.channels: list[str] = []
         self.cursors = DeliveryCursors(self._write_event, event_frame, self._fetch, self._lost)
         self._timers: list[object] = []
@@ -173,6 +174,8 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
     # -- frames in ------------------------------------------------------------------------
     async def on_message(self, message: str | bytes) -> None:
         ref: object = None
+        if self.closing:
+            return
         try:
             frame = parse(message)
             ref = frame.get("ref")
@@ -187,6 +190,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             await handler(self, frame)
         except ChatError as exc:
             self._m.errors.labels(exc.code).inc()
+            ref = exc.details.pop("ref", ref)
             if self.state is State.AUTHENTICATING:
                 self.send_frame(error_frame(exc.code, exc.message, ref, **exc.details), "error")
                 if exc.code == "too_many_connections":
@@ -415,7 +419,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
     def send_frame(self, payload: bytes, kind: str) -> None:
         """Write without waiting; a socket with too many unflushed frames is a slow consumer
         and is closed (it reconnects and resumes), so memory per socket stays bounded."""
-        if self.ws_connection is None or self.state is State.CLOSED:
+        if self.ws_connection is None or self.state is State.CLOSED or self.closing:
             return
         if self.outstanding >= self.limits.outbound_queue_frames:
             self.close_with(close_codes.SLOW_CONSUMER)
@@ -466,6 +470,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
                 log.warning("presence heartbeat failed", exc_info=True)
 
     def close_with(self, code: CloseCode) -> None:
+        self.closing = True
         self._m.closes.labels(str(code.code)).inc()
         self.close(code.code, code.reason)
 

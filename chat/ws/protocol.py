@@ -16,20 +16,21 @@ CLIENT_TYPES = frozenset(
 
 
 def parse(raw: str | bytes) -> dict[str, Any]:
+    """The frame as a dict with a known `type`; errors carry the frame's `ref` when it had one."""
     try:
         frame = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest("frame is not valid JSON", code="bad_json") from exc
     if not isinstance(frame, dict):
         raise InvalidRequest("frame must be a JSON object", code="bad_json")
-    kind = frame.get("type")
-    if kind not in CLIENT_TYPES:
-        raise InvalidRequest(f"unknown frame type {kind!r}", code="unknown_type")
     ref = frame.get("ref")
     if ref is not None and (
         isinstance(ref, bool) or not isinstance(ref, str | int) or len(str(ref)) > 64
     ):
         raise InvalidRequest("ref must be a short string or integer", code="invalid_request")
+    kind = frame.get("type")
+    if kind not in CLIENT_TYPES:
+        raise InvalidRequest(f"unknown frame type {kind!r}", code="unknown_type", ref=ref)
     return frame
 
 

@@ -1,0 +1,73 @@
+"""Health, readiness, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+
+import tornado.web
+
+from chat.api.routes import API_HANDLERS, OPS_HANDLERS
+from tests.support.fixtures import Server
+
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+async def test_health_ready_metrics(server: Server) -> None:
+    assert (await server.api.http.get("/healthz")).json() == {"status": "ok"}
+    ready = await server.api.http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"sqlite": "ok"}
+    a, b = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(a, b)
+    wb = await server.ws(b)
+    await server.api.send(a, cid, "counted")
+    await wb.wait(lambda f: f.get("body") == "counted")
+    text = (await server.api.http.get("/metrics")).text
+    for name in (
+        "chat_ws_connections",
+        "chat_ws_frames_in_total",
+        "chat_ws_frames_out_total",
+        "chat_deliveries_total",
+        "chat_send_to_deliver_seconds_bucket",
+        "chat_errors_total",
+        "chat_http_requests_total",
+    ):
+        assert name in text, name
+    deliveries = re.search(r"^chat_deliveries_total (\S+)$", text, re.M)
+    assert deliveries and float(deliveries.group(1)) >= 1
+    await wb.close()
+
+
+def _implemented(handler: type[tornado.web.RequestHandler]) -> set[str]:
+    return {m for m in METHODS if getattr(handler, m) is not getattr(tornado.web.RequestHandler, m)}
+
+
+async def test_openapi_documents_exactly_the_routes(server: Server) -> None:
+    doc = (await server.api.http.get("/openapi.json")).json()
+    assert doc["openapi"] == "3.1.0"
+    served = {h.route: _implemented(h) for h in (*API_HANDLERS, *OPS_HANDLERS)}
+    documented = {path: set(ops) for path, ops in doc["paths"].items()}
+    assert documented == served
+    # Every documented route answers (not the JSON 404 for unknown routes).
+    for path, methods in documented.items():
+        url = re.sub(r"\{[^}]+\}", "x", path)
+        for method in methods:
+            r = await server.api.http.request(method.upper(), url)
+            assert not (r.status_code == 404 and r.json()["error"]["code"] == "not_found"), (
+                method,
+                path,
+            )
+    refs = re.findall(r'"\$ref": ?"#/components/schemas/(\w+)"', str(doc).replace("'", '"'))
+    assert set(refs) <= set(doc["components"]["schemas"])
+
+
+async def test_unknown_route_is_json_404(server: Server) -> None:
+    r = await server.api.http.get("/api/v1/nothing-here")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = await server.api.http.put("/api/v1/me")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_web_client_is_served(server: Server) -> None:
+    r = await server.api.http.get("/")
+    assert r.status_code == 200 and "<html" in r.text
+    assert "default-src 'self'" in r.headers["Content-Security-Policy"]
