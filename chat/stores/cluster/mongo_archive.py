@@ -58,7 +58,7 @@ def _event(d: Doc) -> Event:
         d["sender_id"],
         d["client_id"],
         d["body"],
-        d["target_seq"],
+        d.get("target_seq"),  # FerretDB may drop null fields
         d["ts"],
     )
 

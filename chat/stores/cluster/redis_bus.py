@@ -43,8 +43,13 @@ class RedisBus:
     def __init__(self, client: aioredis.Redis, url: str) -> None:
         self._redis = client
         # A separate pool: subscriber connections are long-lived and must not retry silently.
+        # RESP2: subscription replies and messages are plain arrays read by `_dispatch` (under
+        # RESP3 they would be push frames, handed to a push handler instead of read_response).
         self._pool = ConnectionPool.from_url(
-            url, socket_connect_timeout=CONNECT_TIMEOUT_S, retry=Retry(NoBackoff(), 0)
+            url,
+            protocol=2,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
         )
         self._subscriptions: set[RedisSubscription] = set()
 

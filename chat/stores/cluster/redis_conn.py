@@ -37,6 +37,9 @@ def redis_errors() -> Iterator[None]:
 def make_client(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(
         url,
+        # RESP2, pinned: script replies and pub/sub frames are then plain arrays, whatever
+        # default a future redis-py picks.
+        protocol=2,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         socket_timeout=COMMAND_TIMEOUT_S,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES),

@@ -1,0 +1,71 @@
+"""The archive on FerretDB: idempotent, order-safe, and retriable through an outage."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from chat.domain.errors import Unavailable
+from chat.domain.models import Event, EventKind
+from chat.stores.cluster.migrations import migrate_mongo
+from chat.stores.cluster.mongo_archive import MongoArchive
+from chat.stores.cluster.mongo_conn import make_client
+from tests.servers import FerretServer
+
+
+def _ev(cid: str, seq: int, kind: EventKind, body: str, target: int | None = None) -> Event:
+    return Event(cid, seq, kind, "u1", f"m{seq}", body, target, 1_000 + seq)
+
+
+@pytest.fixture
+async def archive(mongodb_uri: str, fresh_mongodb_database: str) -> AsyncIterator[MongoArchive]:
+    await migrate_mongo(mongodb_uri, fresh_mongodb_database)
+    client = make_client(mongodb_uri + "?serverSelectionTimeoutMS=1000")
+    try:
+        yield MongoArchive(client[fresh_mongodb_database])
+    finally:
+        await client.close()
+
+
+async def test_reapplying_in_any_split_changes_nothing(archive: MongoArchive) -> None:
+    cid = f"c_{uuid.uuid4().hex}"
+    events = [
+        _ev(cid, 1, EventKind.MESSAGE, "hello"),
+        _ev(cid, 2, EventKind.EDIT, "hello, edited", 1),
+        _ev(cid, 3, EventKind.EDIT, "final", 1),
+        _ev(cid, 4, EventKind.MESSAGE, "second"),
+        _ev(cid, 5, EventKind.DELETE, "", 4),
+    ]
+    await archive.apply(events)
+    # A retried job and a late, overlapping one: the older edit must not win.
+    await archive.apply(events[:2])
+    await archive.apply(events)
+    history = await archive.history(cid, before=None, after=None, limit=10)
+    assert [(m.seq, m.body, m.deleted) for m in history] == [(1, "final", False), (4, "", True)]
+    assert history[0].edited_ts == 1_003
+    assert await archive.watermark(cid) == 5
+    assert await archive.events(cid, 0, 10) == events
+    assert await archive.count_from_others(cid, "someone-else", 0) == 1
+    assert [m.seq for m in await archive.search([cid], "FIN", 10)] == [1]
+    assert await archive.search([cid], "f.nal", 10) == []  # literal, not a pattern
+
+
+async def test_outage_raises_retriable_errors_then_catches_up(
+    archive: MongoArchive, ferretdb_server: FerretServer
+) -> None:
+    cid = f"c_{uuid.uuid4().hex}"
+    await archive.apply([_ev(cid, 1, EventKind.MESSAGE, "before")])
+    ferretdb_server.stop()
+    try:
+        with pytest.raises(Unavailable) as raised:
+            await archive.apply([_ev(cid, 2, EventKind.MESSAGE, "during")])
+        assert raised.value.code == "dependency_unavailable"
+        assert "MongoDB" in raised.value.message
+        with pytest.raises(Unavailable):
+            await archive.watermark(cid)
+    finally:
+        ferretdb_server.start()
+    await archive.apply([_ev(cid, 2, EventKind.MESSAGE, "during")])
+    assert await archive.watermark(cid) == 2
