@@ -195,12 +195,23 @@ class Reconciler:
                 if _owned_by(obj, cluster.uid):
                     existing[(kind, obj["metadata"]["name"])] = obj
 
+        hpa_min = {
+            m["spec"]["scaleTargetRef"]["name"]: int(m["spec"]["minReplicas"])
+            for m in desired
+            if m["kind"] == "HorizontalPodAutoscaler"
+        }
         deployments: dict[str, Obj] = {}
         for manifest in desired:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             before = existing.pop((kind, name), None)
-            if kind == "Deployment" and "replicas" not in manifest["spec"] and before:
-                self._hand_over_replicas(before)
+            if kind == "Deployment" and "replicas" not in manifest["spec"]:
+                if before is None:
+                    # Start an autoscaled Deployment at the HPA's floor, not the default of 1;
+                    # the next pass hands the field over to the HPA.
+                    spec = {**manifest["spec"], "replicas": hpa_min.get(name, 1)}
+                    manifest = {**manifest, "spec": spec}
+                else:
+                    self._hand_over_replicas(before)
             after = self.kube.apply(manifest)
             if kind == "Deployment":
                 deployments[name] = after
