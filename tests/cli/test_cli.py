@@ -1,0 +1,101 @@
+"""The real `chatcluster` command in subprocesses: help, dev serving, restart on the same data
+directory keeping accounts and messages, clean shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.fixtures import free_port
+
+PY = [sys.executable, "-m", "chat"]
+
+
+@pytest.mark.parametrize("sub", ["dev", "api", "ws", "worker", "migrate"])
+def test_every_subcommand_has_help(sub: str) -> None:
+    out = subprocess.run([*PY, sub, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    assert "usage: chatcluster" in out.stdout
+
+
+def test_top_level_help_lists_subcommands() -> None:
+    out = subprocess.run([*PY, "--help"], capture_output=True, text=True, timeout=60)
+    for sub in ("dev", "api", "ws", "worker", "migrate", "operator"):
+        assert sub in out.stdout
+
+
+def test_cluster_parts_refuse_to_start_without_dependencies() -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "POSTGRES_DSN", "MONGODB_URI", "CHAT_JWT_SECRET")
+    }
+    out = subprocess.run([*PY, "api"], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2
+    assert "REDIS_URL" in out.stderr
+    assert "POSTGRES_DSN" in out.stderr
+
+
+def _start_dev(data: Path, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [*PY, "dev", "--data-dir", str(data), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail("dev server did not become healthy")
+
+
+def test_dev_serves_and_keeps_data_across_restart(tmp_path: Path) -> None:
+    port = free_port()
+    proc = _start_dev(tmp_path, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert "<html" in httpx.get(base + "/").text
+        r = httpx.post(
+            base + "/api/v1/auth/register",
+            json={"username": "persisted", "password": "long enough"},
+        )
+        assert r.status_code == 201
+        token = r.json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        cid = httpx.post(
+            base + "/api/v1/conversations", headers=auth, json={"kind": "group", "title": "notes"}
+        ).json()["id"]
+        sent = httpx.post(
+            base + f"/api/v1/conversations/{cid}/messages",
+            headers=auth,
+            json={"client_id": "k1", "body": "survives restarts"},
+        )
+        assert sent.status_code == 201
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert f"running at http://127.0.0.1:{port}/" in out
+    proc = _start_dev(tmp_path, port)
+    try:
+        # Same data directory: the signing key, the session and the message are all still there.
+        history = httpx.get(base + f"/api/v1/conversations/{cid}/messages", headers=auth)
+        assert history.status_code == 200
+        assert [m["body"] for m in history.json()["messages"]] == ["survives restarts"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
