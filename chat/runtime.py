@@ -94,6 +94,9 @@ class Runtime:
             worker = self._worker
             self._worker = None
             await asyncio.to_thread(worker.stop, 5000)
+        close_flags = getattr(self.queue.flags, "close", None)
+        if close_flags is not None:
+            await close_flags()
         await self._opened.close()
         self.broker.close()
 

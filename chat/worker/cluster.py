@@ -26,6 +26,9 @@ class RedisPendingFlags:
     async def release(self, conversation_id: str) -> None:
         await self._redis.delete(f"persist-pending:{{{conversation_id}}}")
 
+    async def close(self) -> None:
+        await self._redis.aclose()
+
 
 def cluster_broker_and_flags(settings: Settings) -> tuple[dramatiq.Broker, RedisPendingFlags]:
     broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
