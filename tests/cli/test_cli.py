@@ -99,3 +99,23 @@ def test_dev_serves_and_keeps_data_across_restart(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+async def test_sigterm_drains_sockets_with_1012(tmp_path: Path) -> None:
+    from tests.support.clients import Api, Ws
+
+    port = free_port()
+    proc = _start_dev(tmp_path, port)
+    try:
+        api = Api(f"http://127.0.0.1:{port}")
+        alice = await api.register()
+        await api.close()
+        ws = await Ws.connect(f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}")
+        await ws.auth(alice.access)
+        proc.send_signal(signal.SIGTERM)
+        assert await ws.wait_closed(15) == 1012
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
