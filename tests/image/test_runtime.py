@@ -1,0 +1,92 @@
+"""Each subcommand, run from the built image as Kubernetes and docs/deploy.md run it."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests.image.support import APP_UID, RunContainer, Server, StartServer, run
+
+pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
+
+READY_DEADLINE_S = 60.0
+SUBCOMMANDS = ["dev", "api", "ws", "worker", "migrate", "operator"]
+
+
+def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return int(resp.status), resp.read().decode()
+
+
+def wait_healthy(server: Server, deadline_s: float = READY_DEADLINE_S) -> None:
+    """Poll /healthz until it answers 200, within a bound; the logs explain a failure."""
+    deadline = time.monotonic() + deadline_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            status, _ = get(f"{server.url}/healthz", timeout=2.0)
+            if status == 200:
+                return
+            last = status
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            last = exc
+        time.sleep(0.2)
+    pytest.fail(f"/healthz not ready after {deadline_s}s ({last!r})\n{server.logs()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def dev_server(start_server: StartServer) -> Iterator[Server]:
+    """`dev` exactly as the image's default command, on a read-only root filesystem."""
+    with start_server(options=["--read-only"]) as server:
+        wait_healthy(server)
+        yield server
+
+
+def test_dev_answers_healthz(dev_server: Server) -> None:
+    status, body = get(f"{dev_server.url}/healthz")
+    assert (status, body.strip()) == (200, '{"status":"ok"}')
+
+
+def test_dev_serves_the_web_client(dev_server: Server) -> None:
+    status, body = get(f"{dev_server.url}/")
+    assert status == 200
+    assert body.lstrip().lower().startswith("<!doctype html>")
+
+
+def test_dev_keeps_its_data_in_the_data_volume(dev_server: Server) -> None:
+    listing = run(["podman", "exec", dev_server.name, "ls", "/data"]).stdout.split()
+    assert "accounts.db" in listing
+    assert "messages.db" in listing
+
+
+def test_every_process_runs_as_the_app_user(dev_server: Server) -> None:
+    script = (
+        "import os\n"
+        "pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+        "print(sorted({os.stat(f'/proc/{p}').st_uid for p in pids}))\n"
+    )
+    out = run(["podman", "exec", dev_server.name, "python3", "-c", script]).stdout.strip()
+    assert out == f"[{APP_UID}]"
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_subcommand_help(run_container: RunContainer, command: str) -> None:
+    proc = run_container(command, "--help", options=["--read-only"])
+    assert proc.stdout.startswith(f"usage: chatcluster {command}"), proc.stdout[:300]
+
+
+def test_version(run_container: RunContainer) -> None:
+    assert run_container("--version").stdout.strip() == "chatcluster 0.1.0"
+
+
+def test_sigterm_stops_dev_gracefully(start_server: StartServer) -> None:
+    """tini passes SIGTERM on; a container that needed SIGKILL would exit 137."""
+    with start_server(options=["--read-only"]) as server:
+        wait_healthy(server)
+        run(["podman", "stop", "--time", "20", server.name])
+        code = run(["podman", "inspect", "--format", "{{.State.ExitCode}}", server.name])
+        assert int(code.stdout) in (0, 143), server.logs()[-2000:]
