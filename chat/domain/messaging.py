@@ -108,11 +108,32 @@ class MessagingService:
         self, who: Principal, conversation_id: object, target_seq: object, client_id: object
     ) -> AppendResult:
         cid = await self.require_member(conversation_id, who.user.id)
-        target = await self._own_message(who, cid, validation.seq(target_seq, "seq", 1))
-        draft = EventDraft(
-            cid, EventKind.DELETE, who.user.id, validation.client_id(client_id), "", target.seq
-        )
-        return await self._append(draft)
+        seq = validation.seq(target_seq, "seq", 1)
+        cmid = validation.client_id(client_id)
+        retried = await self._earlier_delete(who, cid, seq, cmid)
+        if retried is not None:
+            return AppendResult(retried, duplicate=True)
+        await self._own_message(who, cid, seq)  # raises unless it is my live message
+        return await self._append(EventDraft(cid, EventKind.DELETE, who.user.id, cmid, "", seq))
+
+    async def _earlier_delete(
+        self, who: Principal, cid: str, seq: int, client_id: str
+    ) -> Event | None:
+        """A retried delete finds its message gone: answer with the original delete event (the
+        log's dedupe cannot, since the target check comes first). Retries come within seconds,
+        so the log still holds the original."""
+        message = await self.get_message(cid, seq)
+        if message is None or not message.deleted:
+            return None
+        for event in await self._tail(cid, seq):
+            if (
+                event.kind is EventKind.DELETE
+                and event.target_seq == seq
+                and event.sender_id == who.user.id
+                and event.client_id == client_id
+            ):
+                return event
+        return None
 
     async def _append(self, draft: EventDraft) -> AppendResult:
         wait = await self._limiter.allow(

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import tornado.ioloop
+import tornado.iostream
 import tornado.websocket
 
 from chat.domain.accounts import Principal
@@ -28,6 +29,7 @@ from chat.ws import close_codes
 from chat.ws.close_codes import CloseCode
 from chat.ws.delivery import DeliveryCursors
 from chat.ws.protocol import ack_frame, error_frame, parse
+from chat.ws.wire import FrameCache
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class Gateway:
         self._subscription: Any = None
         self._starting: asyncio.Lock | None = None
         self._emptied = asyncio.Event()
+        self.frames = FrameCache()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -151,6 +154,8 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         self.principal: Principal | None = None
         self.connection_id = new_id("ws")
         self.outstanding = 0
+        self._pending: list[bytes] = []
+        self._flush_scheduled = False
         self.closing = False  # set once the server decided to close: later frames are ignored
         self.channels: list[str] = []
         self.cursors = DeliveryCursors(self._write_event, event_frame, self._fetch, self._lost)
@@ -199,6 +204,9 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
                     self.close_with(close_codes.DISABLED)
                 elif exc.code in ("bad_json", "unknown_type", "invalid_request"):
                     self.close_with(close_codes.PROTOCOL)
+                elif exc.status >= 500:
+                    # A dependency is down, not the client's fault: come back later.
+                    self.close_with(close_codes.TRY_LATER)
                 else:
                     self.close_with(close_codes.UNAUTHENTICATED)
             else:
@@ -209,6 +217,8 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             log.exception("frame handling failed")
             self._m.errors.labels("internal").inc()
             self.send_frame(error_frame("internal", "internal error", ref), "error")
+            if self.state is State.AUTHENTICATING:
+                self.close_with(close_codes.INTERNAL)
 
     async def _authenticate(self, frame: dict[str, Any]) -> None:
         if frame["type"] != "auth":
@@ -417,23 +427,40 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
 
     # -- frames out -------------------------------------------------------------------------
     def send_frame(self, payload: bytes, kind: str) -> None:
-        """Write without waiting; a socket with too many unflushed frames is a slow consumer
-        and is closed (it reconnects and resumes), so memory per socket stays bounded."""
+        """Queue a frame; frames queued in one loop iteration go out in one write.
+
+        A socket with too many frames written but not yet flushed to the kernel is a slow
+        consumer and is closed (it reconnects and resumes), so memory per socket stays bounded.
+        """
         if self.ws_connection is None or self.state is State.CLOSED or self.closing:
             return
         if self.outstanding >= self.limits.outbound_queue_frames:
             self.close_with(close_codes.SLOW_CONSUMER)
             return
-        try:
-            future = self.write_message(payload)
-        except tornado.websocket.WebSocketClosedError:
-            return
+        self._pending.append(self.gateway.frames.frame(payload))
         self.outstanding += 1
-        future.add_done_callback(self._flushed)
         self._m.frames_out.labels(kind).inc()
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    def _flushed(self, future: asyncio.Future[None]) -> None:
-        self.outstanding -= 1
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        conn = self.ws_connection
+        if not self._pending or conn is None or conn.stream is None:
+            self._pending.clear()
+            return
+        count = len(self._pending)
+        data = b"".join(self._pending) if count > 1 else self._pending[0]
+        self._pending.clear()
+        try:
+            written = conn.stream.write(data)
+        except tornado.iostream.StreamClosedError:
+            return
+        written.add_done_callback(lambda f: self._flushed(f, count))
+
+    def _flushed(self, future: asyncio.Future[None], count: int) -> None:
+        self.outstanding -= count
         if not future.cancelled():
             future.exception()  # retrieve, so a closed stream does not log "never retrieved"
 
@@ -470,6 +497,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
                 log.warning("presence heartbeat failed", exc_info=True)
 
     def close_with(self, code: CloseCode) -> None:
+        self._flush()  # an error frame queued just before (auth failure) goes out first
         self.closing = True
         self._m.closes.labels(str(code.code)).inc()
         self.close(code.code, code.reason)

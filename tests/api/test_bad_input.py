@@ -272,6 +272,7 @@ async def test_slow_consumer_is_disconnected(make_server: ServerFactory) -> None
     closes = server.rt.metrics.registry.get_sample_value("chat_ws_closes_total", {"code": "4008"})
     assert closes == 1
     await writer.close()
+    await reader.conn.close()
 
 
 async def test_sql_and_html_looking_text_is_stored_verbatim(server: Server) -> None:

@@ -116,6 +116,20 @@ async def test_edit_and_delete_are_live_and_in_history(server: Server) -> None:
         {"type": "delete", "conversation_id": cid, "seq": sent["seq"], "client_id": "e3"}
     )
     await wb.wait(lambda f: f.get("kind") == "delete")
+    # A retried delete (same client_id) answers with the original event, over HTTP too.
+    again = await server.api.http.delete(
+        f"/api/v1/conversations/{cid}/messages/{sent['seq']}",
+        headers=alice.auth,
+        params={"client_id": "e3"},
+    )
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
+    other = await server.api.http.delete(
+        f"/api/v1/conversations/{cid}/messages/{sent['seq']}",
+        headers=alice.auth,
+        params={"client_id": "e4"},
+    )
+    assert other.status_code == 404
     [gone] = await server.api.history(bob, cid)
     assert gone["deleted"] is True and gone["body"] == ""
     await wa.close()

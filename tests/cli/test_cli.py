@@ -119,3 +119,48 @@ async def test_sigterm_drains_sockets_with_1012(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+async def test_sigkill_loses_no_acked_message(tmp_path: Path) -> None:
+    """Guarantee 1 in embedded mode: every message acked before a SIGKILL is there after a
+    restart on the same data directory, exactly once and in order."""
+    from tests.support.clients import Api, Ws
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start_dev(tmp_path, port)
+    api = Api(base)
+    alice, bob = await api.register(), await api.register()
+    cid = await api.dm(alice, bob)
+    ws = await Ws.connect(f"ws://127.0.0.1:{port}/ws", base)
+    await ws.auth(alice.access)
+    # Fire sends without waiting, then kill the process while some are still in flight.
+    for i in range(60):
+        await ws.send(
+            {
+                "type": "send",
+                "ref": i,
+                "conversation_id": cid,
+                "client_id": f"k{i}",
+                "body": f"durable {i}",
+            }
+        )
+        if i == 15:
+            await ws.wait(lambda f: f.get("type") == "ack" and f.get("ref") == 10)
+    await ws.wait(lambda f: f.get("type") == "ack" and f.get("ref") == 15)
+    proc.kill()
+    proc.communicate(timeout=30)
+    await ws.wait_closed()
+    acked = sorted(f["seq"] for f in ws.frames if f.get("type") == "ack")
+    assert len(acked) >= 16
+    proc = _start_dev(tmp_path, port)
+    try:
+        history = await api.history(bob, cid, limit=100)
+        seqs = [m["seq"] for m in history]
+        assert set(acked) <= set(seqs)
+        assert seqs == list(range(1, len(seqs) + 1))  # no gaps, no duplicates
+        assert [m["body"] for m in history] == [f"durable {s - 1}" for s in seqs]
+    finally:
+        await api.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)

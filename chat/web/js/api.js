@@ -1,0 +1,176 @@
+// The HTTP API with session handling. The access token lives in memory only; the refresh token
+// is kept in localStorage so a reload can resume the session. Refresh tokens rotate on every
+// use and reusing a rotated one revokes the session, so refreshes are single-flight.
+
+const REFRESH_KEY = "cc.refresh";
+
+export class ApiError extends Error {
+  constructor(status, code, message, details = {}) {
+    super(message || code);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+const AUTH_CODES = new Set(["unauthenticated", "token_invalid", "token_expired"]);
+
+export class Api {
+  constructor() {
+    this.access = null;
+    this.user = null;
+    this._refreshing = null;
+    this.onSessionEnded = () => {};
+  }
+
+  get hasSession() {
+    return Boolean(localStorage.getItem(REFRESH_KEY));
+  }
+
+  _store(tokens) {
+    this.access = tokens.access_token;
+    this.user = tokens.user;
+    localStorage.setItem(REFRESH_KEY, tokens.refresh_token);
+  }
+
+  forget() {
+    this.access = null;
+    this.user = null;
+    localStorage.removeItem(REFRESH_KEY);
+  }
+
+  async register(username, password, displayName) {
+    const body = { username, password };
+    if (displayName) body.display_name = displayName;
+    this._store(await this._raw("POST", "/api/v1/auth/register", body));
+  }
+
+  async login(username, password) {
+    this._store(await this._raw("POST", "/api/v1/auth/login", { username, password }));
+  }
+
+  /** Rotate the refresh token; returns false (and forgets the session) when it is gone. */
+  refresh() {
+    if (!this._refreshing) {
+      this._refreshing = this._refresh().finally(() => {
+        this._refreshing = null;
+      });
+    }
+    return this._refreshing;
+  }
+
+  async _refresh() {
+    const token = localStorage.getItem(REFRESH_KEY);
+    if (!token) return false;
+    try {
+      this._store(await this._raw("POST", "/api/v1/auth/refresh", { refresh_token: token }));
+      return true;
+    } catch (err) {
+      if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
+        this.forget();
+        this.onSessionEnded();
+        return false;
+      }
+      throw err; // network trouble: the session may still be fine
+    }
+  }
+
+  async logout() {
+    try {
+      if (this.access) await this._raw("POST", "/api/v1/auth/logout", {});
+    } finally {
+      this.forget();
+    }
+  }
+
+  /** An authenticated call; an expired access token is refreshed once and the call retried. */
+  async call(method, path, body) {
+    if (!this.access && !(await this.refresh())) {
+      throw new ApiError(401, "unauthenticated", "not logged in");
+    }
+    try {
+      return await this._raw(method, path, body, this.access);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401 && AUTH_CODES.has(err.code)) {
+        if (await this.refresh()) return this._raw(method, path, body, this.access);
+      }
+      throw err;
+    }
+  }
+
+  async _raw(method, path, body, token) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+      });
+    } catch {
+      throw new ApiError(0, "network", "network error");
+    }
+    if (response.status === 204) return null;
+    let payload = null;
+    try {
+      payload = await response.json();
+    } catch {
+      payload = null;
+    }
+    if (!response.ok) {
+      const error = (payload && payload.error) || {};
+      throw new ApiError(
+        response.status,
+        error.code || "http_" + response.status,
+        error.message,
+        error.details,
+      );
+    }
+    return payload;
+  }
+
+  // -- resources -------------------------------------------------------------------------
+  conversations() {
+    return this.call("GET", "/api/v1/conversations");
+  }
+  conversation(id) {
+    return this.call("GET", `/api/v1/conversations/${encodeURIComponent(id)}`);
+  }
+  findUser(username) {
+    return this.call("GET", `/api/v1/users?username=${encodeURIComponent(username)}`);
+  }
+  userById(id) {
+    return this.call("GET", `/api/v1/users/${encodeURIComponent(id)}`);
+  }
+  openDirect(userId) {
+    return this.call("POST", "/api/v1/conversations", { kind: "direct", user_id: userId });
+  }
+  createGroup(title, memberIds) {
+    return this.call("POST", "/api/v1/conversations", {
+      kind: "group",
+      title,
+      member_ids: memberIds,
+    });
+  }
+  addMember(cid, userId) {
+    return this.call("POST", `/api/v1/conversations/${encodeURIComponent(cid)}/members`, {
+      user_id: userId,
+    });
+  }
+  removeMember(cid, userId) {
+    const path = `/api/v1/conversations/${encodeURIComponent(cid)}/members/`;
+    return this.call("DELETE", path + encodeURIComponent(userId));
+  }
+  history(cid, { before, after, limit = 50 } = {}) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (before !== undefined) q.set("before", String(before));
+    if (after !== undefined) q.set("after", String(after));
+    return this.call("GET", `/api/v1/conversations/${encodeURIComponent(cid)}/messages?${q}`);
+  }
+  presence() {
+    return this.call("GET", "/api/v1/presence");
+  }
+}
