@@ -9,16 +9,21 @@ these tests skip on a laptop, but fail under CI=true, where a skip would hide a 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
 from tests.image.support import (
     BUILD_TIMEOUT_S,
+    CACHE,
+    ROOT,
     BuiltImage,
     RunContainer,
     Server,
@@ -124,3 +129,91 @@ def start_server(image: BuiltImage) -> StartServer:
             run(["podman", "rm", "--force", "--time", "5", name], check=False)
 
     return _start
+
+
+@pytest.fixture(scope="session")
+def skaffold() -> str:
+    """The skaffold that scripts/setup.d/50-image.sh built, at the version the script pins."""
+    script = (ROOT / "scripts/image/build-skaffold.sh").read_text()
+    match = re.search(r'SKAFFOLD_VERSION="\$\{SKAFFOLD_VERSION:-(v[0-9.]+)\}"', script)
+    assert match, "build-skaffold.sh pins no version"
+    path = CACHE / f"skaffold-{match.group(1)}" / "skaffold"
+    if not os.access(path, os.X_OK):
+        unavailable(f"{path} is not built (bash scripts/image/build-skaffold.sh)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    """helm from PATH, else the one scripts/setup.d/40-k8s.sh built into the cache."""
+    found = shutil.which("helm") or next(
+        (str(p) for p in sorted(CACHE.glob("helm-*/bin/helm"), reverse=True)), None
+    )
+    if found is None:
+        unavailable("helm is not installed (scripts/setup.d/40-k8s.sh builds it)")
+    return found
+
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- {name: local, cluster: {server: "https://127.0.0.1:9"}}
+users:
+- {name: local, user: {token: unused}}
+contexts:
+- {name: kind-chatcluster, context: {cluster: local, user: local}}
+- {name: prod, context: {cluster: local, user: local}}
+current-context: CONTEXT
+"""
+CONTEXTS = ("kind-chatcluster", "prod")
+
+
+@pytest.fixture(scope="session")
+def skaffold_env(
+    skaffold: str, helm: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """An environment for skaffold: its own HOME (global config with metrics off, no update
+    check), helm on PATH, and a kubeconfig per context (kubeconfig-<context> beside it, the
+    first one current), each pointing at a closed loopback port: profile activation by context
+    works and nothing can reach a real cluster."""
+    home = tmp_path_factory.mktemp("skaffold-home")
+    for context in CONTEXTS:
+        (home / f"kubeconfig-{context}").write_text(KUBECONFIG.replace("CONTEXT", context))
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "KUBECONFIG": str(home / f"kubeconfig-{CONTEXTS[0]}"),
+        "PATH": f"{Path(helm).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "SKAFFOLD_UPDATE_CHECK": "false",
+        "SKAFFOLD_INTERACTIVE": "false",
+    }
+    env.pop("DOCKER_HOST", None)
+    run([skaffold, "config", "set", "--global", "collect-metrics", "false"], env=env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def podman_api(podman: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`podman system service` on a private socket: skaffold reads image IDs through the
+    Docker API. Yields a DOCKER_HOST value; the service is stopped by its pid."""
+    sock = tmp_path_factory.mktemp("podman-api") / "podman.sock"
+    proc = subprocess.Popen(
+        [podman, "system", "service", "--time=0", f"unix://{sock}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"podman system service did not create {sock}")
+            time.sleep(0.1)
+        yield f"unix://{sock}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
