@@ -49,3 +49,34 @@ export function fill(el, ...children) {
   clear(el);
   append(el, children);
 }
+
+/**
+ * Keyed list update: `items` in order, each with a stable key. Existing elements are reused
+ * (so focus and scroll survive), updated only when their signature changed, and moved into
+ * place; elements whose key is gone are removed.
+ */
+export function reconcile(container, items, { key, sig, create, update }) {
+  const byKey = new Map();
+  for (const el of container.children) byKey.set(el.dataset.key, el);
+  let index = 0;
+  const keep = new Set();
+  for (const item of items) {
+    const k = key(item);
+    keep.add(k);
+    let el = byKey.get(k);
+    const s = sig(item);
+    if (!el) {
+      el = create(item);
+      el.dataset.key = k;
+      el._sig = null;
+    }
+    if (el._sig !== s) {
+      update(el, item);
+      el._sig = s;
+    }
+    const at = container.children[index];
+    if (at !== el) container.insertBefore(el, at || null);
+    index += 1;
+  }
+  for (const [k, el] of byKey) if (!keep.has(k)) el.remove();
+}

@@ -1,0 +1,125 @@
+// The conversation list (sorted by activity, unread badges, presence dots for direct
+// messages), the "message a username" form and the "new group" button.
+
+import { h, reconcile } from "../dom.js";
+import { errorText, t } from "../i18n.js";
+
+export class Sidebar {
+  constructor(store, { onOpen, onNewGroup }) {
+    this.store = store;
+    this.onOpen = onOpen;
+    this.list = h("ul", { class: "conv-list", "aria-label": t("nav.conversations") });
+    this.empty = h("p", { class: "muted empty" }, t("list.empty"));
+    this.dmError = h("p", { class: "error", role: "alert", id: "dm-error" });
+    this.dmInput = h("input", {
+      id: "dm-username",
+      placeholder: t("dm.placeholder"),
+      autocapitalize: "none",
+      spellcheck: "false",
+      autocomplete: "off",
+      "aria-describedby": "dm-error",
+    });
+    const dmForm = h(
+      "form",
+      { class: "dm-form", onsubmit: (e) => this.startDirect(e) },
+      h("label", { for: "dm-username" }, t("dm.label")),
+      h("div", { class: "row" }, this.dmInput, h("button", { type: "submit" }, t("dm.start"))),
+      this.dmError,
+    );
+    this.el = h(
+      "nav",
+      { class: "sidebar", "aria-label": t("nav.conversations") },
+      dmForm,
+      h("button", { type: "button", class: "new-group", onclick: onNewGroup }, t("group.new")),
+      h("h2", { class: "list-title" }, t("nav.conversations")),
+      this.empty,
+      this.list,
+    );
+  }
+
+  async startDirect(event) {
+    event.preventDefault();
+    this.dmError.textContent = "";
+    const name = this.dmInput.value.trim().toLowerCase();
+    if (!name) {
+      this.dmError.textContent = errorText("username_required");
+      return;
+    }
+    if (name === this.store.me.username) {
+      this.dmError.textContent = errorText("self_dm");
+      return;
+    }
+    try {
+      const user = await this.store.api.findUser(name);
+      this.store.rememberUser(user);
+      const conv = this.store.addConversation(await this.store.api.openDirect(user.id));
+      this.dmInput.value = "";
+      this.onOpen(conv.id);
+    } catch (err) {
+      const code = err.status === 400 || err.code === "not_found" ? "user_not_found" : err.code;
+      this.dmError.textContent = errorText(code || "network", { name });
+    }
+  }
+
+  render() {
+    const store = this.store;
+    const convs = store.sorted();
+    this.empty.hidden = convs.length > 0;
+    reconcile(this.list, convs, {
+      key: (c) => c.id,
+      sig: (c) => {
+        const other = c.kind === "direct" ? store.otherMember(c) : null;
+        const presence = other ? store.presence.get(other.user_id)?.state : "";
+        return JSON.stringify([
+          store.title(c),
+          c.lastMessage && [c.lastMessage.seq, c.lastMessage.body, c.lastMessage.deleted],
+          c.unread,
+          presence,
+          c.id === store.active,
+        ]);
+      },
+      create: () => h("li", {}),
+      update: (li, c) => this.fill(li, c),
+    });
+  }
+
+  fill(li, c) {
+    const store = this.store;
+    const title = store.title(c);
+    const parts = [];
+    if (c.kind === "direct") {
+      const other = store.otherMember(c);
+      const state = (other && store.presence.get(other.user_id)?.state) || "offline";
+      parts.push(
+        h("span", { class: `dot ${state}`, role: "img", "aria-label": t(`presence.${state}`) }),
+      );
+    } else {
+      parts.push(h("span", { class: "dot group", "aria-hidden": "true" }, "#"));
+    }
+    let preview = t("list.noMessages");
+    const last = c.lastMessage;
+    if (last) {
+      const text = last.deleted ? t("list.deleted") : last.body.split("\n")[0];
+      preview = last.sender_id === store.me.id ? t("list.you", { text }) : text;
+    }
+    const badge = c.unread
+      ? h("span", { class: "badge", "aria-label": t("list.unread", { n: c.unread }) }, String(c.unread))
+      : null;
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: "conv",
+        "data-conv-id": c.id,
+        "aria-current": c.id === store.active ? "true" : null,
+        onclick: () => this.onOpen(c.id),
+      },
+      parts,
+      h("span", { class: "conv-text" }, h("span", { class: "conv-title" }, title), h("span", { class: "preview" }, preview)),
+      badge,
+    );
+    const hadFocus = li.contains(document.activeElement);
+    li.replaceChildren(button);
+    if (hadFocus) button.focus();
+  }
+}
