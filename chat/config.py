@@ -58,11 +58,23 @@ class Settings:
     """How often the worker looks for conversations whose persistence job was never queued."""
     retention_days: int = 0
     """Delete archived messages older than this; 0 keeps them forever."""
+    oidc_issuer: str = ""
+    """OpenID Provider issuer URL; empty disables "sign in with" (authorization code + PKCE)."""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    """Empty for a public client (PKCE alone)."""
+    oidc_scopes: str = "openid profile"
+    oidc_display_name: str = "single sign-on"
+    """Shown on the login button: "Sign in with <this>"."""
     limits: Limits = field(default_factory=Limits)
 
     @property
     def origin(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def oidc_redirect_uri(self) -> str:
+        return f"{self.origin}/api/v1/auth/oidc/callback"
 
     @property
     def origins(self) -> frozenset[str]:
@@ -89,6 +101,11 @@ _ENV = {
     "drain_timeout_s": "CHAT_DRAIN_TIMEOUT_S",
     "sweep_interval_s": "CHAT_SWEEP_INTERVAL_S",
     "retention_days": "CHAT_RETENTION_DAYS",
+    "oidc_issuer": "CHAT_OIDC_ISSUER",
+    "oidc_client_id": "CHAT_OIDC_CLIENT_ID",
+    "oidc_client_secret": "CHAT_OIDC_CLIENT_SECRET",
+    "oidc_scopes": "CHAT_OIDC_SCOPES",
+    "oidc_display_name": "CHAT_OIDC_DISPLAY_NAME",
 }
 
 
@@ -152,6 +169,8 @@ def validate(settings: Settings) -> Settings:
         ]
         if missing:
             raise ConfigError(f"cluster mode needs {', '.join(missing)}")
+    if settings.oidc_issuer and not settings.oidc_client_id:
+        raise ConfigError("CHAT_OIDC_ISSUER is set but CHAT_OIDC_CLIENT_ID is not")
     if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
         raise ConfigError("CHAT_JWT_SECRET must be at least 32 bytes")
     return settings

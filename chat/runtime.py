@@ -4,6 +4,8 @@ in-process worker out. The one place where implementations are chosen."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from chat.domain.clock import Clock, system_clock
 from chat.domain.passwords import PasswordHasher
 from chat.domain.tokens import TokenIssuer
 from chat.metrics import Metrics
+from chat.oidc.client import OidcClient
 from chat.worker.actors import Actors, register_actors
 from chat.worker.queue import DramatiqQueue, MemoryPendingFlags
 from chat.worker.runner import LoopRunner
@@ -42,6 +45,9 @@ class Runtime:
     _opened: OpenPorts
     _worker: dramatiq.Worker | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    oidc: OidcClient | None = None
+    cookie_secret: str = ""
+    """Signs short-lived browser cookies (the OIDC login state); derived from the JWT key."""
     parts: dict[str, object] = field(default_factory=dict)
     """Per-process singletons built on demand (the gateway)."""
     draining: bool = False
@@ -101,12 +107,16 @@ class Runtime:
         self.broker.close()
 
 
+def signing_secret(settings: Settings) -> str:
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    if settings.backend is Backend.CLUSTER:
+        raise ValueError("CHAT_JWT_SECRET is required in cluster mode")
+    return embedded_secret(settings.data_dir)
+
+
 def build_tokens(settings: Settings, clock: Clock) -> TokenIssuer:
-    secret = settings.jwt_secret
-    if not secret:
-        if settings.backend is Backend.CLUSTER:
-            raise ValueError("CHAT_JWT_SECRET is required in cluster mode")
-        secret = embedded_secret(settings.data_dir)
+    secret = signing_secret(settings)
     return TokenIssuer(
         secret,
         issuer=settings.jwt_issuer,
@@ -144,4 +154,26 @@ async def open_runtime(
     )
     actors = register_actors(broker, LoopRunner(loop), chat, queue, clock, settings.retention_days)
     queue.bind(actors.persist.send)
-    return Runtime(settings, chat, Metrics(), broker, actors, queue, opened)
+    oidc = None
+    if settings.oidc_issuer:
+        oidc = OidcClient(
+            settings.oidc_issuer,
+            settings.oidc_client_id,
+            settings.oidc_client_secret,
+            settings.oidc_scopes,
+            settings.oidc_redirect_uri,
+        )
+    cookie_secret = hmac.new(
+        signing_secret(settings).encode(), b"cookies", hashlib.sha256
+    ).hexdigest()
+    return Runtime(
+        settings,
+        chat,
+        Metrics(),
+        broker,
+        actors,
+        queue,
+        opened,
+        oidc=oidc,
+        cookie_secret=cookie_secret,
+    )

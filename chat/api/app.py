@@ -49,5 +49,6 @@ def make_app(
         websocket_ping_interval=rt.settings.limits.heartbeat_interval_s,
         websocket_ping_timeout=rt.settings.limits.heartbeat_interval_s,
         compress_response=False,
+        cookie_secret=rt.cookie_secret,
         xheaders=True,
     )

@@ -156,5 +156,6 @@ SCHEMAS: dict[str, Any] = {
         last_seen={"type": ["integer", "null"]},
     ),
     "PresenceList": _obj(["presence"], presence={"type": "array", "items": ref("Presence")}),
+    "OidcInfo": _obj(["enabled"], enabled=_BOOL, display_name=_STR),
     "Health": _obj(["status"], status=_STR, checks={"type": "object"}),
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.api import accounts, conversations, health
+from chat.api import accounts, conversations, health, oidc
 from chat.api.base import JsonHandler
 
 API_HANDLERS: tuple[type[JsonHandler], ...] = (
@@ -10,6 +10,9 @@ API_HANDLERS: tuple[type[JsonHandler], ...] = (
     accounts.LoginHandler,
     accounts.RefreshHandler,
     accounts.LogoutHandler,
+    oidc.OidcInfoHandler,
+    oidc.OidcLoginHandler,
+    oidc.OidcCallbackHandler,
     accounts.MeHandler,
     accounts.UsersHandler,
     accounts.UserHandler,

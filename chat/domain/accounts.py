@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
 from dataclasses import dataclass
 
 from chat.domain import validation
@@ -11,10 +13,18 @@ from chat.domain.clock import Clock, now_ms
 from chat.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from chat.domain.frames import control_frame
 from chat.domain.ids import new_id
-from chat.domain.models import User
+from chat.domain.models import ExternalIdentity, User
 from chat.domain.passwords import PasswordHasher
 from chat.domain.ports import AccountStore, Bus, SessionStore
 from chat.domain.tokens import RefreshToken, TokenIssuer
+
+
+def _username_from(identity: ExternalIdentity) -> str:
+    raw = (identity.preferred_username or identity.name or "user").lower()
+    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", raw).strip("-._") or "user"
+    cleaned = cleaned[:32]
+    return cleaned if validation.USERNAME.match(cleaned) else f"user-{cleaned}"[:32]
+
 
 # Close codes sent to sockets whose session ended; see chat.ws.close_codes.
 CLOSE_SESSION_REVOKED = 4409
@@ -88,6 +98,39 @@ class AccountService:
             new_hash = await asyncio.to_thread(self._hasher.hash, password)
             await self._accounts.set_password_hash(creds.user.id, new_hash)
         return await self._start_session(creds.user)
+
+    async def login_external(self, identity: ExternalIdentity) -> TokenPair:
+        """Sign in with an OpenID Provider: the identity is linked to one user, created on
+        first sign-in with a username derived from the provider's, made unique if taken."""
+        user = await self._accounts.user_by_identity(identity.issuer, identity.subject)
+        if user is None:
+            base = _username_from(identity)
+            for attempt in range(6):
+                candidate = base if attempt == 0 else f"{base[:26]}-{secrets.token_hex(2)}"
+                fresh = User(
+                    id=new_id("u"),
+                    username=candidate,
+                    display_name=(identity.name or candidate)[:64],
+                    created_at=now_ms(self._clock),
+                    is_admin=candidate in self._admins,
+                )
+                try:
+                    await self._accounts.create_linked_user(
+                        fresh, identity.issuer, identity.subject
+                    )
+                except Conflict as exc:
+                    if exc.code == "identity_taken":
+                        break  # a concurrent first sign-in linked it: use that user
+                    continue
+                user = fresh
+                break
+            if user is None:
+                user = await self._accounts.user_by_identity(identity.issuer, identity.subject)
+            if user is None:
+                raise Conflict("could not pick a free username", code="username_taken")
+        if user.disabled:
+            raise Forbidden("this account is disabled", code="user_disabled")
+        return await self._start_session(user)
 
     async def refresh(self, raw: object) -> TokenPair:
         if not isinstance(raw, str):

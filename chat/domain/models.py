@@ -142,3 +142,13 @@ class RefreshOutcome:
 
     user_id: str | None
     reused: bool = False  # a rotated token came back: the family is revoked
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalIdentity:
+    """A person as an OpenID Provider vouches for them: (issuer, subject) is the stable key."""
+
+    issuer: str
+    subject: str
+    preferred_username: str | None
+    name: str | None

@@ -5,6 +5,10 @@ from __future__ import annotations
 from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
+NO_PASSWORD = "!external"  # noqa: S105 - a marker, not a secret
+"""Stored for users who sign in only through an OpenID Provider: no argon2 hash verifies
+against it, so password login cannot reach those accounts."""
+
 
 class PasswordHasher:
     def __init__(self, memory_kib: int = 19 * 1024, time_cost: int = 2, parallelism: int = 1):

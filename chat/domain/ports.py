@@ -51,6 +51,15 @@ class AccountStore(Protocol):
         """Used to upgrade a hash whose parameters are outdated."""
         ...
 
+    async def user_by_identity(self, issuer: str, subject: str) -> User | None:
+        """The user linked to an OpenID Provider identity, if any."""
+        ...
+
+    async def create_linked_user(self, user: User, issuer: str, subject: str) -> None:
+        """Create a user with no password, linked to the identity, in one transaction.
+        Raises Conflict(code="username_taken") when the username is taken."""
+        ...
+
 
 class ConversationStore(Protocol):
     """Conversations, membership and read pointers (PostgreSQL / SQLite)."""

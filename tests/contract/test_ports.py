@@ -358,3 +358,20 @@ async def test_bus_routes_only_subscribed_channels(ports: Ports) -> None:
     assert [p for _, p in a.got] == [b"one", b"two", b"three"]
     await sa.close()
     await sb.close()
+
+
+async def test_linked_identities(ports: Ports) -> None:
+    issuer, subject = "https://idp.example", _id("sub")
+    assert await ports.accounts.user_by_identity(issuer, subject) is None
+    user = _user()
+    await ports.accounts.create_linked_user(user, issuer, subject)
+    assert await ports.accounts.user_by_identity(issuer, subject) == user
+    with pytest.raises(Conflict) as same_identity:
+        await ports.accounts.create_linked_user(_user(), issuer, subject)
+    assert same_identity.value.code == "identity_taken"
+    with pytest.raises(Conflict) as same_name:
+        await ports.accounts.create_linked_user(_user(user.username), issuer, _id("sub"))
+    assert same_name.value.code == "username_taken"
+    creds = await ports.accounts.credentials_by_username(user.username)
+    assert creds is not None
+    assert creds.password_hash.startswith("!")  # no password can verify against it

@@ -65,7 +65,7 @@ async def start_server(data_dir: Path, limits: Limits | None = None, **overrides
     from chat.api.app import make_app
     from chat.runtime import open_runtime
 
-    port = free_port()
+    port = overrides.pop("port", None) or free_port()
     settings = Settings(
         data_dir=data_dir,
         port=port,

@@ -8,6 +8,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs; see docs/cluster.md
 
 from chat.domain.errors import Conflict
 from chat.domain.models import Credentials, User
+from chat.domain.passwords import NO_PASSWORD
 from chat.stores.cluster.postgres_pool import postgres_errors
 
 _COLUMNS = "id, username, display_name, created_at, disabled, is_admin"
@@ -86,6 +87,44 @@ class PostgresAccountStore:
             await self._pool.execute(
                 "UPDATE users SET password_hash = $1 WHERE id = $2", password_hash, user_id
             )
+
+    async def user_by_identity(self, issuer: str, subject: str) -> User | None:
+        columns = ", ".join(f"u.{c.strip()}" for c in _COLUMNS.split(","))
+        with postgres_errors():
+            row = await self._pool.fetchrow(
+                f"SELECT {columns} FROM identities i JOIN users u ON u.id = i.user_id"
+                " WHERE i.issuer = $1 AND i.subject = $2",
+                issuer,
+                subject,
+            )
+        return _user(row) if row else None
+
+    async def create_linked_user(self, user: User, issuer: str, subject: str) -> None:
+        with postgres_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                try:
+                    await conn.execute(
+                        "INSERT INTO users (id, username, display_name, password_hash,"
+                        " created_at, disabled, is_admin) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        user.id,
+                        user.username,
+                        user.display_name,
+                        NO_PASSWORD,
+                        user.created_at,
+                        user.disabled,
+                        user.is_admin,
+                    )
+                except asyncpg.UniqueViolationError as exc:
+                    raise Conflict("that username is taken", code="username_taken") from exc
+                try:
+                    await conn.execute(
+                        "INSERT INTO identities (issuer, subject, user_id) VALUES ($1, $2, $3)",
+                        issuer,
+                        subject,
+                        user.id,
+                    )
+                except asyncpg.UniqueViolationError as exc:
+                    raise Conflict("identity already linked", code="identity_taken") from exc
 
 
 def _count(status: str) -> int:

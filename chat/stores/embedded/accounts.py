@@ -9,6 +9,7 @@ import aiosqlite
 
 from chat.domain.errors import Conflict
 from chat.domain.models import Credentials, User
+from chat.domain.passwords import NO_PASSWORD
 from chat.stores.embedded.db import Database
 
 _COLUMNS = "id, username, display_name, created_at, disabled, is_admin"
@@ -88,3 +89,40 @@ class SqliteAccountStore:
         await self._db.execute(
             "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
         )
+
+    async def user_by_identity(self, issuer: str, subject: str) -> User | None:
+        row = await self._db.fetchone(
+            f"SELECT {', '.join('u.' + c.strip() for c in _COLUMNS.split(','))}"
+            " FROM identities i JOIN users u ON u.id = i.user_id"
+            " WHERE i.issuer = ? AND i.subject = ?",
+            (issuer, subject),
+        )
+        return _user(row) if row else None
+
+    async def create_linked_user(self, user: User, issuer: str, subject: str) -> None:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT 1 FROM identities WHERE issuer = ? AND subject = ?", (issuer, subject)
+            )
+            if await cursor.fetchone() is not None:
+                raise Conflict("identity already linked", code="identity_taken")
+            try:
+                await conn.execute(
+                    "INSERT INTO users (id, username, display_name, password_hash, created_at,"
+                    " disabled, is_admin) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        user.id,
+                        user.username,
+                        user.display_name,
+                        NO_PASSWORD,
+                        user.created_at,
+                        int(user.disabled),
+                        int(user.is_admin),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict("that username is taken", code="username_taken") from exc
+            await conn.execute(
+                "INSERT INTO identities (issuer, subject, user_id) VALUES (?, ?, ?)",
+                (issuer, subject, user.id),
+            )

@@ -2,7 +2,7 @@
 // language/theme switching. Everything else lives in its own module.
 
 import { Api } from "./api.js";
-import { $, h } from "./dom.js";
+import { $, fill, h } from "./dom.js";
 import { apply as applyI18n, onLangChange, t } from "./i18n.js";
 import "./theme.js";
 import { Connection } from "./socket.js";
@@ -94,7 +94,7 @@ function buildShell() {
     { class: "top" },
     h("h1", {}, t("app.name")),
     me,
-    h("details", { class: "settings" }, h("summary", {}, `${t("prefs.language")} / ${t("prefs.theme")}`), prefsView()),
+    h("details", { class: "settings" }, h("summary", {}, t("prefs.settings")), prefsView()),
     logout,
   );
   const app = h("div", { class: "app" }, header, h("div", { class: "panes" }, sidebar.el, conversation.el));
@@ -141,6 +141,7 @@ function updateBanner() {
   if (!conn) return hideBanner();
   const state = conn.state;
   if (state === "open" || state === "idle") return hideBanner();
+  if (state === "connecting" && !conn.everOpen) return hideBanner();
   let text;
   if (state === "offline") {
     const s = Math.max(0, Math.ceil((conn.retryAt - Date.now()) / 1000));
@@ -154,7 +155,7 @@ function updateBanner() {
   const button = state === "offline" || state === "stopped"
     ? h("button", { type: "button", onclick: () => (conn.state === "stopped" ? location.reload() : conn.reconnectNow()) }, t("conn.retryNow"))
     : null;
-  banner.replaceChildren(h("span", {}, text), button);
+  fill(banner, h("span", {}, text), button);
   banner.hidden = false;
   banner.dataset.state = state;
 }

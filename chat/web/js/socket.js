@@ -111,6 +111,7 @@ export class Connection extends EventTarget {
       this.attempt = 0;
       this._authFailures = 0;
       this._wasOpen = true;
+      this.everOpen = true;
       this.limits = frame.limits;
       this._setState("open");
       this._startHeartbeat();

@@ -123,8 +123,9 @@ export class Store extends EventTarget {
     if (!conv) {
       conv = this._newConv(c, 0);
       this.convs.set(c.id, conv);
-      // Its real position and last message come with the list.
+      // Its real position and last message come with the list; its people's presence too.
       this.loadConversations().catch(() => {});
+      this.loadPresence().catch(() => {});
     }
     conv.members = c.members;
     this.changed();
@@ -332,6 +333,14 @@ export class Store extends EventTarget {
     }
     this.changed();
     await this.loadConversations().catch(() => {});
+    await this.loadPresence().catch(() => {});
+  }
+
+  /** Presence frames only tell changes; a new contact's current state comes from here. */
+  async loadPresence() {
+    const { presence } = await this.api.presence();
+    for (const p of presence) this.presence.set(p.user_id, p);
+    this.changed();
   }
 
   // -- (re)connect -----------------------------------------------------------------------
@@ -351,8 +360,7 @@ export class Store extends EventTarget {
         }
       }
       await this.loadConversations();
-      const { presence } = await this.api.presence();
-      for (const p of presence) this.presence.set(p.user_id, p);
+      await this.loadPresence();
     } catch (err) {
       if (err.code === "disconnected" || err.code === "offline") return; // next ready redoes it
       console.warn("resume failed", err);

@@ -2,7 +2,7 @@
 // pending/failed/edited/deleted states, "seen", typing indicator and the composer.
 // Message text is set with textContent only, never parsed as HTML.
 
-import { h, reconcile } from "../dom.js";
+import { fill, h, reconcile } from "../dom.js";
 import { errorText, formatDay, formatTime, t } from "../i18n.js";
 import { bodyLength } from "../ids.js";
 
@@ -128,6 +128,7 @@ export class ConversationView {
     } else {
       error = this.store.send(conv, text);
       if (!error) {
+        conv._typingSent = 0; // the next keystroke starts a new typing notice at once
         this.input.value = "";
         this.stick = true;
       }
@@ -306,7 +307,8 @@ export class ConversationView {
       );
     }
     const hadFocus = li.contains(document.activeElement) ? document.activeElement.className : null;
-    li.replaceChildren(
+    fill(
+      li,
       h("div", { class: "meta" }, meta),
       body,
       actions.length ? h("div", { class: "actions" }, actions) : null,

@@ -1,7 +1,7 @@
 // Modal dialogs (native <dialog>: focus is trapped and Escape closes): create a group, and
 // see/manage a group's members (the owner adds and removes; anyone can leave).
 
-import { h } from "../dom.js";
+import { fill, h } from "../dom.js";
 import { errorText, t } from "../i18n.js";
 
 function dialog(titleKey, ...content) {
@@ -82,7 +82,8 @@ export function membersDialog(store, conv, onLeft) {
   const owner = store.isOwner(conv);
 
   function render() {
-    list.replaceChildren(
+    fill(
+      list,
       ...conv.members.map((m) => {
         const name = store.userName(m.user_id);
         const state = store.presence.get(m.user_id)?.state || "offline";
