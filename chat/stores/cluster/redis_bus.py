@@ -130,11 +130,16 @@ class RedisSubscription:
 
     async def _connect(self) -> None:
         conn: Connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
-        await conn.connect()  # type: ignore[no-untyped-call]
+        try:
+            # A Redis still loading its AOF accepts the socket, then fails the handshake.
+            await conn.connect()  # type: ignore[no-untyped-call]
+            if self._channels:
+                await conn.send_command("SUBSCRIBE", *sorted(self._channels))
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
         self._conn = conn
         self._last_heard = asyncio.get_running_loop().time()
-        if self._channels:
-            await conn.send_command("SUBSCRIBE", *sorted(self._channels))
         self._connected.set()
 
     async def _drop_connection(self) -> None:
