@@ -18,9 +18,9 @@ from tests.servers import RedisServer
 
 
 @pytest.fixture
-async def bus(redis_server: RedisServer) -> AsyncIterator[RedisBus]:
-    client = make_client(redis_server.url)
-    bus = RedisBus(client, redis_server.url)
+async def bus(private_redis: RedisServer) -> AsyncIterator[RedisBus]:
+    client = make_client(private_redis.url)
+    bus = RedisBus(client, private_redis.url)
     try:
         yield bus
     finally:
@@ -64,25 +64,25 @@ async def test_subscribe_confirms_before_returning(bus: RedisBus) -> None:
 
 
 async def test_redis_sigkill_and_restart_resets_then_resubscribes(
-    bus: RedisBus, redis_server: RedisServer
+    bus: RedisBus, private_redis: RedisServer
 ) -> None:
     collector, channel = Collector(), _channel()
     sub = await bus.open(collector)
     await sub.subscribe([channel])
-    redis_server.kill()
+    private_redis.kill()
     await eventually(lambda: collector.resets >= 1, "on_reset after SIGKILL")
-    redis_server.start()
+    private_redis.start()
     await _delivered_after_recovery(bus, collector, channel)
     await sub.close()
 
 
 async def test_killed_subscriber_connection_resets(
-    bus: RedisBus, redis_server: RedisServer
+    bus: RedisBus, private_redis: RedisServer
 ) -> None:
     collector, channel = Collector(), _channel()
     sub = await bus.open(collector)
     await sub.subscribe([channel])
-    with redis_server.client() as r:
+    with private_redis.client() as r:
         assert r.client_kill_filter(_type="pubsub") >= 1
     await eventually(lambda: collector.resets == 1, "on_reset after CLIENT KILL")
     await _delivered_after_recovery(bus, collector, channel)
@@ -103,9 +103,11 @@ class SlowCollector(Collector):
         super().on_message(channel, payload)
 
 
-async def test_output_buffer_overflow_is_detected(bus: RedisBus, redis_server: RedisServer) -> None:
+async def test_output_buffer_overflow_is_detected(
+    bus: RedisBus, private_redis: RedisServer
+) -> None:
     channel = _channel()
-    with redis_server.client() as r:
+    with private_redis.client() as r:
         old = r.config_get("client-output-buffer-limit")["client-output-buffer-limit"]
         r.config_set("client-output-buffer-limit", "pubsub 256kb 0 0")
     release = threading.Event()
@@ -116,7 +118,7 @@ async def test_output_buffer_overflow_is_detected(bus: RedisBus, redis_server: R
 
     def flood() -> None:
         payload = b"x" * 16384
-        with redis.Redis(host="127.0.0.1", port=redis_server.port) as r:
+        with redis.Redis(host="127.0.0.1", port=private_redis.port) as r:
             try:
                 r.publish(channel, b"first")
                 # Bounded: 4000 x 16 KiB = 64 MiB at most, far past 256 KiB plus socket buffers.
@@ -136,6 +138,6 @@ async def test_output_buffer_overflow_is_detected(bus: RedisBus, redis_server: R
         await eventually(lambda: collector.resets == 1, "on_reset after overflow")
         await _delivered_after_recovery(bus, collector, channel)
     finally:
-        with redis_server.client() as r:
+        with private_redis.client() as r:
             r.config_set("client-output-buffer-limit", old)
         await sub.close()
