@@ -77,7 +77,7 @@ export class Api {
 
   async logout() {
     try {
-      if (this.access) await this._raw("POST", "/api/v1/auth/logout", {});
+      if (this.access) await this._raw("POST", "/api/v1/auth/logout", {}, this.access);
     } finally {
       this.forget();
     }
