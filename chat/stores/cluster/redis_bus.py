@@ -133,8 +133,13 @@ class RedisSubscription:
         try:
             # A Redis still loading its AOF accepts the socket, then fails the handshake.
             await conn.connect()  # type: ignore[no-untyped-call]
-            if self._channels:
-                await conn.send_command("SUBSCRIBE", *sorted(self._channels))
+            # `subscribe` calls made meanwhile only added to `_channels` (not connected yet):
+            # loop until every channel was sent, with no await between the last check and
+            # `_connected.set()`, after which `subscribe` sends for itself.
+            sent: set[str] = set()
+            while missing := self._channels - sent:
+                await conn.send_command("SUBSCRIBE", *sorted(missing))
+                sent |= missing
         except BaseException:
             await conn.disconnect(nowait=True)
             raise
