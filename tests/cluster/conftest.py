@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from chat.config import Settings
 from chat.stores.cluster import ClusterPorts, open_cluster_ports
 
-pytestmark = pytest.mark.cluster
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything here needs the servers: mark it `cluster` (a conftest `pytestmark` would
+    not reach the test modules)."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.cluster)
 
 
 class RecordingQueue:
