@@ -51,19 +51,6 @@ RUN /opt/build/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir 
 
 # --- runtime: the base, the venv, a fixed non-root user; no compiler, no pip ------------------
 FROM ${BASE_IMAGE} AS runtime
-# Re-declared: an ARG before the first FROM is visible only to FROM lines, not to LABEL.
-ARG BASE_IMAGE
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG CREATED=unknown
-LABEL org.opencontainers.image.title="chatcluster" \
-      org.opencontainers.image.description="Self-hosted real-time chat that runs itself on Kubernetes: API, WebSocket gateway, workers, operator" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="${BASE_IMAGE}"
-
 # UID/GID 10001 are fixed so Kubernetes can run with runAsNonRoot/runAsUser and volumes can be
 # chowned to a known id; no login shell, no password.
 RUN groupadd --system --gid 10001 chat \
@@ -96,3 +83,17 @@ EXPOSE 8000 8080 8081 9191
 # worker's child processes.
 ENTRYPOINT ["/usr/bin/tini", "--", "chatcluster"]
 CMD ["dev"]
+
+# Labels last: a new revision then rebuilds only this metadata, never the layers above.
+# BASE_IMAGE is re-declared: an ARG before the first FROM is visible only to FROM lines.
+ARG BASE_IMAGE
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="chatcluster" \
+      org.opencontainers.image.description="Self-hosted real-time chat that runs itself on Kubernetes: API, WebSocket gateway, workers, operator" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"

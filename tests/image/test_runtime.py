@@ -8,12 +8,17 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from tests.image.support import APP_UID, RunContainer, Server, StartServer, run
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
 
 READY_DEADLINE_S = 60.0
+# As docs/deploy.md runs it: browsers reach the published port as localhost:8000.
+PUBLIC_URL = "http://localhost:8000"
 SUBCOMMANDS = ["dev", "api", "ws", "worker", "migrate", "operator"]
 
 
@@ -40,8 +45,8 @@ def wait_healthy(server: Server, deadline_s: float = READY_DEADLINE_S) -> None:
 
 @pytest.fixture(scope="module")
 def dev_server(start_server: StartServer) -> Iterator[Server]:
-    """`dev` exactly as the image's default command, on a read-only root filesystem."""
-    with start_server(options=["--read-only"]) as server:
+    """`dev` as docs/deploy.md runs it: default command, read-only root, the public URL set."""
+    with start_server(options=["--read-only", "--env", f"CHAT_PUBLIC_URL={PUBLIC_URL}"]) as server:
         wait_healthy(server)
         yield server
 
@@ -55,6 +60,16 @@ def test_dev_serves_the_web_client(dev_server: Server) -> None:
     status, body = get(f"{dev_server.url}/")
     assert status == 200
     assert body.lstrip().lower().startswith("<!doctype html>")
+
+
+def test_dev_websocket_accepts_the_public_origin_only(dev_server: Server) -> None:
+    """The gateway checks Origin exactly; CHAT_PUBLIC_URL is what makes the browser path work."""
+    url = dev_server.url.replace("http://", "ws://") + "/ws"
+    with connect(url, origin=Origin(PUBLIC_URL), open_timeout=10) as ws:
+        assert ws.protocol.state.name == "OPEN"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, origin=Origin("http://elsewhere.example"), open_timeout=10)
+    assert refused.value.response.status_code == 403
 
 
 def test_dev_keeps_its_data_in_the_data_volume(dev_server: Server) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.image.support import ROOT, run
+from tests.image.support import ROOT, BuiltImage, run
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
 
@@ -77,13 +77,20 @@ def built(
     skaffold: str,
     skaffold_env: dict[str, str],
     podman_api: str,
+    image: BuiltImage,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    """`skaffold build -p podman`: the image really built, its tag as skaffold recorded it."""
+    """`skaffold build -p podman`: the image really built, its tag as skaffold recorded it.
+    Same base and build args as the session's image, so podman's layer cache makes it quick."""
     if not CHART.is_dir():
         pytest.skip("charts/chatcluster-operator is not in the tree yet")
     out = tmp_path_factory.mktemp("skaffold-build") / "build.json"
-    env = {**skaffold_env, "DOCKER_HOST": podman_api}
+    env = {
+        **skaffold_env,
+        "DOCKER_HOST": podman_api,
+        "CHATCLUSTER_BASE_IMAGE": image.base,
+        "CHATCLUSTER_REVISION": "test",
+    }
     run(
         [skaffold, "build", "--profile", "podman", "--file-output", str(out)],
         env=env,
