@@ -1,0 +1,1 @@
+"""Container image, base image and skaffold tests (marker `image`)."""
