@@ -66,7 +66,8 @@ def _string_map(max_properties: int = 32, value_len: int = 1024) -> Schema:
 def _quantity() -> Schema:
     return {
         "x-kubernetes-int-or-string": True,
-        "anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 32}],
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "maxLength": 32,
         "pattern": QUANTITY,
     }
 
@@ -107,7 +108,9 @@ def _autoscaling() -> Schema:
 def _pdb() -> Schema:
     int_or_percent: Schema = {
         "x-kubernetes-int-or-string": True,
-        "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "maxLength": 4}],
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "minimum": 0,
+        "maxLength": 4,
         "pattern": r"^[0-9]{1,3}%$",
     }
     return _obj(
@@ -311,13 +314,15 @@ def spec_schema() -> Schema:
                         64,
                         default="chat:",
                         pattern=r"^[-_:.a-zA-Z0-9]*$",
-                        rules=[
-                            {
-                                "rule": "self == oldSelf",
-                                "message": "redis.keyPrefix is immutable: existing "
-                                "keys would be orphaned",
-                            }
-                        ],
+                        **{
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": "self == oldSelf",
+                                    "message": "redis.keyPrefix is immutable: existing "
+                                    "keys would be orphaned",
+                                }
+                            ]
+                        },
                     )
                 },
             ),

@@ -53,14 +53,23 @@ def register(registry: Any, reconciler: Reconciler, settings: HandlerSettings) -
         settings.watching.server_timeout = 300
 
     kopf.on.startup(registry=registry)(configure)
-    kopf.on.resume(*RESOURCE, registry=registry, id="reconcile")(reconcile)
-    kopf.on.create(*RESOURCE, registry=registry, id="reconcile")(reconcile)
-    kopf.on.update(*RESOURCE, registry=registry, id="reconcile", field="spec")(reconcile)
+    # Same credentials as our own client (in-cluster token, else KUBECONFIG); explicit because
+    # a plain OperatorRegistry has no fallback login handlers.
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+    # A failed pass (e.g. an API hiccup) is retried after one resync interval, not Kopf's
+    # default 60 s: the reconcile is idempotent, so retrying early is safe.
+    retry = settings.resync_seconds
+    kopf.on.resume(*RESOURCE, registry=registry, id="reconcile", backoff=retry)(reconcile)
+    kopf.on.create(*RESOURCE, registry=registry, id="reconcile", backoff=retry)(reconcile)
+    kopf.on.update(*RESOURCE, registry=registry, id="reconcile", field="spec", backoff=retry)(
+        reconcile
+    )
     kopf.timer(
         *RESOURCE,
         registry=registry,
         id="resync",
         interval=settings.resync_seconds,
         initial_delay=settings.resync_seconds,
+        backoff=retry,
     )(reconcile)
     kopf.on.delete(*RESOURCE, registry=registry, id="forget", optional=True)(forget)

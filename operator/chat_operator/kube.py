@@ -75,17 +75,22 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
-        result = self._api.call_api(
-            path,
-            method,
+        method, url, headers, payload, post = self._api.param_serialize(
+            method=method,
+            resource_path=path,
             query_params=query or [],
             header_params={"Content-Type": content_type, "Accept": "application/json"},
             body=body,
-            response_type="object",
             auth_settings=["BearerToken"],
-            _return_http_data_only=True,
         )
-        return cast(Obj, result or {})
+        response = self._api.call_api(
+            method, url, header_params=headers, body=payload, post_params=post
+        )
+        response.read()
+        text = response.data.decode() if response.data else ""
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=text, data=None)
+        return cast(Obj, json.loads(text) if text else {})
 
     def apply(self, manifest: Mapping[str, Any], manager: str = FIELD_MANAGER) -> Obj:
         meta = manifest["metadata"]

@@ -185,7 +185,8 @@ class Reconciler:
     def _apply_all(
         self, cluster: Cluster, desired: list[Manifest], keep_job: str | None, notify: Notify
     ) -> dict[str, Obj]:
-        existing: dict[tuple[str, str], Obj] = {}
+        # List items carry no apiVersion/kind, so remember which collection each came from.
+        existing: dict[tuple[str, str], tuple[str, Obj]] = {}
         for api_version, kind in PRUNABLE:
             if kind == "ServiceMonitor" and not self.kube.serves(api_version, kind):
                 continue
@@ -193,7 +194,7 @@ class Reconciler:
                 api_version, kind, cluster.namespace, self._selector(cluster)
             ):
                 if _owned_by(obj, cluster.uid):
-                    existing[(kind, obj["metadata"]["name"])] = obj
+                    existing[(kind, obj["metadata"]["name"])] = (api_version, obj)
 
         hpa_min = {
             m["spec"]["scaleTargetRef"]["name"]: int(m["spec"]["minReplicas"])
@@ -203,7 +204,7 @@ class Reconciler:
         deployments: dict[str, Obj] = {}
         for manifest in desired:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
-            before = existing.pop((kind, name), None)
+            _, before = existing.pop((kind, name), ("", None))
             if kind == "Deployment" and "replicas" not in manifest["spec"]:
                 if before is None:
                     # Start an autoscaled Deployment at the HPA's floor, not the default of 1;
@@ -222,10 +223,10 @@ class Reconciler:
                 self.metrics.changes.labels(kind, "updated").inc()
                 notify("Updated", f"updated {kind} {name} to match the spec")
 
-        for (kind, name), obj in existing.items():
+        for (kind, name), (api_version, obj) in existing.items():
             if kind == "Job" and (name == keep_job or job_state(obj) != "Succeeded"):
-                continue  # never kill a running migration; old finished ones age out by TTL
-            self.kube.delete(obj["apiVersion"], kind, cluster.namespace, name)
+                continue  # never kill a running migration
+            self.kube.delete(api_version, kind, cluster.namespace, name)
             self.metrics.changes.labels(kind, "pruned").inc()
             notify("Pruned", f"deleted {kind} {name}: no longer in the spec")
         return deployments

@@ -41,6 +41,7 @@ class Counts:
     updated: int
     available: int
     stalled: bool
+    failure: str | None = None
 
     def as_status(self) -> dict[str, Any]:
         return {
@@ -66,9 +67,19 @@ def counts(deployment: Mapping[str, Any] | None) -> Counts:
     meta = deployment.get("metadata") or {}
     desired = int(spec.get("replicas", 1))
     lagging = int(status.get("observedGeneration", 0)) < int(meta.get("generation", 1))
+    conditions = status.get("conditions") or ()
     stuck = any(
         c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
-        for c in status.get("conditions") or ()
+        for c in conditions
+    )
+    # e.g. pods refused by admission (quota, a missing PriorityClass): say why, not just 0/3.
+    failure = next(
+        (
+            str(c.get("message", ""))
+            for c in conditions
+            if c.get("type") == "ReplicaFailure" and c.get("status") == "True"
+        ),
+        None,
     )
     return Counts(
         desired=desired,
@@ -76,6 +87,7 @@ def counts(deployment: Mapping[str, Any] | None) -> Counts:
         updated=int(status.get("updatedReplicas", 0)),
         available=int(status.get("availableReplicas", 0)),
         stalled=lagging or stuck,
+        failure=failure,
     )
 
 
@@ -112,7 +124,8 @@ def build_status(
         pool.name: counts(observed.deployments.get(worker_name(cluster, pool.name)))
         for pool in spec.workers
     }
-    all_counts = list(components.values()) + list(workers.values())
+    named = {**components, **{f"worker {n}": c for n, c in workers.items()}}
+    all_counts = list(named.values())
     rolled = observed.rolled_image == observed.target_image
     deps_ok = not observed.missing_secrets
     migration_failed = observed.migration_state == "Failed"
@@ -128,6 +141,8 @@ def build_status(
 
     if migration_failed:
         degraded = (True, "MigrationFailed", f"migration Job {observed.migration_job} failed")
+    elif failures := [f"{n}: {c.failure}" for n, c in named.items() if c.failure]:
+        degraded = (True, "ReplicaFailure", "; ".join(failures))
     elif stalled:
         degraded = (True, "RolloutStalled", "a Deployment exceeded its progress deadline")
     else:

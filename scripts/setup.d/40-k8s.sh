@@ -28,6 +28,7 @@ build() {
   fi
   local tmp
   tmp="$(mktemp -d "$CACHE/.build-$name-XXXXXX")"
+  chmod 755 "$tmp"
   local start=$SECONDS
   echo "$name $version: building $* ..."
   (cd "scripts/k8s/$moddir" && go build -ldflags='-s -w' -o "$tmp/" "$@")

@@ -127,3 +127,22 @@ def test_transition_time_moves_only_on_flip(minimal: Cluster) -> None:
     times = {c["type"]: c["lastTransitionTime"] for c in flipped["conditions"]}
     assert times["Ready"] == "2026-01-01T02:00:00Z"
     assert times["Degraded"] == "2026-01-01T00:00:00Z"
+
+
+def test_replica_failure_is_degraded_with_the_reason(minimal: Cluster) -> None:
+    refused = dep(3, 0)
+    refused["status"]["conditions"] = [
+        {
+            "type": "ReplicaFailure",
+            "status": "True",
+            "reason": "FailedCreate",
+            "message": "no PriorityClass with name chat-critical was found",
+        },
+    ]
+    status = build_status(
+        minimal, observed(deployments={"chat-api": refused, "chat-ws": dep(2, 2)}), {}
+    )
+    assert status["phase"] == "Degraded"
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ReplicaFailure"
+    assert "api: no PriorityClass with name chat-critical" in degraded["message"]

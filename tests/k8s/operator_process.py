@@ -1,0 +1,93 @@
+"""Runs the operator as a local process (``python -m chat_operator``) under the chart's
+ServiceAccount token, exactly as the chart's Deployment would run it in-cluster."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from controlplane import free_port, wait_for
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: Path, logdir: Path, resync_seconds: float = 1.0) -> None:
+        self._kubeconfig = kubeconfig
+        self._logdir = logdir
+        self._resync = resync_seconds
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._starts = 0
+        self.health_port = 0
+        self.metrics_port = 0
+
+    def start(self) -> None:
+        self._starts += 1
+        self.health_port, self.metrics_port = free_port(), free_port()
+        with (self._logdir / f"operator-{self._starts}.log").open("wb") as log:
+            self._proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "chat_operator",
+                    f"--resync-seconds={self._resync}",
+                    f"--liveness=http://127.0.0.1:{self.health_port}/healthz",
+                    f"--metrics-port={self.metrics_port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={
+                    "KUBECONFIG": str(self._kubeconfig),
+                    "PATH": "/usr/bin:/bin",
+                    "HOME": str(self._logdir),
+                },
+            )
+        wait_for("operator /healthz", self.healthy, 60)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def healthy(self) -> bool:
+        self.assert_alive()
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/healthz", timeout=2
+            ) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def assert_alive(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise RuntimeError(f"operator exited with {self._proc.returncode}:\n{self.log()}")
+
+    def log(self) -> str:
+        path = self._logdir / f"operator-{self._starts}.log"
+        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """Sum of a metric's samples whose label set contains ``labels``."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
+        ) as resp:
+            text = resp.read().decode()
+        total = 0.0
+        for match in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.M):
+            if labels in (match.group(1) or ""):
+                total += float(match.group(2))
+        return total
+
+    def reconciles(self) -> float:
+        return self.metric("chatcluster_operator_reconciles_total", 'result="ok"')

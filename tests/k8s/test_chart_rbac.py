@@ -1,0 +1,65 @@
+"""The chart installs with helm and its RBAC is sufficient (the operator tests run under it)
+and no broader than needed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import CHART, OPERATOR_NAMESPACE, SERVICE_ACCOUNT
+from controlplane import ControlPlane
+
+pytestmark = pytest.mark.k8s
+
+SA = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{SERVICE_ACCOUNT}"
+
+
+def test_helm_lint_is_clean(control_plane: ControlPlane) -> None:
+    out = control_plane.helm("lint", "--strict", str(CHART)).stdout
+    assert "0 chart(s) failed" in out
+
+
+def test_release_deployed_with_one_operator_replica(
+    control_plane: ControlPlane, release: str
+) -> None:
+    releases = json.loads(control_plane.helm("list", "-n", OPERATOR_NAMESPACE, "-o", "json").stdout)
+    assert [(r["name"], r["status"]) for r in releases] == [(release, "deployed")]
+    deployment = control_plane.get_json("deployment", release, "-n", OPERATOR_NAMESPACE)
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == SERVICE_ACCOUNT
+    assert pod["containers"][0]["args"][0] == "operator"
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "allowed"),
+    [
+        ("watch", "chatclusters.chatcluster.dev", True),
+        ("patch", "chatclusters.chatcluster.dev/status", True),
+        ("create", "deployments.apps", True),
+        ("patch", "horizontalpodautoscalers.autoscaling", True),
+        ("delete", "poddisruptionbudgets.policy", True),
+        ("create", "jobs.batch", True),
+        ("get", "secrets", True),
+        ("create", "events", True),
+        # and nothing more:
+        ("list", "secrets", False),
+        ("patch", "secrets", False),
+        ("delete", "chatclusters.chatcluster.dev", False),
+        ("create", "pods", False),
+        ("create", "pods/exec", False),
+        ("create", "clusterroles.rbac.authorization.k8s.io", False),
+        ("create", "rolebindings.rbac.authorization.k8s.io", False),
+        ("create", "serviceaccounts/token", False),
+        ("patch", "nodes", False),
+        ("update", "customresourcedefinitions.apiextensions.k8s.io", False),
+    ],
+)
+def test_service_account_is_least_privilege(
+    control_plane: ControlPlane, release: str, verb: str, resource: str, allowed: bool
+) -> None:
+    result = control_plane.kubectl(
+        "auth", "can-i", verb, resource, "--as", SA, "--all-namespaces", check=False
+    )
+    assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
