@@ -99,8 +99,18 @@ def built(
     builds = json.loads(out.read_text())["builds"]
     assert [b["imageName"] for b in builds] == ["chatcluster"]
     tag = str(builds[0]["tag"])
+    image_id = run(["podman", "image", "inspect", "--format", "{{.Id}}", tag]).stdout.strip()
     yield tag, {**env, "BUILD_OUTPUT": str(out)}
-    run(["podman", "rmi", "--force", tag], check=False)
+    # skaffold tagged the image twice (input digest, image ID): drop both tags, keep the layers.
+    listing = run(
+        ["podman", "images", "--no-trunc", "--format", "{{.Id}} {{.Repository}}:{{.Tag}}"]
+    )
+    for line in listing.stdout.splitlines():
+        found_id, _, name = line.partition(" ")
+        if found_id.removeprefix("sha256:") == image_id.removeprefix("sha256:") and re.fullmatch(
+            r"(localhost|docker\.io/library)/chatcluster:[0-9a-f]{64}", name
+        ):
+            run(["podman", "rmi", name], check=False)
 
 
 def test_podman_profile_builds_the_image(built: tuple[str, dict[str, str]]) -> None:
