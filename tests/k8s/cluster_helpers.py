@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import condition, example
-from controlplane import ControlPlane, wait_for
+from tests.k8s.controlplane import ControlPlane, wait_for
+from tests.k8s.support import condition, example
 
 BOUND = 90.0  # generous: two cores shared with etcd, apiserver, controllers and the operator
 

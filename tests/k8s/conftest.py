@@ -11,19 +11,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from controlplane import ControlPlane
-from fake_kubelet import FakeKubelet
-from k8s_binaries import ROOT, Binaries, locate
-from operator_process import OperatorProcess
 
-OPERATOR_NAMESPACE = "chat-system"
-RELEASE = "chatcluster-operator"
-SERVICE_ACCOUNT = RELEASE  # the chart's fullname when release name == chart name
-CHART = ROOT / "charts" / "chatcluster-operator"
+from tests.k8s.controlplane import ControlPlane
+from tests.k8s.fake_kubelet import FakeKubelet
+from tests.k8s.k8s_binaries import Binaries, locate
+from tests.k8s.operator_process import OperatorProcess
+from tests.k8s.support import CHART, OPERATOR_NAMESPACE, RELEASE, SECRETS, SERVICE_ACCOUNT
 
 
 @pytest.fixture(scope="session")
@@ -83,14 +78,6 @@ def operator(
     proc.stop()
 
 
-SECRETS: dict[str, dict[str, str]] = {
-    "chat-db": {"dsn": "postgresql://chat:pw@postgres:5432/chat"},
-    "chat-jwt": {"jwt-secret": "0123456789abcdef0123456789abcdef"},
-    "chat-redis": {"url": "redis://:pw@redis:6379/0"},
-    "chat-mongo": {"uri": "mongodb://chat:pw@mongo:27017/chat"},
-}
-
-
 @pytest.fixture
 def namespace(control_plane: ControlPlane) -> str:
     """A fresh namespace with the Secrets the examples reference. Namespaces are not deleted:
@@ -101,14 +88,3 @@ def namespace(control_plane: ControlPlane) -> str:
         literals = [f"--from-literal={k}={v}" for k, v in data.items()]
         control_plane.kubectl("create", "secret", "generic", secret, "-n", name, *literals)
     return name
-
-
-def example(name: str) -> Path:
-    return ROOT / "examples" / name
-
-
-def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for cond in (obj.get("status") or {}).get("conditions") or ():
-        if cond["type"] == kind:
-            return dict(cond)
-    return None

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pki
 import yaml
-from k8s_binaries import Binaries
+
+from tests.k8s import pki
+from tests.k8s.k8s_binaries import Binaries
 
 START_TIMEOUT = 90.0
 

@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from controlplane import free_port, wait_for
+from tests.k8s.controlplane import free_port, wait_for
 
 
 class OperatorProcess:

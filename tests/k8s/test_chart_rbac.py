@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CHART, OPERATOR_NAMESPACE, SERVICE_ACCOUNT
-from controlplane import ControlPlane
+
+from tests.k8s.controlplane import ControlPlane
+from tests.k8s.support import CHART, OPERATOR_NAMESPACE, SERVICE_ACCOUNT
 
 pytestmark = pytest.mark.k8s
 

@@ -4,7 +4,8 @@ garbage-collects its children, and a restarted operator resumes."""
 from __future__ import annotations
 
 import pytest
-from cluster_helpers import (
+
+from tests.k8s.cluster_helpers import (
     BOUND,
     apply_example,
     container,
@@ -14,9 +15,9 @@ from cluster_helpers import (
     wait_phase,
     wait_ready,
 )
-from controlplane import ControlPlane, wait_for
-from fake_kubelet import FakeKubelet
-from operator_process import OperatorProcess
+from tests.k8s.controlplane import ControlPlane, wait_for
+from tests.k8s.fake_kubelet import FakeKubelet
+from tests.k8s.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.k8s
 

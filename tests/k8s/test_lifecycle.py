@@ -5,7 +5,8 @@ conditions follow the children's readiness."""
 from __future__ import annotations
 
 import pytest
-from cluster_helpers import (
+
+from tests.k8s.cluster_helpers import (
     BOUND,
     apply_example,
     cluster,
@@ -15,10 +16,10 @@ from cluster_helpers import (
     wait_phase,
     wait_ready,
 )
-from conftest import condition
-from controlplane import ControlPlane, wait_for
-from fake_kubelet import FakeKubelet
-from operator_process import OperatorProcess
+from tests.k8s.controlplane import ControlPlane, wait_for
+from tests.k8s.fake_kubelet import FakeKubelet
+from tests.k8s.operator_process import OperatorProcess
+from tests.k8s.support import condition
 
 pytestmark = pytest.mark.k8s
 

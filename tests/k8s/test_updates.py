@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from chat_operator import FIELD_MANAGER
-from cluster_helpers import (
+
+from tests.k8s.cluster_helpers import (
     BOUND,
     apply_example,
     cluster,
@@ -21,9 +22,9 @@ from cluster_helpers import (
     wait_phase,
     wait_ready,
 )
-from controlplane import ControlPlane, wait_for
-from fake_kubelet import FakeKubelet
-from operator_process import OperatorProcess
+from tests.k8s.controlplane import ControlPlane, wait_for
+from tests.k8s.fake_kubelet import FakeKubelet
+from tests.k8s.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.k8s
 

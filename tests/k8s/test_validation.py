@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import example
-from controlplane import ControlPlane
+
+from tests.k8s.controlplane import ControlPlane
+from tests.k8s.support import example
 
 pytestmark = pytest.mark.k8s
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from chat_operator.builders import Cluster, Rollout
-from operator_examples import cluster_from, load_example
+
+from tests.operator.operator_examples import cluster_from, load_example
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import kubernetes_validate
 import pytest
 from chat_operator.builders import Cluster, Rollout, children, migration_job
 from chat_operator.builders.common import CHECKSUM_ANNOTATION, migration_job_name
-from operator_examples import cluster_from, load_example
+
+from tests.operator.operator_examples import cluster_from, load_example
 
 K8S_VERSION = "1.34.0"
 

@@ -1,0 +1,1 @@
+"""Operator integration tests on a real Kubernetes control plane."""

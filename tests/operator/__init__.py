@@ -1,0 +1,1 @@
+"""Operator unit tests: pure builders, status and CRD; no cluster."""
