@@ -30,7 +30,11 @@ async def test_scroll_up_loads_older_pages_in_order_and_deletes_show_live(
     await expect(messages.last.locator(".body")).to_have_text("m59")
     await expect(page.locator(".load-older")).to_be_visible()
 
-    await page.locator(".scroller").evaluate("el => { el.scrollTop = 0; }")
+    # Scrolling to the top fetches the page before the oldest seq (the event is dispatched too,
+    # in case the browser coalesced the scroll away).
+    await page.locator(".scroller").evaluate(
+        "el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }"
+    )
     await expect(messages).to_have_count(60)
     await expect(page.locator(".start")).to_be_visible()
     await expect(page.locator(".messages .msg .body")).to_have_text(

@@ -124,3 +124,49 @@ async def test_screenshots(
     width = await phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 375
     await _shoot(phone, f"mobile-chat-{theme}.png")
+
+
+UNLABELLED = """() => {
+  const named = (el) =>
+    (el.labels && el.labels.length > 0) ||
+    el.getAttribute("aria-label") ||
+    el.getAttribute("aria-labelledby") ||
+    (el.tagName === "BUTTON" && el.textContent.trim());
+  return [...document.querySelectorAll("input, select, textarea, button")]
+    .filter((el) => el.offsetParent !== null && !named(el))
+    .map((el) => el.outerHTML);
+}"""
+
+
+async def test_keyboard_only_login_and_labelled_controls(
+    chat_server: DevServer, contexts: Contexts, api: Api
+) -> None:
+    me = await api.register(unique_name("kim"))
+    other = await api.register(unique_name("lee"))
+    await api.dm(me, other)
+    page = await contexts.page(chat_server.url)
+    assert await page.evaluate(UNLABELLED) == []
+    # Username has focus on load; Tab moves through the form; Enter submits.
+    await expect(page.locator("#auth-username")).to_be_focused()
+    await page.keyboard.type(me.username)
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#auth-password")).to_be_focused()
+    await page.keyboard.type(me.password)
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".top .me")).to_contain_text(me.username)
+    # Reach the conversation by keyboard and open it.
+    conv = page.locator(".conv", has_text=other.username)
+    await conv.focus()
+    focused = await page.evaluate(
+        "[document.activeElement.className, getComputedStyle(document.activeElement).outlineStyle]"
+    )
+    assert focused == ["conv", "solid"]  # a visible focus ring
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#chat-title")).to_have_text(other.username)
+    await expect(page.locator("#composer")).to_be_focused()
+    assert await page.evaluate(UNLABELLED) == []
+    await page.get_by_role("button", name="New group").click()
+    await expect(page.locator("#group-title")).to_be_focused()
+    assert await page.evaluate(UNLABELLED) == []
+    await page.keyboard.press("Escape")
+    await expect(page.locator("dialog")).to_have_count(0)
