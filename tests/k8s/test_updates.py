@@ -25,6 +25,7 @@ from tests.k8s.cluster_helpers import (
 from tests.k8s.controlplane import ControlPlane, wait_for
 from tests.k8s.fake_kubelet import FakeKubelet
 from tests.k8s.operator_process import OperatorProcess
+from tests.k8s.support import condition
 
 pytestmark = pytest.mark.k8s
 
@@ -225,3 +226,34 @@ def test_version_change_waits_for_its_migration(
         dep = deployment(control_plane, ns, name)
         assert dep is not None
         assert container(dep)["image"] == "ghcr.io/chatcluster/chatcluster:1.1.0"
+
+
+def test_failed_migration_degrades_and_keeps_the_old_version(
+    control_plane: ControlPlane,
+    operator: OperatorProcess,
+    kubelet: FakeKubelet,
+    ready_cluster: str,
+) -> None:
+    ns = ready_cluster
+    kubelet.fail_migrations(ns)
+    patch_spec(control_plane, ns, "chat", {"version": "1.2.0", "migrations": {"backoffLimit": 0}})
+    obj = wait_phase(control_plane, ns, "chat", "Degraded")
+    degraded = condition(obj, "Degraded")
+    assert degraded is not None
+    assert degraded["reason"] == "MigrationFailed"
+    assert obj["status"]["migration"]["state"] == "Failed"
+    assert obj["status"]["version"] == "1.0.0"
+    dep = deployment(control_plane, ns, "chat-api")
+    assert dep is not None
+    assert container(dep)["image"] == "ghcr.io/chatcluster/chatcluster:1.0.0"
+    events = control_plane.get_json(
+        "events", "-n", ns, "--field-selector", "involvedObject.name=chat,reason=MigrationFailed"
+    )["items"]
+    assert events
+
+    # Fix forward: a new version with a working migration rolls out normally.
+    kubelet.fail_migrations(ns, failing=False)
+    patch_spec(control_plane, ns, "chat", {"version": "1.2.1"})
+    obj = wait_ready(control_plane, ns, "chat")
+    assert obj["status"]["version"] == "1.2.1"
+    assert condition(obj, "Degraded")["status"] == "False"  # type: ignore[index]
