@@ -40,7 +40,8 @@ class Counts:
     ready: int
     updated: int
     available: int
-    stalled: bool
+    stalled: bool  # ProgressDeadlineExceeded: a real problem, reported as Degraded
+    lagging: bool = False  # controller has not seen the latest spec yet: transient
     failure: str | None = None
 
     def as_status(self) -> dict[str, Any]:
@@ -54,14 +55,15 @@ class Counts:
 
     @property
     def done(self) -> bool:
-        return self.ready >= self.desired and self.updated >= self.desired and not self.stalled
+        done = self.ready >= self.desired and self.updated >= self.desired
+        return done and not self.stalled and not self.lagging
 
 
 def counts(deployment: Mapping[str, Any] | None) -> Counts:
     """Replica counts of one Deployment; a Deployment whose controller has not caught up with
     its latest spec (observedGeneration lag) is never counted as done."""
     if deployment is None:
-        return Counts(0, 0, 0, 0, stalled=True)
+        return Counts(0, 0, 0, 0, stalled=False, lagging=True)
     spec = deployment.get("spec") or {}
     status = deployment.get("status") or {}
     meta = deployment.get("metadata") or {}
@@ -86,7 +88,8 @@ def counts(deployment: Mapping[str, Any] | None) -> Counts:
         ready=int(status.get("readyReplicas", 0)),
         updated=int(status.get("updatedReplicas", 0)),
         available=int(status.get("availableReplicas", 0)),
-        stalled=lagging or stuck,
+        stalled=stuck,
+        lagging=lagging,
         failure=failure,
     )
 
@@ -130,7 +133,7 @@ def build_status(
     deps_ok = not observed.missing_secrets
     migration_failed = observed.migration_state == "Failed"
     migrating = observed.migration_state in ("Pending", "Running")
-    stalled = [c for c in all_counts if c.stalled and c.desired > 0 and c.updated > 0]
+    stalled = [c for c in all_counts if c.stalled]
     workloads_done = all(c.done for c in all_counts)
     ready = deps_ok and rolled and workloads_done and not migration_failed
 

@@ -146,3 +146,11 @@ def test_replica_failure_is_degraded_with_the_reason(minimal: Cluster) -> None:
     degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
     assert degraded["reason"] == "ReplicaFailure"
     assert "api: no PriorityClass with name chat-critical" in degraded["message"]
+
+
+def test_controller_lag_is_progress_not_degradation(minimal: Cluster) -> None:
+    lagging = dep(2, 2, generation=5, observed=4)
+    status = build_status(minimal, observed(deployments={"chat-api": lagging, "chat-ws": None}), {})
+    assert conditions(status)["Degraded"] == ("False", "AsExpected")
+    assert conditions(status)["Ready"][0] == "False"
+    assert status["phase"] == "Progressing"

@@ -6,9 +6,10 @@ from chat_operator.builders.common import Cluster, Manifest, config_name, metada
 
 
 def config_data(cluster: Cluster) -> dict[str, str]:
+    """Nothing version-dependent belongs here: a change rolls the pods, and a version change
+    must not roll them before its migration has succeeded."""
     spec = cluster.spec
     data = {
-        "CHAT_VERSION": spec.version,
         "CHAT_REDIS_KEY_PREFIX": spec.redis_key_prefix,
         "CHAT_ACCESS_TOKEN_TTL_SECONDS": str(spec.access_token_ttl_seconds),
         "CHAT_WS_DRAIN_SECONDS": str(spec.drain_seconds),

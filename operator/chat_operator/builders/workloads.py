@@ -75,7 +75,6 @@ def _deployment(
     if component.autoscaling is None:
         spec["replicas"] = component.replicas
     meta = metadata(cluster, name, component_label, pool)
-    meta["labels"]["app.kubernetes.io/version"] = cluster.spec.version
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
 
 
