@@ -19,6 +19,9 @@ pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
 READY_DEADLINE_S = 60.0
 # As docs/deploy.md runs it: browsers reach the published port as localhost:8000.
 PUBLIC_URL = "http://localhost:8000"
+# What the operator chart's pods set: readOnlyRootFilesystem, capabilities drop ALL,
+# allowPrivilegeEscalation false.
+POD_SECURITY = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 SUBCOMMANDS = ["dev", "api", "ws", "worker", "migrate", "operator"]
 
 
@@ -45,8 +48,10 @@ def wait_healthy(server: Server, deadline_s: float = READY_DEADLINE_S) -> None:
 
 @pytest.fixture(scope="module")
 def dev_server(start_server: StartServer) -> Iterator[Server]:
-    """`dev` as docs/deploy.md runs it: default command, read-only root, the public URL set."""
-    with start_server(options=["--read-only", "--env", f"CHAT_PUBLIC_URL={PUBLIC_URL}"]) as server:
+    """`dev` as docs/deploy.md runs it (default command, read-only root, the public URL set),
+    under the chart's pod securityContext: no capabilities, no privilege escalation."""
+    options = [*POD_SECURITY, "--env", f"CHAT_PUBLIC_URL={PUBLIC_URL}"]
+    with start_server(options=options) as server:
         wait_healthy(server)
         yield server
 
@@ -78,14 +83,17 @@ def test_dev_keeps_its_data_in_the_data_volume(dev_server: Server) -> None:
     assert "messages.db" in listing
 
 
-def test_every_process_runs_as_the_app_user(dev_server: Server) -> None:
+def test_every_process_runs_as_the_app_user_without_capabilities(dev_server: Server) -> None:
     script = (
         "import os\n"
         "pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
-        "print(sorted({os.stat(f'/proc/{p}').st_uid for p in pids}))\n"
+        "uids = {os.stat(f'/proc/{p}').st_uid for p in pids}\n"
+        "caps = {line.split()[1] for p in pids for line in open(f'/proc/{p}/status')\n"
+        "        if line.startswith('CapEff:')}\n"
+        "print(sorted(uids), sorted(caps))\n"
     )
     out = run(["podman", "exec", dev_server.name, "python3", "-c", script]).stdout.strip()
-    assert out == f"[{APP_UID}]"
+    assert out == f"[{APP_UID}] ['0000000000000000']"
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
