@@ -258,15 +258,23 @@ def postgres_proc(workdir: Path, port: int | None = None) -> Proc:
     )
 
 
-def ferretdb_proc(workdir: Path, binary: Path, port: int | None = None) -> Proc:
-    """FerretDB with its SQLite backend: one file per database, no other server needed."""
+def ferretdb_proc(
+    workdir: Path, binary: Path, port: int | None = None, postgresql_url: str = ""
+) -> Proc:
+    """FerretDB on PostgreSQL when `postgresql_url` is given, else on SQLite files in
+    `workdir`. Its backend pool defaults to max(4, CPUs) connections; after a restart under
+    load, requests were seen queueing on that pool forever (answering `ping`, hanging on
+    queries), so the URL given here raises it with `pool_max_conns`."""
     port = port or free_port()
     (workdir / "data").mkdir(parents=True, exist_ok=True)
+    if postgresql_url:
+        backend = ["--handler=postgresql", f"--postgresql-url={postgresql_url}"]
+    else:
+        backend = ["--handler=sqlite", f"--sqlite-url=file:{workdir}/data/"]
     argv = [
         str(binary),
         f"--listen-addr=127.0.0.1:{port}",
-        "--handler=sqlite",
-        f"--sqlite-url=file:{workdir}/data/",
+        *backend,
         f"--state-dir={workdir}",
         "--telemetry=disable",
         "--debug-addr=-",  # its default fixed port would collide with another instance
@@ -303,12 +311,15 @@ class Services:
         self.root.chmod(0o755)  # the postgres user must reach its directory
         redis = redis_proc(self.root / "redis")
         pg = postgres_proc(self.root / "postgres")
-        ferret = ferretdb_proc(self.root / "ferretdb", self.ferretdb)
-        for proc in (redis, pg, ferret):
+        for proc in (redis, pg):
             proc.start(wait=False)
             self.procs.append(proc)
         for proc in self.procs:
             proc.wait_ready()
+        pg_url = f"postgres://postgres@127.0.0.1:{pg.port}/postgres?pool_max_conns=64"
+        ferret = ferretdb_proc(self.root / "ferretdb", self.ferretdb, postgresql_url=pg_url)
+        self.procs.append(ferret)
+        ferret.start()
         return Backing(
             redis_url=f"redis://127.0.0.1:{redis.port}/0",
             postgres_dsn=f"postgresql://postgres@127.0.0.1:{pg.port}/postgres",

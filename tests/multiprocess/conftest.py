@@ -12,8 +12,8 @@ from typing import Protocol
 
 import pytest
 
-from chat.devcluster import AppCluster, Backing
-from tests.servers import unavailable
+from chat.devcluster import AppCluster, Backing, Proc, ferretdb_proc
+from tests.servers import PostgresServer, ferretdb_binary, unavailable
 
 HERE = Path(__file__).parent
 
@@ -68,3 +68,18 @@ def backing(
 ) -> Backing:
     """Fresh databases on the session's servers (shared with other tests: never killed)."""
     return Backing(fresh_redis_url, fresh_postgres_dsn, mongodb_uri, fresh_mongodb_database)
+
+
+@pytest.fixture
+def ferretdb_on_postgres(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Proc]:
+    """A FerretDB of the test's own (for outages), on the PostgreSQL handler: the SQLite one
+    was seen to hang on queries after a stop/start under load (it still answered `ping`)."""
+    if not ferretdb_binary().exists():
+        unavailable(f"FerretDB is not built at {ferretdb_binary()}")
+    url = f"postgres://postgres@127.0.0.1:{postgres_server.port}/postgres?pool_max_conns=64"
+    proc = ferretdb_proc(tmp_path / "ferretdb", ferretdb_binary(), postgresql_url=url)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
