@@ -1,0 +1,183 @@
+"""The chaos test's clients and checker, in the spirit of Jepsen's total-queue workload.
+
+Each `Member` is one user with one conversation. A producer adds a new message (fresh
+`client_id`) to the member's pending set at a steady rate, whether or not it is connected. A
+connection loop connects through haproxy, authenticates, resumes from the member's own cursor,
+then (re)sends every unacked message with its original `client_id` until acked. Everything it
+receives is recorded: acks (client_id → seq, duplicates), and message frames checked against a
+per-conversation cursor (exactly the next seq is applied; an older seq is a redelivery, a newer
+one is early: both are counted and dropped, since the server must replay the missing range
+before live frames).
+
+`check` then compares, per conversation: the acks, the history served by the API, the MongoDB
+archive and what every member applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.support.clients import Account, Api
+
+RETRY_AFTER_S = 2.0
+"""An unacked send is sent again (same client_id) after this long on the same connection."""
+
+
+@dataclass
+class Member:
+    name: str
+    account: Account
+    cid: str
+    cursor: int = 0
+    applied: list[tuple[int, str]] = field(default_factory=list)  # (seq, client_id) in order
+    pending: dict[str, float] = field(default_factory=dict)  # client_id -> last attempt
+    acked: dict[str, int] = field(default_factory=dict)
+    ack_times: list[float] = field(default_factory=list)
+    ack_conflicts: list[str] = field(default_factory=list)  # one client_id, two different seqs
+    duplicate_acks: int = 0
+    produced: int = 0
+    early: int = 0
+    redelivered: int = 0
+    not_recoverable: int = 0
+    connections: int = 0
+    failed_connects: int = 0
+    close_codes: Counter[int | None] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def frame_in(self, frame: dict[str, Any], now: float) -> None:
+        kind = frame.get("type")
+        if kind == "message" and frame["conversation_id"] == self.cid:
+            seq = int(frame["seq"])
+            if seq == self.cursor + 1:
+                self.cursor = seq
+                self.applied.append((seq, str(frame["client_id"])))
+            elif seq <= self.cursor:
+                self.redelivered += 1
+            else:
+                self.early += 1
+        elif kind == "ack" and frame.get("client_id") in self.pending:
+            client_id, seq = str(frame["client_id"]), int(frame["seq"])
+            if self.acked.setdefault(client_id, seq) != seq:
+                self.ack_conflicts.append(client_id)
+            self.duplicate_acks += bool(frame.get("duplicate"))
+            self.ack_times.append(now)
+            del self.pending[client_id]
+        elif kind == "ack" and frame.get("client_id") in self.acked:
+            # A late answer to an earlier attempt: it must name the same seq.
+            if self.acked[str(frame["client_id"])] != int(frame["seq"]):
+                self.ack_conflicts.append(str(frame["client_id"]))
+        elif kind == "error":
+            self.errors[str(frame.get("code"))] += 1
+            if frame.get("code") == "not_recoverable":
+                self.not_recoverable += 1
+
+
+async def produce(member: Member, rate: float, until: float) -> None:
+    """Open loop: message n is due at start + n/rate, connected or not."""
+    start = time.monotonic()
+    while (due := start + member.produced / rate) < until:
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        member.pending[f"{member.name}-{member.produced}"] = 0.0
+        member.produced += 1
+        member.wake.set()
+
+
+async def keep_connected(member: Member, ws_url: str, origin: str, stop: asyncio.Event) -> None:
+    """Connect, resume, send; on any loss reconnect with jittered backoff until `stop`."""
+    backoff = 0.1
+    while not stop.is_set():
+        try:
+            async with connect(
+                ws_url,
+                origin=origin,
+                open_timeout=5,
+                close_timeout=2,
+                ping_interval=5,  # type: ignore[arg-type]
+            ) as ws:
+                member.connections += 1
+                backoff = 0.1
+                await _session(member, ws, stop)
+                member.close_codes[ws.close_code] += 1
+        except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+            member.failed_connects += 1
+            if isinstance(exc, websockets.ConnectionClosed):
+                member.close_codes[exc.rcvd.code if exc.rcvd else None] += 1
+        if stop.is_set():
+            return
+        # Backoff with jitter between attempts (reconnect policy, not synchronisation).
+        await asyncio.sleep(backoff * (0.5 + random.random()))
+        backoff = min(backoff * 2, 1.0)
+
+
+async def _session(member: Member, ws: ClientConnection, stop: asyncio.Event) -> None:
+    await ws.send(orjson.dumps({"type": "auth", "ref": "auth", "token": member.account.access}))
+    while True:  # until ready; presence frames may come first
+        frame = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+        if frame.get("type") == "ready":
+            break
+        if frame.get("type") == "error":
+            member.errors[f"auth:{frame.get('code')}"] += 1
+            return
+    await ws.send(
+        orjson.dumps(
+            {"type": "resume", "ref": "resume", "conversations": {member.cid: member.cursor}}
+        )
+    )
+    for client_id in member.pending:
+        member.pending[client_id] = 0.0  # a new connection resends everything unacked
+    writer = asyncio.create_task(_write(member, ws))
+    closer = asyncio.create_task(_close_on(stop, ws))
+    try:
+        async for raw in ws:
+            member.frame_in(orjson.loads(raw), time.monotonic())
+            if member.pending:
+                member.wake.set()
+    finally:
+        for task in (writer, closer):
+            task.cancel()
+        await asyncio.gather(writer, closer, return_exceptions=True)
+
+
+async def _write(member: Member, ws: ClientConnection) -> None:
+    while True:
+        member.wake.clear()
+        now = time.monotonic()
+        for client_id, last in list(member.pending.items()):
+            if now - last >= RETRY_AFTER_S:
+                member.pending[client_id] = now
+                frame = {
+                    "type": "send",
+                    "ref": client_id,
+                    "conversation_id": member.cid,
+                    "client_id": client_id,
+                    "body": f"{client_id} from {member.name}",
+                }
+                await ws.send(orjson.dumps(frame))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(member.wake.wait(), 0.25)
+
+
+async def _close_on(stop: asyncio.Event, ws: ClientConnection) -> None:
+    await stop.wait()
+    await ws.close()
+
+
+async def full_history(api: Api, who: Account, cid: str) -> list[dict[str, Any]]:
+    """Every message of a conversation, page by page (ascending seq)."""
+    out: list[dict[str, Any]] = []
+    while True:
+        page = await api.history(who, cid, after=out[-1]["seq"] if out else 0, limit=100)
+        out += page
+        if len(page) < 100:
+            return out
