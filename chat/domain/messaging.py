@@ -10,6 +10,7 @@ The send path keeps the guarantees of docs/architecture.md:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -34,6 +35,8 @@ from chat.domain.ports import (
     MessageArchive,
     RateLimiter,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +146,16 @@ class MessagingService:
             raise RateLimited("too many messages; slow down", retry_after_ms=int(wait * 1000) + 1)
         result = await self._log.append(draft)
         if not result.duplicate:
-            await self._queue.persist_soon(draft.conversation_id)
+            try:
+                await self._queue.persist_soon(draft.conversation_id)
+            except Exception:
+                # The event is durable and published: the sender must get its ack. The
+                # periodic sweep archives conversations whose job could not be queued.
+                log.warning(
+                    "could not queue archiving of %s; the sweep will",
+                    draft.conversation_id,
+                    exc_info=True,
+                )
         return result
 
     async def _own_message(self, who: Principal, cid: str, seq: int) -> Message:

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from dramatiq.brokers.redis import RedisBroker
 
 from chat.config import Settings
+from chat.stores.cluster.redis_conn import make_client
 
 PENDING_TTL_S = 600  # a flag outlives no crashed enqueuer by more than this; the sweep covers it
 
@@ -32,4 +33,6 @@ class RedisPendingFlags:
 
 def cluster_broker_and_flags(settings: Settings) -> tuple[dramatiq.Broker, RedisPendingFlags]:
     broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
-    return broker, RedisPendingFlags(aioredis.Redis.from_url(settings.redis_url))
+    # The same reconnecting, retrying client as the stores: a Redis restart must not turn a
+    # durable send into an error.
+    return broker, RedisPendingFlags(make_client(settings.redis_url))

@@ -137,6 +137,16 @@ class Gateway:
             self._emptied.set()
 
 
+def _positions(raw: object) -> dict[str, int]:
+    """`{conversation_id: last seq seen}`, as `resume` takes it."""
+    if not isinstance(raw, dict) or len(raw) > 10_000:
+        raise InvalidRequest("resume must map conversation ids to seqs")
+    for cid, seq in raw.items():
+        if not isinstance(cid, str) or isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise InvalidRequest("each resume seq must be an integer >= 0")
+    return dict(raw)
+
+
 class State(Enum):
     AUTHENTICATING = "authenticating"
     READY = "ready"
@@ -223,6 +233,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
     async def _authenticate(self, frame: dict[str, Any]) -> None:
         if frame["type"] != "auth":
             raise InvalidRequest("the first frame must be 'auth'", code="invalid_request")
+        resume = _positions(frame.get("resume", {}))
         principal = await self.rt.chat.accounts.authenticate(frame.get("token"))
         await self.rt.chat.presence.connect(principal, self.connection_id)
         if self.ws_connection is None:  # closed while we waited
@@ -235,7 +246,24 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         cids = await self.rt.chat.ports.conversations.conversation_ids_for_user(principal.user.id)
         self.channels = [user_channel(principal.user.id)]
         await self.gateway.join(self, self.channels)
-        positions = await self._subscribe(cids)
+        # Reconnecting clients give their positions in the auth frame, so their cursors start
+        # there before any live event can be written: the gap is replayed first, in order.
+        resumed = {cid: seq for cid, seq in resume.items() if cid in cids}
+        for cid, seq in resumed.items():
+            self.cursors.track(cid, seq)
+        positions = await self._subscribe(cids, keep=resumed)
+        for cid in resumed:
+            self.cursors.fill(cid)
+        for cid in resume.keys() - resumed.keys():
+            self.send_frame(
+                error_frame(
+                    "not_member",
+                    "you are not a member of this conversation",
+                    frame.get("ref"),
+                    conversation_id=cid,
+                ),
+                "error",
+            )
         self._heartbeat = asyncio.create_task(self._beat())
         self.send_frame(
             encode(
@@ -258,14 +286,21 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             "ready",
         )
 
-    async def _subscribe(self, cids: list[str]) -> dict[str, int]:
+    async def _subscribe(
+        self, cids: list[str], keep: dict[str, int] | None = None
+    ) -> dict[str, int]:
         """Subscribe first, then read positions: an event landing in between is either at or
-        below the position (the client fetches it) or above it (delivered live)."""
+        below the position (the client fetches it) or above it (delivered live). Cursors in
+        `keep` (resumed conversations) are already placed and stay where they are."""
+        keep = keep or {}
         channels = [conversation_channel(c) for c in cids]
         self.channels += channels
         await self.gateway.join(self, channels)
         positions = {}
         for cid in cids:
+            if cid in keep:
+                positions[cid] = keep[cid]
+                continue
             positions[cid] = await self.rt.chat.messaging.last_seq(cid)
             self.cursors.track(cid, positions[cid])
         return positions
@@ -320,12 +355,8 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
 
     async def _resume(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
-        wanted = frame.get("conversations")
-        if not isinstance(wanted, dict) or len(wanted) > 10_000:
-            raise InvalidRequest("conversations must map conversation ids to seqs")
-        for cid, seq in wanted.items():
-            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-                raise InvalidRequest("each seq must be an integer >= 0")
+        wanted = _positions(frame.get("conversations"))
+        for cid in wanted:
             if cid not in self.cursors.cursors:
                 raise Forbidden(
                     "you are not a member of this conversation",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support.clients import unique
+from tests.support.clients import Ws, unique
 from tests.support.fixtures import Server
 
 
@@ -248,3 +248,39 @@ async def test_joining_a_group_subscribes_live(server: Server) -> None:
     await wl.request({"type": "ping"})
     assert not [f for f in wl.frames if f.get("body") == "after you left"]
     await wl.close()
+
+
+async def test_resume_in_auth_frame_replays_gap_before_live_events(server: Server) -> None:
+    """Positions given in the auth frame place the cursors before any live event is written:
+    the socket gets the gap and then live events, each once and in seq order, even when new
+    messages land while the replay is running."""
+    alice, bob = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(alice, bob)
+    for i in range(5):
+        await server.api.send(alice, cid, f"m{i}")
+    wa = await server.ws(alice)
+    wb = await Ws.connect(server.ws_url, server.origin)
+    auth = wb.request({"type": "auth", "token": bob.access, "resume": {cid: 2}})
+    live = asyncio.gather(
+        *(
+            wa.request(
+                {
+                    "type": "send",
+                    "conversation_id": cid,
+                    "client_id": f"live{i}",
+                    "body": f"live {i}",
+                }
+            )
+            for i in range(3)
+        )
+    )
+    ready, _ = await asyncio.gather(auth, live)
+    assert ready["type"] == "ready"
+    assert ready["conversations"][cid] == 2
+    got = await wb.wait_count(lambda f: f.get("type") == "message", 6)
+    assert [f["seq"] for f in got] == [3, 4, 5, 6, 7, 8]
+    bad = await Ws.connect(server.ws_url, server.origin)
+    err = await bad.request({"type": "auth", "token": bob.access, "resume": {cid: "x"}})
+    assert err["code"] == "invalid_request"
+    for s in (wa, wb, bad):
+        await s.close()

@@ -28,6 +28,7 @@ export class Connection extends EventTarget {
     this._beatTimer = null;
     this._pongTimer = null;
     this._authFailures = 0;
+    this.positions = null; // () => {conversationId: last seq applied}, set by the store
     window.addEventListener("online", () => this.reconnectNow());
   }
 
@@ -86,7 +87,11 @@ export class Connection extends EventTarget {
     const ws = new WebSocket(`${scheme}//${location.host}/ws`);
     this.ws = ws;
     ws.addEventListener("open", () => {
-      ws.send(JSON.stringify({ type: "auth", token: this.api.access, ref: "auth" }));
+      // Positions go in the auth frame, so the server replays each gap before any live event.
+      const resume = this.positions ? this.positions() : {};
+      const auth = { type: "auth", token: this.api.access, ref: "auth" };
+      if (Object.keys(resume).length) auth.resume = resume;
+      ws.send(JSON.stringify(auth));
     });
     ws.addEventListener("message", (event) => {
       if (ws !== this.ws) return;

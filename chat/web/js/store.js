@@ -28,6 +28,11 @@ export class Store extends EventTarget {
     this.maxBody = 4000;
     this._userFetch = new Map();
     this._scheduled = false;
+    conn.positions = () => {
+      const seen = {};
+      for (const [id, conv] of this.convs) if (Number.isInteger(conv.seq)) seen[id] = conv.seq;
+      return seen;
+    };
     conn.addEventListener("ready", (e) => this._onReady(e.detail.frame));
     conn.addEventListener("frame", (e) => this._onFrame(e.detail));
   }
@@ -110,7 +115,9 @@ export class Store extends EventTarget {
     conv.members = s.members;
     conv.title = s.title;
     if (s.last_seq >= conv.seq) {
-      conv.seq = s.last_seq;
+      // A shown conversation moves only with the events it applies (a resume replay may still
+      // be on its way); one not shown yet can jump, its history loads when it is opened.
+      if (!conv.loaded) conv.seq = s.last_seq;
       conv.lastMessage = s.last_message;
       conv.unread = conv.id === this.active && this._visible() ? 0 : s.unread;
     }
@@ -346,19 +353,9 @@ export class Store extends EventTarget {
   // -- (re)connect -----------------------------------------------------------------------
   async _onReady(frame) {
     if (frame.limits) this.maxBody = frame.limits.max_body_chars;
-    const positions = frame.conversations || {};
-    const wanted = {};
-    for (const [id, conv] of this.convs) {
-      if (id in positions) wanted[id] = conv.seq;
-    }
+    // The gaps were asked for in the auth frame: the server replays them in order (or sends
+    // `not_recoverable`, handled in _onFrame) before anything live.
     try {
-      if (Object.keys(wanted).length) {
-        const resumed = await this.conn.request({ type: "resume", conversations: wanted });
-        for (const id of resumed.not_recoverable || []) {
-          const conv = this.convs.get(id);
-          if (conv) await this.reload(conv);
-        }
-      }
       await this.loadConversations();
       await this.loadPresence();
     } catch (err) {
