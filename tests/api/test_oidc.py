@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.support.fixtures import ServerFactory, free_port
+from tests.support.fixtures import Server, ServerFactory, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_DIR = ROOT / "tests" / "oidc_provider"
@@ -110,17 +110,21 @@ def _fragment(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(location[2:]).items()}
 
 
-async def test_sign_in_with_provider_creates_and_reuses_linked_user(
-    provider_and_port: tuple[Provider, int], make_server: ServerFactory
-) -> None:
-    provider, port = provider_and_port
-    server = await make_server(
+async def _relying_party(make_server: ServerFactory, provider: Provider, port: int) -> Server:
+    return await make_server(
         port=port,
         oidc_issuer=provider.issuer,
         oidc_client_id="chatcluster",
         oidc_client_secret="chatcluster-test-secret",
         oidc_display_name="Test IdP",
     )
+
+
+async def test_sign_in_with_provider_creates_and_reuses_linked_user(
+    provider_and_port: tuple[Provider, int], make_server: ServerFactory
+) -> None:
+    provider, port = provider_and_port
+    server = await _relying_party(make_server, provider, port)
     info = (await server.api.http.get("/api/v1/auth/oidc")).json()
     assert info == {"enabled": True, "display_name": "Test IdP"}
 
@@ -164,12 +168,7 @@ async def test_callback_refuses_forged_state_and_missing_cookie(
     provider_and_port: tuple[Provider, int], make_server: ServerFactory
 ) -> None:
     provider, port = provider_and_port
-    server = await make_server(
-        port=port,
-        oidc_issuer=provider.issuer,
-        oidc_client_id="chatcluster",
-        oidc_client_secret="chatcluster-test-secret",
-    )
+    server = await _relying_party(make_server, provider, port)
     start = await server.api.http.get("/api/v1/auth/oidc/login")
     back = provider.sign_in(start.headers["location"], "mallory")
     forged = back.replace("state=", "state=x")
