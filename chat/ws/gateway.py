@@ -178,6 +178,9 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         return origin in self.rt.settings.origins
 
     async def open(self, *args: str, **kwargs: str) -> None:
+        # Writes are already coalesced per loop iteration (send_frame): Nagle would only add
+        # its delayed-ACK stall (~40 ms) to small frames such as acks.
+        self.set_nodelay(True)
         await self.gateway.start()
         loop = tornado.ioloop.IOLoop.current()
         self._timers.append(loop.call_later(self.limits.auth_timeout_s, self._auth_deadline))
