@@ -62,20 +62,22 @@ class Runtime:
         await asyncio.gather(*(hook() for hook in self._drain_hooks))
 
     async def check_dependencies(self) -> dict[str, str]:
-        """Each dependency by name: "ok" or why not. Readiness fails on any other answer."""
-        check = getattr(self._opened, "check", None)
-        if check is not None:
+        """Each store by the port it serves: "ok", or the error, which names the dependency
+        (SQLite file, Redis, PostgreSQL or MongoDB). Readiness fails on any other answer."""
+        ports = self.chat.ports
+        probes = {
+            "log": ports.log.last_seq("readiness-probe"),
+            "accounts": ports.accounts.get_user("readiness-probe"),
+            "archive": ports.archive.watermark("readiness-probe"),
+        }
+        checks = {}
+        for name, probe in probes.items():
             try:
-                result: dict[str, str] = await asyncio.wait_for(check(), 3.0)
-                return result
+                await asyncio.wait_for(probe, 3.0)
+                checks[name] = "ok"
             except Exception as exc:
-                return {"stores": f"{type(exc).__name__}: {exc}"}
-        try:
-            await asyncio.wait_for(self.chat.ports.log.last_seq("readiness-probe"), 3.0)
-            await asyncio.wait_for(self.chat.ports.accounts.get_user("readiness-probe"), 3.0)
-        except Exception as exc:
-            return {"sqlite": f"{type(exc).__name__}: {exc}"}
-        return {"sqlite": "ok"}
+                checks[name] = f"{type(exc).__name__}: {exc}"
+        return checks
 
     def start_worker(self, threads: int = 2) -> None:
         """Embedded mode: run the actors in this process, on Dramatiq worker threads."""

@@ -279,9 +279,11 @@ class MessagingService:
 
     async def unread(self, conversation_id: str, user_id: str, read_seq: int) -> int:
         watermark = await self._archive.watermark(conversation_id)
-        archived = await self._archive.count_from_others(conversation_id, user_id, max(read_seq, 0))
-        if watermark <= read_seq:
-            archived = 0
+        archived = 0
+        if watermark > read_seq:
+            archived = await self._archive.count_from_others(
+                conversation_id, user_id, max(read_seq, 0)
+            )
         tail = await self._tail(conversation_id, max(watermark, read_seq))
         deleted = {e.target_seq for e in tail if e.kind is EventKind.DELETE}
         fresh = sum(

@@ -21,7 +21,7 @@ import tornado.websocket
 from chat.domain.accounts import Principal
 from chat.domain.channels import conversation_channel, user_channel
 from chat.domain.errors import ChatError, Forbidden, InvalidRequest
-from chat.domain.frames import conversation_dict, encode, event_frame
+from chat.domain.frames import encode, event_frame
 from chat.domain.ids import new_id
 from chat.domain.models import Event
 from chat.runtime import Runtime
@@ -45,6 +45,7 @@ class Gateway:
         self._starting: asyncio.Lock | None = None
         self._emptied = asyncio.Event()
         self.frames = FrameCache()
+        self._frame_counters: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -124,6 +125,13 @@ class Gateway:
                 await asyncio.wait_for(self._emptied.wait(), self.rt.settings.drain_timeout_s)
             except TimeoutError:
                 log.warning("%d sockets still open after the drain timeout", len(self.sockets))
+
+    def frames_out(self, kind: str) -> Any:
+        """The counter child for a frame type, looked up once: this is on the per-recipient path."""
+        counter = self._frame_counters.get(kind)
+        if counter is None:
+            counter = self._frame_counters[kind] = self.rt.metrics.frames_out.labels(kind)
+        return counter
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run in the background, keeping a reference so the task is not collected."""
@@ -473,7 +481,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             return
         self._pending.append(self.gateway.frames.frame(payload))
         self.outstanding += 1
-        self._m.frames_out.labels(kind).inc()
+        self.gateway.frames_out(kind).inc()
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -556,6 +564,3 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
                 await self.rt.chat.presence.disconnect(self.principal, self.connection_id)
             except Exception:
                 log.warning("presence disconnect failed", exc_info=True)
-
-    def conversation_view(self, conversation: Any) -> dict[str, Any]:
-        return conversation_dict(conversation)
