@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from chat.config import Backend, Settings
@@ -37,8 +39,14 @@ async def test_unreachable_postgres_is_named(redis_url: str, mongodb_uri: str) -
     assert raised.value.message.startswith(f"PostgreSQL at {dsn} is unavailable")
 
 
+# PyMongo 4.20's async connect closes its socket on OSError and timeout but not on
+# cancellation, so closing a client whose monitor is mid-connect leaves a never-connected
+# socket for the garbage collector. Collected inside this test, so the ResourceWarning is
+# attributed here (and ignored only here) instead of failing whichever test runs next.
+@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 async def test_unreachable_mongodb_is_named(redis_url: str, postgres_dsn: str) -> None:
     uri = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=500"
     with pytest.raises(Unavailable) as raised:
         await open_cluster_ports(_settings(redis_url, postgres_dsn, uri), RecordingQueue())
     assert raised.value.message.startswith(f"MongoDB at {uri} is unavailable")
+    gc.collect()
