@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from chat.devcluster import ferretdb_proc
 from chat.domain.errors import Unavailable
 from chat.domain.models import Event, EventKind
 from chat.stores.cluster.migrations import migrate_mongo
 from chat.stores.cluster.mongo_archive import MongoArchive
 from chat.stores.cluster.mongo_conn import make_client
-from tests.servers import FerretServer
+from tests.servers import FerretServer, PostgresServer, ferretdb_binary, unavailable
 
 
 def _ev(cid: str, seq: int, kind: EventKind, body: str, target: int | None = None) -> Event:
@@ -74,5 +76,47 @@ async def test_outage_raises_retriable_errors_then_catches_up(
         await archive.apply([_ev(cid, 2, EventKind.MESSAGE, "during")])
         assert await archive.watermark(cid) == 2
         assert [e.seq for e in await archive.events(cid, 0, 10)] == [1, 2]
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def ferretdb_small_pool(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[str]:
+    """FerretDB on PostgreSQL with a pool of 4 backend connections (its default on a 2-core
+    machine). Returns its URI."""
+    if not ferretdb_binary().exists():
+        unavailable(f"FerretDB is not built at {ferretdb_binary()}")
+    url = f"postgres://postgres@127.0.0.1:{postgres_server.port}/postgres?pool_max_conns=4"
+    proc = ferretdb_proc(tmp_path / "ferretdb", ferretdb_binary(), postgresql_url=url)
+    proc.start()
+    try:
+        yield f"mongodb://127.0.0.1:{proc.port}/"
+    finally:
+        proc.kill()
+
+
+async def test_reapplying_a_large_batch_does_not_exhaust_the_servers_pool(
+    ferretdb_small_pool: str,
+) -> None:
+    """The retry after an outage re-applies a whole batch, every write matching a stored
+    document. FerretDB v1.24 holds a backend connection per matching statement of an `update`
+    command, so the upsert-per-event batch this archive used to send hung the server for good
+    (the socket timeout below would fire)."""
+    cid = f"c_{uuid.uuid4().hex}"
+    db = f"chat_{uuid.uuid4().hex[:8]}"
+    await migrate_mongo(ferretdb_small_pool, db)
+    client = make_client(ferretdb_small_pool + "?socketTimeoutMS=10000")
+    archive = MongoArchive(client[db])
+    batch = [_ev(cid, seq, EventKind.MESSAGE, f"m{seq}") for seq in range(1, 41)]
+    batch += [_ev(cid, 40 + n, EventKind.DELETE, "", n) for n in range(1, 11)]
+    try:
+        await archive.apply(batch)
+        await archive.apply(batch)  # the retry: everything already there
+        await archive.apply(batch[5:30])  # an overlapping late job
+        history = await archive.history(cid, before=None, after=None, limit=100)
+        assert [m.seq for m in history] == list(range(1, 41))
+        assert [m.seq for m in history if m.deleted] == list(range(1, 11))
+        assert await archive.watermark(cid) == 50
+        assert len(await archive.events(cid, 0, 100)) == 50
     finally:
         await client.close()

@@ -72,11 +72,12 @@ def backing(
 
 @pytest.fixture
 def ferretdb_on_postgres(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Proc]:
-    """A FerretDB of the test's own (for outages), on the PostgreSQL handler: the SQLite one
-    was seen to hang on queries after a stop/start under load (it still answered `ping`)."""
+    """A FerretDB of the test's own (for outages), on the PostgreSQL handler so its data
+    outlives a SIGKILL, with its default backend pool (max(4, CPUs) connections): the smallest
+    pool is where a write pattern that holds connections would show."""
     if not ferretdb_binary().exists():
         unavailable(f"FerretDB is not built at {ferretdb_binary()}")
-    url = f"postgres://postgres@127.0.0.1:{postgres_server.port}/postgres?pool_max_conns=64"
+    url = f"postgres://postgres@127.0.0.1:{postgres_server.port}/postgres"
     proc = ferretdb_proc(tmp_path / "ferretdb", ferretdb_binary(), postgresql_url=url)
     proc.start()
     try:

@@ -5,12 +5,19 @@ holds), `messages` (messages with edits and deletes applied, for history, search
 counts) and `watermarks` (`_id` = conversation, `seq` = highest seq applied).
 
 Idempotence, which lets a failed or concurrent job simply run again:
-- events and messages are keyed by `_id = "<cid>:<seq>"` and written with `$setOnInsert` upserts,
-  so re-applying an event changes nothing;
+- events and messages are keyed by `_id = "<cid>:<seq>"` and inserted unordered; a duplicate-key
+  error means the document is already there, so re-applying an event changes nothing;
 - an edit only applies while the message's `changed_by_seq` is below the edit's seq and it is
   not deleted, so a replayed older edit never overwrites a later one; a delete always applies;
 - the watermark moves with `$max`, after the events are written: it never claims more than is
   stored, and never moves back.
+
+Write shapes, chosen for MongoDB-compatible servers as well as MongoDB: new documents go in
+`insert_many` (no per-document query), and each update that may match an existing document
+goes in a command of its own. FerretDB v1.24 keeps one backend connection per *matching*
+statement of an `update` command until the command ends, so a batch re-applied after an outage
+(every statement matching) deadlocked its connection pool for good once a command held more
+statements than the pool has connections (tests/cluster/test_mongo_archive.py reproduces it).
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from chat.domain.models import Event, EventKind, Message
 from chat.stores.cluster.mongo_conn import mongo_errors
@@ -29,7 +36,7 @@ from chat.stores.cluster.mongo_conn import mongo_errors
 Doc = dict[str, Any]
 DUPLICATE_KEY = 11000
 UPSERT_RACE_RETRIES = 3
-"""Two concurrent upserts of the same new `_id` can both try to insert; the loser gets a
+"""Two concurrent upserts of the same new watermark can both try to insert; the loser gets a
 duplicate-key error and, the write being idempotent, simply runs again."""
 
 
@@ -76,34 +83,59 @@ def _message(d: Doc) -> Message:
     )
 
 
-def _message_write(ev: Event) -> UpdateOne:
+def _new_message_doc(ev: Event) -> Doc:
+    return {
+        "_id": _id(ev.conversation_id, ev.seq),
+        "conversation_id": ev.conversation_id,
+        "seq": ev.seq,
+        "sender_id": ev.sender_id,
+        "client_id": ev.client_id,
+        "body": ev.body,
+        "ts": ev.ts,
+        "edited_ts": None,
+        "deleted": False,
+        "changed_by_seq": 0,
+    }
+
+
+def _change_write(ev: Event) -> tuple[Doc, Doc]:
+    """The filter and update of an edit or a delete."""
     target = _id(ev.conversation_id, ev.target_seq or 0)
-    if ev.kind is EventKind.MESSAGE:
-        doc = {
-            "conversation_id": ev.conversation_id,
-            "seq": ev.seq,
-            "sender_id": ev.sender_id,
-            "client_id": ev.client_id,
-            "body": ev.body,
-            "ts": ev.ts,
-            "edited_ts": None,
-            "deleted": False,
-            "changed_by_seq": 0,
-        }
-        return UpdateOne({"_id": _id(ev.conversation_id, ev.seq)}, {"$setOnInsert": doc}, True)
     if ev.kind is EventKind.EDIT:
-        return UpdateOne(
+        return (
             {"_id": target, "changed_by_seq": {"$lt": ev.seq}, "deleted": False},
             {"$set": {"body": ev.body, "edited_ts": ev.ts, "changed_by_seq": ev.seq}},
         )
     # A delete wins whatever order concurrent jobs apply things in: nothing revives a message.
-    return UpdateOne(
+    return (
         {"_id": target},
         {
             "$set": {"body": "", "deleted": True, "edited_ts": ev.ts},
             "$max": {"changed_by_seq": ev.seq},
         },
     )
+
+
+async def _insert_absent(collection: Any, docs: list[Doc]) -> None:
+    """Inserts the documents whose `_id` is not there yet; the others are already applied."""
+    if not docs:
+        return
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
+        if codes != {DUPLICATE_KEY} or exc.details.get("writeConcernErrors"):
+            raise
+
+
+async def _upsert(collection: Any, filter_: Doc, update: Doc) -> None:
+    for attempt in range(UPSERT_RACE_RETRIES + 1):
+        try:
+            await collection.update_one(filter_, update, upsert=True)
+            return
+        except DuplicateKeyError:
+            if attempt == UPSERT_RACE_RETRIES:
+                raise
 
 
 class MongoArchive:
@@ -119,30 +151,19 @@ class MongoArchive:
         highest: dict[str, int] = {}
         for ev in ordered:
             highest[ev.conversation_id] = max(highest.get(ev.conversation_id, 0), ev.seq)
-        event_writes = [
-            UpdateOne({"_id": _id(e.conversation_id, e.seq)}, {"$setOnInsert": _event_doc(e)}, True)
-            for e in ordered
-        ]
-        # Ordered: a message is in place before the edits and deletes that follow it.
-        message_writes = [_message_write(e) for e in ordered]
-        watermark_writes = [
-            UpdateOne({"_id": cid}, {"$max": {"seq": seq}}, True) for cid, seq in highest.items()
-        ]
+        new_messages = [_new_message_doc(e) for e in ordered if e.kind is EventKind.MESSAGE]
+        # In seq order, after the messages they change are in place.
+        changes = [_change_write(e) for e in ordered if e.kind is not EventKind.MESSAGE]
         with mongo_errors():
-            await self._bulk(self._events, event_writes)
-            await self._bulk(self._messages, message_writes)
-            await self._bulk(self._watermarks, watermark_writes)
-
-    @staticmethod
-    async def _bulk(collection: Any, writes: list[UpdateOne]) -> None:
-        for attempt in range(UPSERT_RACE_RETRIES + 1):
-            try:
-                await collection.bulk_write(writes, ordered=True)
-                return
-            except BulkWriteError as exc:
-                codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
-                if codes != {DUPLICATE_KEY} or attempt == UPSERT_RACE_RETRIES:
-                    raise
+            await _insert_absent(
+                self._events,
+                [{"_id": _id(e.conversation_id, e.seq), **_event_doc(e)} for e in ordered],
+            )
+            await _insert_absent(self._messages, new_messages)
+            for filter_, update in changes:
+                await self._messages.update_one(filter_, update)
+            for cid, seq in highest.items():
+                await _upsert(self._watermarks, {"_id": cid}, {"$max": {"seq": seq}})
 
     async def watermark(self, conversation_id: str) -> int:
         with mongo_errors():
