@@ -262,9 +262,8 @@ def ferretdb_proc(
     workdir: Path, binary: Path, port: int | None = None, postgresql_url: str = ""
 ) -> Proc:
     """FerretDB on PostgreSQL when `postgresql_url` is given, else on SQLite files in
-    `workdir`. Its backend pool defaults to max(4, CPUs) connections; after a restart under
-    load, requests were seen queueing on that pool forever (answering `ping`, hanging on
-    queries), so the URL given here raises it with `pool_max_conns`."""
+    `workdir`. Its backend pool defaults to max(4, CPUs) connections; the URL given here
+    raises it with `pool_max_conns` for throughput."""
     port = port or free_port()
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     if postgresql_url:

@@ -268,9 +268,9 @@ async def _check(
     for m in members:
         assert not m.ack_conflicts, f"{m.name}: one client_id acked with two seqs"
         assert m.not_recoverable == 0, f"{m.name}: not_recoverable"
-        # `internal` is test_known_bugs.py::test_send_after_redis_restart_is_acked (the send
-        # was durable; its retry is acked as a duplicate, checked above).
-        unexpected = set(m.errors) - {"internal", "dependency_unavailable"}
+        # A send may meet Redis down (`dependency_unavailable`, retried with the same id);
+        # nothing else is acceptable (an `internal` here was a bug: test_redis_restart_ack.py).
+        unexpected = set(m.errors) - {"dependency_unavailable"}
         assert not unexpected, f"{m.name}: error frames {unexpected}"
     assert report["produced"] == report["acked"] == report["stored (API history)"]
     # Chat stayed live while MongoDB was down, and persistence lag grew then drained.
