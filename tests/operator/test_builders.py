@@ -87,6 +87,7 @@ def test_websocket_pods_drain(full: Cluster, rollout: Rollout) -> None:
     assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}
     assert pod["spec"]["terminationGracePeriodSeconds"] == 5 + 45 + 5
     assert container["args"] == ["ws"]
+    assert "command" not in container  # the image's tini entrypoint stays PID 1
     assert container["ports"][0]["containerPort"] == 8081
 
 

@@ -65,7 +65,8 @@ def container(
         "name": name,
         "image": image,
         "imagePullPolicy": cluster.spec.pull_policy,
-        "command": ["chatcluster"],
+        # No `command`: the image's entrypoint (tini, then `chatcluster`) stays PID 1, so
+        # signals are forwarded and zombies reaped; `args` picks the subcommand.
         "args": args,
         "env": env(cluster),
         "envFrom": [{"configMapRef": {"name": config_name(cluster)}}],
