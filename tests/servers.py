@@ -36,6 +36,7 @@ import pytest
 import redis
 
 from chat.config import Backend, Settings
+from chat.devcluster import Proc, ferretdb_proc
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -373,6 +374,25 @@ def private_ferretdb() -> Iterator[FerretServer]:
             yield server
         finally:
             server.kill()
+
+
+@contextlib.contextmanager
+def ferretdb_on_postgres_proc(
+    postgres: PostgresServer, workdir: Path, pool_max_conns: int | None = None
+) -> Iterator[Proc]:
+    """A FerretDB of the caller's own on the PostgreSQL handler (its data outlives a SIGKILL);
+    `pool_max_conns` sets its backend pool (default max(4, CPUs) connections)."""
+    if not ferretdb_binary().exists():
+        unavailable(f"FerretDB is not built at {ferretdb_binary()}")
+    url = f"postgres://postgres@127.0.0.1:{postgres.port}/postgres"
+    if pool_max_conns is not None:
+        url += f"?pool_max_conns={pool_max_conns}"
+    proc = ferretdb_proc(workdir, ferretdb_binary(), postgresql_url=url)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
 
 
 @pytest.fixture(scope="session")

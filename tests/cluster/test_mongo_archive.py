@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from chat.devcluster import ferretdb_proc
 from chat.domain.errors import Unavailable
 from chat.domain.models import Event, EventKind
 from chat.stores.cluster.migrations import migrate_mongo
 from chat.stores.cluster.mongo_archive import MongoArchive
 from chat.stores.cluster.mongo_conn import make_client
-from tests.servers import FerretServer, PostgresServer, ferretdb_binary, unavailable
+from tests.servers import FerretServer, PostgresServer, ferretdb_on_postgres_proc
 
 
 def _ev(cid: str, seq: int, kind: EventKind, body: str, target: int | None = None) -> Event:
@@ -84,15 +83,8 @@ async def test_outage_raises_retriable_errors_then_catches_up(
 def ferretdb_small_pool(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[str]:
     """FerretDB on PostgreSQL with a pool of 4 backend connections (its default on a 2-core
     machine). Returns its URI."""
-    if not ferretdb_binary().exists():
-        unavailable(f"FerretDB is not built at {ferretdb_binary()}")
-    url = f"postgres://postgres@127.0.0.1:{postgres_server.port}/postgres?pool_max_conns=4"
-    proc = ferretdb_proc(tmp_path / "ferretdb", ferretdb_binary(), postgresql_url=url)
-    proc.start()
-    try:
+    with ferretdb_on_postgres_proc(postgres_server, tmp_path / "ferretdb", 4) as proc:
         yield f"mongodb://127.0.0.1:{proc.port}/"
-    finally:
-        proc.kill()
 
 
 async def test_reapplying_a_large_batch_does_not_exhaust_the_servers_pool(

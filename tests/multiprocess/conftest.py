@@ -12,8 +12,8 @@ from typing import Protocol
 
 import pytest
 
-from chat.devcluster import AppCluster, Backing, Proc, ferretdb_proc
-from tests.servers import PostgresServer, ferretdb_binary, unavailable
+from chat.devcluster import AppCluster, Backing, Proc
+from tests.servers import PostgresServer, ferretdb_on_postgres_proc, unavailable
 
 HERE = Path(__file__).parent
 
@@ -75,12 +75,5 @@ def ferretdb_on_postgres(postgres_server: PostgresServer, tmp_path: Path) -> Ite
     """A FerretDB of the test's own (for outages), on the PostgreSQL handler so its data
     outlives a SIGKILL, with its default backend pool (max(4, CPUs) connections): the smallest
     pool is where a write pattern that holds connections would show."""
-    if not ferretdb_binary().exists():
-        unavailable(f"FerretDB is not built at {ferretdb_binary()}")
-    url = f"postgres://postgres@127.0.0.1:{postgres_server.port}/postgres"
-    proc = ferretdb_proc(tmp_path / "ferretdb", ferretdb_binary(), postgresql_url=url)
-    proc.start()
-    try:
+    with ferretdb_on_postgres_proc(postgres_server, tmp_path / "ferretdb") as proc:
         yield proc
-    finally:
-        proc.kill()
