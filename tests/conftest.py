@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.oidc_provider"]
 if importlib.util.find_spec("tests.servers") is not None:
     pytest_plugins.append("tests.servers")
 

@@ -75,6 +75,28 @@ export class Api {
     }
   }
 
+  /** Whether single sign-on is offered: `{enabled, display_name}`. */
+  oidcInfo() {
+    return this._raw("GET", "/api/v1/auth/oidc");
+  }
+
+  /**
+   * Takes over what single sign-on handed back in the URL fragment (`/#refresh_token=…` or
+   * `/#login_error=code`) and clears the fragment, so tokens stay out of history and bookmarks.
+   * Only the refresh token is kept: the first refresh yields the access token and the user.
+   * Returns the error code, or null.
+   */
+  adoptSignIn() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    if (!params.has("refresh_token") && !params.has("login_error")) return null;
+    history.replaceState(null, "", location.pathname + location.search);
+    const refresh = params.get("refresh_token");
+    if (!refresh) return params.get("login_error");
+    this.access = null;
+    localStorage.setItem(REFRESH_KEY, refresh);
+    return null;
+  }
+
   async logout() {
     try {
       if (this.access) await this._raw("POST", "/api/v1/auth/logout", {}, this.access);

@@ -3,7 +3,7 @@
 
 import { Api } from "./api.js";
 import { $, fill, h } from "./dom.js";
-import { apply as applyI18n, onLangChange, t } from "./i18n.js";
+import { apply as applyI18n, errorText, onLangChange, t } from "./i18n.js";
 import "./theme.js";
 import { Connection } from "./socket.js";
 import { Store } from "./store.js";
@@ -185,5 +185,7 @@ api.onSessionEnded = () => {
 };
 
 applyI18n();
-if (api.hasSession) startSession();
+const signInError = api.adoptSignIn();
+if (signInError) showLogin("login", errorText(signInError));
+else if (api.hasSession) startSession();
 else showLogin();

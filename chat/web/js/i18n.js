@@ -15,6 +15,8 @@ const en = {
   "auth.toRegister": "No account yet? Create one",
   "auth.toLogin": "Already have an account? Log in",
   "auth.intro": "Self-hosted real-time chat.",
+  "auth.sso": "Sign in with {name}",
+  "auth.or": "or",
   "prefs.settings": "Settings",
   "prefs.language": "Language",
   "prefs.theme": "Theme",
@@ -92,6 +94,11 @@ const en = {
   "err.group_full": "The group is full.",
   "err.title_required": "Give the group a name.",
   "err.network": "Cannot reach the server. Check your connection.",
+  "err.oidc_denied": "The sign-in provider did not sign you in.",
+  "err.oidc_state": "That sign-in expired or was started in another tab. Try again.",
+  "err.oidc_refused": "The sign-in provider's answer was refused. Try again.",
+  "err.idp_unavailable": "The sign-in provider cannot be reached. Try again later.",
+  "err.user_disabled": "This account is disabled.",
   "err.generic": "Something went wrong ({code}).",
 };
 
@@ -105,6 +112,8 @@ const ptBR = {
   "auth.toRegister": "Ainda não tem conta? Crie uma",
   "auth.toLogin": "Já tem uma conta? Entre",
   "auth.intro": "Chat em tempo real auto-hospedado.",
+  "auth.sso": "Entrar com {name}",
+  "auth.or": "ou",
   "prefs.settings": "Ajustes",
   "prefs.language": "Idioma",
   "prefs.theme": "Tema",
@@ -183,6 +192,11 @@ const ptBR = {
   "err.group_full": "O grupo está cheio.",
   "err.title_required": "Dê um nome ao grupo.",
   "err.network": "Não foi possível falar com o servidor. Verifique sua conexão.",
+  "err.oidc_denied": "O provedor de login não autorizou a entrada.",
+  "err.oidc_state": "Esse login expirou ou foi iniciado em outra aba. Tente de novo.",
+  "err.oidc_refused": "A resposta do provedor de login foi recusada. Tente de novo.",
+  "err.idp_unavailable": "Não foi possível falar com o provedor de login. Tente mais tarde.",
+  "err.user_disabled": "Esta conta está desativada.",
   "err.generic": "Algo deu errado ({code}).",
 };
 

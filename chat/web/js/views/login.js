@@ -70,6 +70,25 @@ export function loginView(api, onDone, mode = "login") {
     form,
     prefsView(),
   );
+  offerSingleSignOn(api, form);
   queueMicrotask(() => username.focus());
   return view;
+}
+
+/** Adds "Sign in with <provider>" when the server offers it (a plain link: the server
+ * redirects to the provider and back). Without it, or offline, the form stays as it is. */
+async function offerSingleSignOn(api, form) {
+  let info;
+  try {
+    info = await api.oidcInfo();
+  } catch {
+    return;
+  }
+  if (!info || !info.enabled) return;
+  const link = h(
+    "a",
+    { class: "button sso", id: "auth-sso", href: "/api/v1/auth/oidc/login" },
+    t("auth.sso", { name: info.display_name }),
+  );
+  form.append(h("p", { class: "or" }, t("auth.or")), link);
 }
