@@ -161,6 +161,10 @@ export class Api {
   conversation(id) {
     return this.call("GET", `/api/v1/conversations/${encodeURIComponent(id)}`);
   }
+  /** Messages whose text contains `q` (any case), newest first, across my conversations. */
+  search(q) {
+    return this.call("GET", `/api/v1/search?q=${encodeURIComponent(q)}`);
+  }
   findUser(username) {
     return this.call("GET", `/api/v1/users?username=${encodeURIComponent(username)}`);
   }

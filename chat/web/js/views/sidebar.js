@@ -1,5 +1,5 @@
 // The conversation list (sorted by activity, unread badges, presence dots for direct
-// messages), the "message a username" form and the "new group" button.
+// messages), the "message a username" form, the "new group" button and message search.
 
 import { h, reconcile } from "../dom.js";
 import { errorText, t } from "../i18n.js";
@@ -26,10 +26,29 @@ export class Sidebar {
       h("div", { class: "row" }, this.dmInput, h("button", { type: "submit" }, t("dm.start"))),
       this.dmError,
     );
+    this.searchInput = h("input", {
+      id: "search-q",
+      type: "search",
+      placeholder: t("search.placeholder"),
+      maxlength: "200",
+      autocomplete: "off",
+      "aria-describedby": "search-status",
+    });
+    this.searchStatus = h("p", { class: "muted", role: "status", id: "search-status" });
+    this.searchResults = h("ul", { class: "search-results", "aria-label": t("search.results") });
+    const searchForm = h(
+      "form",
+      { class: "search-form", role: "search", onsubmit: (e) => this.search(e) },
+      h("label", { for: "search-q" }, t("search.label")),
+      h("div", { class: "row" }, this.searchInput, h("button", { type: "submit" }, t("search.go"))),
+      this.searchStatus,
+      this.searchResults,
+    );
     this.el = h(
       "nav",
       { class: "sidebar", "aria-label": t("nav.conversations") },
       dmForm,
+      searchForm,
       h("button", { type: "button", class: "new-group", onclick: onNewGroup }, t("group.new")),
       h("h2", { class: "list-title" }, t("nav.conversations")),
       this.empty,
@@ -59,6 +78,43 @@ export class Sidebar {
       const code = err.status === 400 || err.code === "not_found" ? "user_not_found" : err.code;
       this.dmError.textContent = errorText(code || "network", { name });
     }
+  }
+
+  async search(event) {
+    event.preventDefault();
+    const q = this.searchInput.value.trim();
+    this.searchResults.replaceChildren();
+    if (!q) {
+      this.searchStatus.textContent = "";
+      return;
+    }
+    this.searchStatus.textContent = t("search.searching");
+    let found;
+    try {
+      found = (await this.store.api.search(q)).messages;
+    } catch (err) {
+      this.searchStatus.textContent = errorText(err.code || "network");
+      return;
+    }
+    this.searchStatus.textContent = found.length ? t("search.count", { n: found.length }) : t("search.none", { q });
+    this.searchResults.replaceChildren(...found.map((m) => this.searchResult(m)));
+  }
+
+  searchResult(m) {
+    const conv = this.store.convs.get(m.conversation_id);
+    const title = conv ? this.store.title(conv) : "";
+    const when = new Date(m.ts).toLocaleString(document.documentElement.lang);
+    return h(
+      "li",
+      {},
+      h(
+        "button",
+        { type: "button", class: "search-hit", onclick: () => this.onOpen(m.conversation_id) },
+        h("span", { class: "conv-title" }, title),
+        h("span", { class: "preview" }, m.body),
+        h("time", { datetime: new Date(m.ts).toISOString(), class: "muted" }, when),
+      ),
+    );
   }
 
   render() {
