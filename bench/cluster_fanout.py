@@ -53,6 +53,7 @@ from embedded_fanout import (
     post,
     proc_cpu_s,
     publish,
+    register_user,
     self_cpu_s,
     setup_peer,
     start_server,
@@ -132,17 +133,12 @@ class ChatTarget(Target):
         sem = asyncio.Semaphore(4)
         while len(self._registered) < count:  # registered once, reused by every phase
             need = range(len(self._registered), count)
-
-            async def register(i: int) -> User:
-                async with sem:
-                    out = await post(
-                        base,
-                        "/api/v1/auth/register",
-                        {"username": f"bench{i}x{os.getpid()}", "password": f"bench-pw-{i}-x"},
-                    )
-                return User(i, out["user"]["id"], out["access_token"])
-
-            self._registered += await asyncio.gather(*(register(i) for i in need))
+            self._registered += await asyncio.gather(
+                *(
+                    register_user(base, i, f"bench{i}x{os.getpid()}", f"bench-pw-{i}-x", sem)
+                    for i in need
+                )
+            )
         people = [User(u.index, u.id, u.token) for u in self._registered[:count]]
         for g in range(0, count, group):
             members = people[g : g + group]

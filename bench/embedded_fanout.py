@@ -153,20 +153,26 @@ async def post(base: str, path: str, body: dict[str, Any], token: str = "") -> d
     return result
 
 
+async def register_user(
+    base: str, index: int, username: str, password: str, sem: asyncio.Semaphore
+) -> User:
+    """One account (argon2 makes registration slow: callers bound the concurrency)."""
+    async with sem:
+        out = await post(
+            base, "/api/v1/auth/register", {"username": username, "password": password}
+        )
+    return User(index, out["user"]["id"], out["access_token"])
+
+
 async def setup_chat(base: str, users: int, group: int, concurrency: int) -> list[User]:
     sem = asyncio.Semaphore(concurrency)
     run = os.urandom(3).hex()
-
-    async def register(i: int) -> User:
-        async with sem:
-            out = await post(
-                base,
-                "/api/v1/auth/register",
-                {"username": f"b{run}u{i}", "password": f"bench-password-{run}-{i}"},
-            )
-        return User(i, out["user"]["id"], out["access_token"])
-
-    people = await asyncio.gather(*(register(i) for i in range(users)))
+    people = await asyncio.gather(
+        *(
+            register_user(base, i, f"b{run}u{i}", f"bench-password-{run}-{i}", sem)
+            for i in range(users)
+        )
+    )
     for g in range(0, users, group):
         members = people[g : g + group]
         out = await post(
