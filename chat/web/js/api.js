@@ -92,7 +92,6 @@ export class Api {
     history.replaceState(null, "", location.pathname + location.search);
     const refresh = params.get("refresh_token");
     if (!refresh) return params.get("login_error");
-    this.access = null;
     localStorage.setItem(REFRESH_KEY, refresh);
     return null;
   }

@@ -103,7 +103,7 @@ export class Sidebar {
   searchResult(m) {
     const conv = this.store.convs.get(m.conversation_id);
     const title = conv ? this.store.title(conv) : "";
-    const when = new Date(m.ts).toLocaleString(document.documentElement.lang);
+    const when = new Date(m.ts);
     return h(
       "li",
       {},
@@ -112,7 +112,11 @@ export class Sidebar {
         { type: "button", class: "search-hit", onclick: () => this.onOpen(m.conversation_id) },
         h("span", { class: "conv-title" }, title),
         h("span", { class: "preview" }, m.body),
-        h("time", { datetime: new Date(m.ts).toISOString(), class: "muted" }, when),
+        h(
+          "time",
+          { datetime: when.toISOString(), class: "muted" },
+          when.toLocaleString(document.documentElement.lang),
+        ),
       ),
     );
   }
