@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests start or drive. Skips apt entirely when all are present.
 set -euo pipefail
-pkgs=(redis-server postgresql chromium prometheus podman runc debootstrap haproxy make git)
+pkgs=(redis-server postgresql chromium prometheus podman runc debootstrap haproxy make git containerd conntrack containernetworking-plugins iproute2 iptables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,3 @@
+module chatcluster.local/pause
+
+go 1.24.0
