@@ -3,11 +3,15 @@ kube-controller-manager (Deployments -> ReplicaSets -> Pods, Jobs, garbage colle
 
 There is no kubelet and no scheduler; :mod:`fake_kubelet` plays the kubelet's one part the
 tests need (reporting pods Ready / Succeeded), so every controller above it runs for real.
+With ``full=True`` it is the control plane of a real node (tests/realnode): it listens on the
+node's address, runs every controller, mints ServiceAccount tokens and serves the aggregation
+layer that metrics-server plugs into.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import socket
@@ -67,10 +71,21 @@ def kubeconfig(server: str, ca: Path, user: dict[str, str]) -> dict[str, Any]:
     }
 
 
+# The controllers the fake-kubelet tests assert on; a full control plane runs all of them.
+FAKE_KUBELET_CONTROLLERS = (
+    "deployment-controller,replicaset-controller,"
+    "garbage-collector-controller,job-controller,ttl-after-finished-controller"
+)
+
+
 @dataclass
 class ControlPlane:
     binaries: Binaries
     workdir: Path
+    address: str = "127.0.0.1"
+    """Where kube-apiserver listens and what it advertises (a kubelet refuses loopback)."""
+    service_cidr: str = "10.0.0.0/24"
+    full: bool = False
     server: str = ""
     admin_kubeconfig: Path = field(default_factory=Path)
     _procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
@@ -80,10 +95,15 @@ class ControlPlane:
     def start(self) -> None:
         certs = self.workdir / "pki"
         certs.mkdir()
-        self._pki = keys = pki.generate(certs)
+        first_service_ip = str(ipaddress.ip_network(self.service_cidr)[1])
+        self._pki = keys = pki.generate(
+            certs,
+            ips=("127.0.0.1", self.address, first_service_ip),
+            names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
+        )
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
-        self._spawn(
+        self.spawn(
             "etcd",
             [
                 str(self.binaries.etcd),
@@ -97,14 +117,14 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
-        self.server = f"https://127.0.0.1:{api_port}"
-        self._spawn(
+        self.server = f"https://{self.address}:{api_port}"
+        self.spawn(
             "kube-apiserver",
             [
                 str(self.binaries.kube_apiserver),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={api_port}",
                 f"--cert-dir={certs}",
                 f"--tls-cert-file={keys.serving_cert}",
@@ -114,13 +134,12 @@ class ControlPlane:
                 f"--service-account-key-file={keys.sa_pub}",
                 f"--service-account-signing-key-file={keys.sa_key}",
                 "--authorization-mode=RBAC",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                f"--service-cluster-ip-range={self.service_cidr}",
                 "--allow-privileged=true",
-                # No kubelet/serviceaccount controller mints pod tokens here; pods don't need them.
-                "--disable-admission-plugins=ServiceAccount",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--v=0",
+                *(self._node_apiserver_args(keys) if self.full else self._fake_apiserver_args()),
             ],
         )
         admin = kubeconfig(
@@ -140,18 +159,49 @@ class ControlPlane:
             START_TIMEOUT,
             interval=0.5,
         )
-        self._spawn(
+        self.spawn(
             "kube-controller-manager",
             [
                 str(self.binaries.kube_controller_manager),
                 f"--kubeconfig={self.admin_kubeconfig}",
-                "--controllers=deployment-controller,replicaset-controller,"
-                "garbage-collector-controller,job-controller,ttl-after-finished-controller",
+                f"--controllers={'*' if self.full else FAKE_KUBELET_CONTROLLERS}",
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--concurrent-deployment-syncs=2",
                 "--v=0",
+                *(self._node_controller_args(keys) if self.full else ()),
             ],
+        )
+
+    @staticmethod
+    def _fake_apiserver_args() -> tuple[str, ...]:
+        # No kubelet/serviceaccount controller mints pod tokens here; pods don't need them.
+        return ("--disable-admission-plugins=ServiceAccount",)
+
+    def _node_apiserver_args(self, keys: pki.Pki) -> tuple[str, ...]:
+        """Pods get ServiceAccount tokens; the apiserver reaches the kubelet (logs, exec) with
+        the admin cert; the aggregation layer proxies metrics.k8s.io to metrics-server."""
+        return (
+            f"--kubelet-client-certificate={keys.admin_cert}",
+            f"--kubelet-client-key={keys.admin_key}",
+            f"--requestheader-client-ca-file={keys.ca_cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-username-headers=X-Remote-User",
+            f"--proxy-client-cert-file={keys.front_proxy_cert}",
+            f"--proxy-client-key-file={keys.front_proxy_key}",
+            # metrics-server runs on the node, not behind a ClusterIP the apiserver could route.
+            "--enable-aggregator-routing=true",
+        )
+
+    def _node_controller_args(self, keys: pki.Pki) -> tuple[str, ...]:
+        plugins = self.workdir / "flex-volume-plugins"  # never the host's default directory
+        plugins.mkdir(exist_ok=True)
+        return (
+            f"--service-account-private-key-file={keys.sa_key}",
+            f"--root-ca-file={keys.ca_cert}",
+            f"--flex-volume-plugin-dir={plugins}",
         )
 
     def stop(self) -> None:
@@ -165,16 +215,28 @@ class ControlPlane:
                 proc.wait()
         self._procs.clear()
 
-    def _spawn(self, name: str, argv: Sequence[str]) -> None:
+    def spawn(
+        self, name: str, argv: Sequence[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a part whose log is ``<workdir>/<name>.log``; :meth:`stop` ends it (in reverse
+        start order)."""
         with (self.workdir / f"{name}.log").open("wb") as log:  # the child keeps its own fd
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env
+            )
         self._procs.append((name, proc))
+        return proc
 
     def assert_alive(self) -> None:
         for name, proc in self._procs:
             if proc.poll() is not None:
                 tail = (self.workdir / f"{name}.log").read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+
+    @property
+    def certs(self) -> pki.Pki:
+        assert self._pki is not None, "the control plane is not started"
+        return self._pki
 
     # -- clients -----------------------------------------------------------------------
     def env(self, kubeconfig_path: Path | None = None) -> dict[str, str]:

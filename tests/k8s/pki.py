@@ -1,6 +1,8 @@
 """Certificates and keys for a throwaway control plane, as envtest generates them: one CA,
-a serving cert for 127.0.0.1, an admin client cert in system:masters, and the
-service-account signing key pair (needed for TokenRequest)."""
+a serving cert for 127.0.0.1 (plus any addresses and names the caller adds: the real node's
+bridge address and the in-cluster ``kubernetes.default.svc`` names), an admin client cert in
+system:masters, the front-proxy client cert the aggregation layer presents to metrics-server,
+and the service-account signing key pair (needed for TokenRequest)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ class Pki:
     admin_key: Path
     sa_key: Path
     sa_pub: Path
+    front_proxy_cert: Path
+    front_proxy_key: Path
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
@@ -41,7 +45,9 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def generate(directory: Path) -> Pki:
+def generate(
+    directory: Path, ips: tuple[str, ...] = ("127.0.0.1",), names: tuple[str, ...] = ("localhost",)
+) -> Pki:
     now = datetime.datetime.now(datetime.UTC)
     lifetime = datetime.timedelta(days=1)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -83,9 +89,11 @@ def generate(directory: Path) -> Pki:
     serving = leaf(
         _name("kube-apiserver"),
         ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")],
+        [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        + [x509.DNSName(name) for name in names],
     )
     admin = leaf(_name("admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    front_proxy = leaf(_name("front-proxy-client"), ExtendedKeyUsageOID.CLIENT_AUTH, [])
     sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     files = {
@@ -94,6 +102,8 @@ def generate(directory: Path) -> Pki:
         "apiserver.key": serving[1],
         "admin.crt": admin[0],
         "admin.key": admin[1],
+        "front-proxy.crt": front_proxy[0],
+        "front-proxy.key": front_proxy[1],
         "sa.key": _pem_key(sa),
         "sa.pub": sa.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -111,4 +121,6 @@ def generate(directory: Path) -> Pki:
         d / "admin.key",
         d / "sa.key",
         d / "sa.pub",
+        d / "front-proxy.crt",
+        d / "front-proxy.key",
     )
