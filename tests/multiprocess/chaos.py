@@ -93,8 +93,12 @@ async def produce(member: Member, rate: float, until: float) -> None:
         member.wake.set()
 
 
-async def keep_connected(member: Member, ws_url: str, origin: str, stop: asyncio.Event) -> None:
-    """Connect, resume, send; on any loss reconnect with jittered backoff until `stop`."""
+async def keep_connected(
+    member: Member, ws_url: str, origin: str, stop: asyncio.Event, **options: Any
+) -> None:
+    """Connect, resume, send; on any loss reconnect with jittered backoff until `stop`.
+    ``options`` go to `websockets.connect` (e.g. ``host``/``port`` to reach an Ingress host
+    at the node's address)."""
     backoff = 0.1
     while not stop.is_set():
         try:
@@ -104,6 +108,7 @@ async def keep_connected(member: Member, ws_url: str, origin: str, stop: asyncio
                 open_timeout=5,
                 close_timeout=2,
                 ping_interval=5,  # type: ignore[arg-type]
+                **options,
             ) as ws:
                 member.connections += 1
                 backoff = 0.1
@@ -181,3 +186,32 @@ async def full_history(api: Api, who: Account, cid: str) -> list[dict[str, Any]]
         out += page
         if len(page) < 100:
             return out
+
+
+def verify(
+    members: list[Member],
+    stored: dict[str, list[tuple[int, str]]],
+    allowed_errors: frozenset[str] = frozenset({"dependency_unavailable"}),
+) -> None:
+    """The total-queue checker over what the server stored (``stored[cid]``: the API history
+    as (seq, client_id)) and what the members saw: every acked message is stored exactly once
+    at its acked seq with no gap, every member applied exactly that stream in order, no
+    client_id got two seqs, no resume was answered not_recoverable, and no error frame other
+    than ``allowed_errors`` (retried with the same client_id) was sent."""
+    acked: dict[str, dict[str, int]] = {cid: {} for cid in stored}
+    for m in members:
+        acked[m.cid].update(m.acked)
+    for cid, history in stored.items():
+        seqs = [s for s, _ in history]
+        client_ids = [c for _, c in history]
+        assert seqs == list(range(1, len(seqs) + 1)), f"{cid}: seq gap in history"
+        assert len(set(client_ids)) == len(client_ids), f"{cid}: a client_id stored twice"
+        assert dict(zip(client_ids, seqs, strict=True)) == acked[cid], f"{cid}: history != acks"
+        for m in members:
+            if m.cid == cid:
+                assert m.applied == history, f"{m.name}: applied stream != history"
+    for m in members:
+        assert not m.ack_conflicts, f"{m.name}: one client_id acked with two seqs"
+        assert m.not_recoverable == 0, f"{m.name}: not_recoverable"
+        unexpected = set(m.errors) - allowed_errors
+        assert not unexpected, f"{m.name}: error frames {unexpected}"

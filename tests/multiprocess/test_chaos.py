@@ -18,7 +18,7 @@ import pymongo
 import pytest
 
 from chat.devcluster import AppCluster, Backing, Proc
-from tests.multiprocess.chaos import Member, full_history, keep_connected, produce
+from tests.multiprocess.chaos import Member, full_history, keep_connected, produce, verify
 from tests.multiprocess.conftest import ClusterFactory
 from tests.servers import RedisServer
 from tests.support.clients import Api
@@ -212,7 +212,6 @@ async def _check(
     t0: float,
 ) -> None:
     by_cid = {cid: [m for m in members if m.cid == cid] for cid in cids}
-    acked = {cid: {c: s for m in by_cid[cid] for c, s in m.acked.items()} for cid in cids}
     stored: dict[str, list[tuple[int, str]]] = {}
     for cid in cids:
         history = await full_history(api, by_cid[cid][0].account, cid)
@@ -255,23 +254,11 @@ async def _check(
     for key, value in report.items():
         print(f"  {key}: {value}")
 
+    # A send may meet Redis down (`dependency_unavailable`, retried with the same id); no
+    # other error frame is acceptable (an `internal` here was a bug: test_redis_restart_ack.py).
+    verify(members, stored)
     for cid in cids:
-        seqs = [s for s, _ in stored[cid]]
-        client_ids = [c for _, c in stored[cid]]
-        # Stored exactly once, no seq gap, and exactly what was acked at the acked seq.
-        assert seqs == list(range(1, len(seqs) + 1)), f"{cid}: seq gap in history"
-        assert len(set(client_ids)) == len(client_ids), f"{cid}: a client_id stored twice"
-        assert dict(zip(client_ids, seqs, strict=True)) == acked[cid], f"{cid}: history != acks"
         assert archived[cid] == stored[cid], f"{cid}: archive != history"
-        for m in by_cid[cid]:
-            assert m.applied == stored[cid], f"{m.name}: applied stream != history"
-    for m in members:
-        assert not m.ack_conflicts, f"{m.name}: one client_id acked with two seqs"
-        assert m.not_recoverable == 0, f"{m.name}: not_recoverable"
-        # A send may meet Redis down (`dependency_unavailable`, retried with the same id);
-        # nothing else is acceptable (an `internal` here was a bug: test_redis_restart_ack.py).
-        unexpected = set(m.errors) - {"dependency_unavailable"}
-        assert not unexpected, f"{m.name}: error frames {unexpected}"
     assert report["produced"] == report["acked"] == report["stored (API history)"]
     # Chat stayed live while MongoDB was down, and persistence lag grew then drained.
     assert acks_while_down >= RATE_PER_MEMBER * MEMBERS * MONGO_DOWN_FOR_S * 0.5
