@@ -2,7 +2,7 @@
 # Both install what they need first, so they work on a fresh machine.
 PY := .venv/bin/python
 
-.PHONY: dev test setup python lint unit
+.PHONY: dev test setup python lint unit realnode
 
 python:
 	bash scripts/setup.d/20-python.sh
@@ -22,3 +22,8 @@ test: setup
 
 unit: python
 	$(PY) -m pytest -q tests/unit tests/contract tests/api
+
+# The whole product on a real one-node Kubernetes on this machine (root): containerd, kubelet,
+# Traefik, the operator chart, a ChatCluster; prints how to reach it, Ctrl-C tears it down.
+realnode: setup
+	$(PY) -m tests.realnode

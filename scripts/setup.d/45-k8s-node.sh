@@ -28,6 +28,7 @@ cached() { [[ -f "$CACHE/$1-$2/.complete" ]]; }
 
 # install_built NAME VERSION DIR: move a finished build into the cache, stamped complete.
 install_built() {
+  chmod 755 "$3"
   rm -rf "${CACHE:?}/$1-$2"
   mv "$3" "$CACHE/$1-$2"
   touch "$CACHE/$1-$2/.complete"

@@ -184,6 +184,8 @@ class ControlPlane:
         return (
             f"--kubelet-client-certificate={keys.admin_cert}",
             f"--kubelet-client-key={keys.admin_key}",
+            # The node's name is no DNS name here: reach the kubelet (logs, exec) by address.
+            "--kubelet-preferred-address-types=InternalIP",
             f"--requestheader-client-ca-file={keys.ca_cert}",
             "--requestheader-allowed-names=front-proxy-client",
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
