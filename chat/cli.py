@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from chat import __version__
@@ -135,25 +136,48 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+DEFAULT_PORTS = {"dev": 8000, "api": 8080, "ws": 8081}
+
+
+def settings_for(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+    """The settings a subcommand runs with: the environment (`env`, default os.environ) with
+    the command line on top. Pure, so a test can check what a pod's env and args add up to."""
+    env = os.environ if env is None else env
+    flags: dict[str, object] = {"log_level": args.log_level}
+    if args.command == "dev":
+        metrics_port = args.metrics_port
+        if metrics_port is None and not env.get(ENV["metrics_port"]):
+            metrics_port = 0  # trying it out binds one port: no metrics listener unless asked
+        admins = frozenset(a.lower() for a in args.admin) or None
+        return load(
+            env,
+            backend=Backend.EMBEDDED,
+            data_dir=args.data_dir,
+            host=args.host,
+            port=args.port,
+            metrics_port=metrics_port,
+            admins=admins,
+            **flags,
+        )
+    if args.command in ("api", "ws"):
+        port = args.port or DEFAULT_PORTS[args.command]
+        flags.update(host=args.host, port=port, metrics_port=args.metrics_port)
+    elif args.command == "worker":
+        flags.update(metrics_port=args.metrics_port)
+    # Cluster mode unless CHAT_BACKEND says otherwise (the image's tests run parts embedded).
+    backend = None if env.get(ENV["backend"]) else Backend.CLUSTER
+    return load(env, backend=backend, **flags)
+
+
 def _run(args: argparse.Namespace) -> int:
     from chat.server import serve
 
+    settings = settings_for(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if args.command == "dev":
-        # Trying it out binds one port: no metrics listener unless asked for.
-        metrics_port = args.metrics_port
-        if metrics_port is None and not os.environ.get(ENV["metrics_port"]):
-            metrics_port = 0
-        settings = _configured(
-            load(
-                backend=Backend.EMBEDDED,
-                data_dir=args.data_dir,
-                host=args.host,
-                port=args.port,
-                metrics_port=metrics_port,
-                log_level=args.log_level,
-                admins=frozenset(a.lower() for a in args.admin) or None,
-            )
-        )
         url = f"http://{settings.host}:{settings.port}/"
         asyncio.run(
             serve(
@@ -167,13 +191,6 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command in ("api", "ws"):
-        default_port = 8080 if args.command == "api" else 8081
-        settings = _cluster_settings(
-            args,
-            host=args.host,
-            port=args.port or default_port,
-            metrics_port=args.metrics_port,
-        )
         asyncio.run(
             serve(
                 settings,
@@ -191,31 +208,12 @@ def _run(args: argparse.Namespace) -> int:
         from chat.worker.main import run_workers
 
         return run_workers(
-            _cluster_settings(args, metrics_port=args.metrics_port),
-            processes=args.processes,
-            threads=args.threads,
-            queues=args.queues,
+            settings, processes=args.processes, threads=args.threads, queues=args.queues
         )
     if args.command == "migrate":
-        settings = _cluster_settings(args)
         from chat.stores.cluster import migrate
 
         applied = asyncio.run(migrate(settings))
         print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}")
         return 0
     raise AssertionError(args.command)
-
-
-def _cluster_settings(args: argparse.Namespace, **overrides: object) -> Settings:
-    """Cluster mode unless CHAT_BACKEND says otherwise (the image's tests run parts embedded)."""
-    backend = None if os.environ.get(ENV["backend"]) else Backend.CLUSTER
-    return _configured(load(backend=backend, log_level=args.log_level, **overrides))
-
-
-def _configured(settings: Settings) -> Settings:
-    """Logging at the settings' level (`--log-level`, else CHAT_LOG_LEVEL, else INFO)."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return settings
