@@ -123,3 +123,17 @@ def test_settings_the_operator_writes_are_read() -> None:
 def test_new_settings_fail_loudly(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load(env)
+
+
+def test_deploy_doc_lists_exactly_the_settings() -> None:
+    """The table the start-up error points to is complete and invents nothing."""
+    import re
+    from pathlib import Path
+
+    from chat.config import ENV, KNOWN_ENV
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    table = doc.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`((?:CHAT|REDIS|POSTGRES|MONGODB)_[A-Z0-9_<>]+)`", table))
+    assert set(ENV.values()) <= named
+    assert named - set(KNOWN_ENV) <= {"CHAT_LIMIT_<FIELD>"}
