@@ -77,7 +77,8 @@ ENV PATH=/opt/chatcluster-app/bin:/opt/chatcluster/bin:/usr/local/sbin:/usr/loca
 VOLUME ["/data"]
 WORKDIR /data
 USER 10001:10001
-# dev (embedded, web client) 8000, api 8080, ws 8081, worker metrics 9191.
+# dev (embedded, web client) 8000, api 8080, ws 8081; 9191 is the internal Prometheus
+# /metrics listener of api, ws and worker (never routed by an Ingress).
 EXPOSE 8000 8080 8081 9191
 # tini is PID 1: it forwards SIGTERM to the process (so WebSocket pods can drain) and reaps the
 # worker's child processes.

@@ -5,19 +5,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from chat import __version__
-from chat.config import Backend, ConfigError, Settings, load
+from chat.config import ENV, LOG_LEVELS, Backend, ConfigError, Settings, load
+from chat.worker import QUEUES
+
+
+def _log_level(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-level",
+        default=None,
+        help=f"{', '.join(LOG_LEVELS)} (env {ENV['log_level']}; default INFO)",
+    )
+
+
+def _metrics_port(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help=f"internal Prometheus listener serving /metrics (env {ENV['metrics_port']}; "
+        f"default {default}; 0 disables)",
+    )
 
 
 def _common(p: argparse.ArgumentParser, port: int | None) -> None:
-    p.add_argument("--host", help="interface to listen on (env CHAT_HOST)")
+    p.add_argument("--host", help=f"interface to listen on (env {ENV['host']})")
     p.add_argument(
-        "--port", type=int, default=None, help=f"port to listen on (env CHAT_PORT; default {port})"
+        "--port",
+        type=int,
+        default=None,
+        help=f"port to listen on (env {ENV['port']}; default {port})",
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    _log_level(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "process; data in --data-dir. Open the printed URL in a browser.",
     )
     _common(dev, 8000)
+    _metrics_port(dev, "none")
     dev.add_argument("--data-dir", type=Path, help="where SQLite files live (default .chatdata)")
     dev.add_argument(
         "--admin",
@@ -49,15 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser(
         "api",
         help="the HTTP API (and web client)",
-        description="Accounts, conversations, history, health, metrics.",
+        description="Accounts, conversations, history, health; Prometheus metrics on the "
+        "separate --metrics-port.",
     )
     _common(api, 8080)
+    _metrics_port(api, "9191")
     ws = sub.add_parser(
         "ws",
         help="the WebSocket gateway",
         description="Live delivery at /ws; drains with close code 1012 on SIGTERM.",
     )
     _common(ws, 8081)
+    _metrics_port(ws, "9191")
 
     worker = sub.add_parser(
         "worker",
@@ -67,15 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--processes", type=int, default=1, help="worker processes")
     worker.add_argument("--threads", type=int, default=4, help="threads per process")
     worker.add_argument(
-        "--queues", nargs="*", default=None, help="queues to consume (default: all)"
+        "--queues",
+        nargs="*",
+        default=None,
+        choices=QUEUES,
+        metavar="QUEUE",
+        help=f"queues to consume, space-separated: {', '.join(QUEUES)} (default: all)",
     )
-    worker.add_argument(
-        "--metrics-port", type=int, default=9191, help="Prometheus metrics port (0 disables)"
-    )
-    worker.add_argument("--log-level", default="INFO")
+    _metrics_port(worker, "9191; one port for all --processes")
+    _log_level(worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations (idempotent)")
-    migrate.add_argument("--log-level", default="INFO")
+    _log_level(migrate)
 
     sub.add_parser("operator", help="the Kubernetes operator (Kopf)", add_help=False)
     sub.add_parser(
@@ -98,10 +129,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return int(run(argv[1:]))
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         return _run(args)
     except ConfigError as exc:
@@ -109,17 +136,48 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
-    from chat.server import serve
+DEFAULT_PORTS = {"dev": 8000, "api": 8080, "ws": 8081}
 
+
+def settings_for(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+    """The settings a subcommand runs with: the environment (`env`, default os.environ) with
+    the command line on top. Pure, so a test can check what a pod's env and args add up to."""
+    env = os.environ if env is None else env
+    flags: dict[str, object] = {"log_level": args.log_level}
     if args.command == "dev":
-        settings = load(
+        metrics_port = args.metrics_port
+        if metrics_port is None and not env.get(ENV["metrics_port"]):
+            metrics_port = 0  # trying it out binds one port: no metrics listener unless asked
+        admins = frozenset(a.lower() for a in args.admin) or None
+        return load(
+            env,
             backend=Backend.EMBEDDED,
             data_dir=args.data_dir,
             host=args.host,
             port=args.port,
-            admins=frozenset(a.lower() for a in args.admin) or None,
+            metrics_port=metrics_port,
+            admins=admins,
+            **flags,
         )
+    if args.command in ("api", "ws"):
+        port = args.port or DEFAULT_PORTS[args.command]
+        flags.update(host=args.host, port=port, metrics_port=args.metrics_port)
+    elif args.command == "worker":
+        flags.update(metrics_port=args.metrics_port)
+    # Cluster mode unless CHAT_BACKEND says otherwise (the image's tests run parts embedded).
+    backend = None if env.get(ENV["backend"]) else Backend.CLUSTER
+    return load(env, backend=backend, **flags)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from chat.server import serve
+
+    settings = settings_for(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "dev":
         url = f"http://{settings.host}:{settings.port}/"
         asyncio.run(
             serve(
@@ -133,8 +191,6 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command in ("api", "ws"):
-        default_port = 8080 if args.command == "api" else 8081
-        settings = _cluster_settings(host=args.host, port=args.port or default_port)
         asyncio.run(
             serve(
                 settings,
@@ -142,7 +198,9 @@ def _run(args: argparse.Namespace) -> int:
                 gateway=args.command == "ws",
                 web=args.command == "api",
                 worker=False,
-                banner=f"chatcluster {args.command} on :{settings.port}",
+                banner=f"chatcluster {args.command} on :{settings.port}"
+                + (f", metrics on :{settings.metrics_port}" if settings.metrics_port else "")
+                + (f" (pod {settings.pod_name})" if settings.pod_name else ""),
             )
         )
         return 0
@@ -150,24 +208,12 @@ def _run(args: argparse.Namespace) -> int:
         from chat.worker.main import run_workers
 
         return run_workers(
-            _cluster_settings(),
-            processes=args.processes,
-            threads=args.threads,
-            queues=args.queues,
-            metrics_port=args.metrics_port,
+            settings, processes=args.processes, threads=args.threads, queues=args.queues
         )
     if args.command == "migrate":
-        settings = _cluster_settings()
         from chat.stores.cluster import migrate
 
         applied = asyncio.run(migrate(settings))
         print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}")
         return 0
     raise AssertionError(args.command)
-
-
-def _cluster_settings(**overrides: object) -> Settings:
-    import os
-
-    backend = Backend(os.environ.get("CHAT_BACKEND", Backend.CLUSTER.value))
-    return load(backend=backend, **overrides)

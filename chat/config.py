@@ -1,21 +1,31 @@
 """One typed settings object, read once from the environment (CHAT_*, plus the conventional
 REDIS_URL, POSTGRES_DSN, MONGODB_URI) and command-line overrides. It fails loudly: a bad value
-names its variable; booleans are strict."""
+names its variable; booleans are strict; a CHAT_* variable that names no setting stops start-up
+(a typo or a renamed setting must not be silently ignored).
+
+Every setting's environment name is declared here, once, next to the field (`env(...)`
+metadata); the operator imports the names from this module instead of spelling them again.
+`Limits` fields are read as CHAT_LIMIT_<FIELD NAME>, derived here, so a limit added to
+chat/domain/limits.py is configurable without touching this file.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from chat.domain.limits import Limits
 
 
 class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names it."""
+    """A setting is missing, malformed or unknown; the message names it."""
 
 
 class Backend(StrEnum):
@@ -23,50 +33,76 @@ class Backend(StrEnum):
     CLUSTER = "cluster"  # Redis + PostgreSQL + MongoDB + Dramatiq on Redis
 
 
+def env(name: str) -> dict[str, str]:
+    """Field metadata: the environment variable a setting is read from."""
+    return {"env": name}
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+KEY_PREFIX_PATTERN = re.compile(r"^[-_:.a-zA-Z0-9]{0,64}$")
+"""Letters, digits and `-_:.`: no `{`/`}`, which would break the keys' Redis Cluster hash tags;
+the CRD's `spec.redis.keyPrefix` has the same pattern."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    backend: Backend = Backend.EMBEDDED
+    backend: Backend = field(default=Backend.EMBEDDED, metadata=env("CHAT_BACKEND"))
     """Which family of stores to use."""
-    data_dir: Path = Path(".chatdata")
+    data_dir: Path = field(default=Path(".chatdata"), metadata=env("CHAT_DATA_DIR"))
     """Embedded mode: where the SQLite files live."""
-    host: str = "127.0.0.1"
+    host: str = field(default="127.0.0.1", metadata=env("CHAT_HOST"))
     """Interface to listen on; containers set 0.0.0.0."""
-    port: int = 8000
+    port: int = field(default=8000, metadata=env("CHAT_PORT"))
     """HTTP port (API, gateway and web client share it in `dev`)."""
-    public_url: str = ""
+    metrics_port: int = field(default=9191, metadata=env("CHAT_METRICS_PORT"))
+    """Port of the separate Prometheus listener (`GET /metrics`) of `api`, `ws` and `worker`,
+    on `host`; 0 disables it. Internal: never routed by the Ingress, unlike `port`. `dev`
+    serves none unless asked (see docs/deploy.md)."""
+    public_url: str = field(default="", metadata=env("CHAT_PUBLIC_URL"))
     """Origin browsers use, e.g. https://chat.example.com; empty means derived from host:port."""
-    allowed_origins: tuple[str, ...] = ()
-    """Exact Origin values a WebSocket may come from; empty allows only `public_url`."""
-    jwt_secret: str = ""
+    allowed_origins: tuple[str, ...] = field(default=(), metadata=env("CHAT_ALLOWED_ORIGINS"))
+    """Exact Origin values a WebSocket may come from (comma-separated); empty allows only
+    `public_url`."""
+    jwt_secret: str = field(default="", metadata=env("CHAT_JWT_SECRET"))
     """HS256 key, at least 32 bytes. Required in cluster mode (all pods must share it); embedded
     mode keeps a generated one in the data directory."""
-    jwt_issuer: str = "chatcluster"
-    jwt_audience: str = "chatcluster-clients"
-    access_ttl_s: int = 900
-    """Access-token lifetime: short, because refresh tokens rotate."""
-    refresh_ttl_s: int = 30 * 24 * 3600
-    """Refresh-token family lifetime without use."""
-    admins: frozenset[str] = frozenset()
-    """Usernames that are admins when they register (CHAT_ADMINS, comma-separated)."""
-    redis_url: str = ""
-    postgres_dsn: str = ""
-    mongodb_uri: str = ""
-    mongodb_database: str = "chat"
-    drain_timeout_s: float = 20.0
-    """On SIGTERM the gateway closes sockets with 1012 and waits this long for them to go."""
-    sweep_interval_s: float = 30.0
+    jwt_issuer: str = field(default="chatcluster", metadata=env("CHAT_JWT_ISSUER"))
+    jwt_audience: str = field(default="chatcluster-clients", metadata=env("CHAT_JWT_AUDIENCE"))
+    access_ttl_s: int = field(default=900, metadata=env("CHAT_ACCESS_TTL_S"))
+    """Access-token lifetime, seconds: short, because refresh tokens rotate."""
+    refresh_ttl_s: int = field(default=30 * 24 * 3600, metadata=env("CHAT_REFRESH_TTL_S"))
+    """Refresh-token family lifetime without use, seconds."""
+    admins: frozenset[str] = field(default=frozenset(), metadata=env("CHAT_ADMINS"))
+    """Usernames that are admins when they register (comma-separated)."""
+    redis_url: str = field(default="", metadata=env("REDIS_URL"))
+    redis_key_prefix: str = field(default="chat:", metadata=env("CHAT_REDIS_KEY_PREFIX"))
+    """Prepended to every Redis key, pub/sub channel and Dramatiq queue of this cluster, so two
+    clusters can share one Redis. Changing it orphans the existing keys."""
+    postgres_dsn: str = field(default="", metadata=env("POSTGRES_DSN"))
+    mongodb_uri: str = field(default="", metadata=env("MONGODB_URI"))
+    mongodb_database: str = field(default="chat", metadata=env("MONGODB_DATABASE"))
+    drain_timeout_s: float = field(default=20.0, metadata=env("CHAT_DRAIN_TIMEOUT_S"))
+    """On SIGTERM the gateway closes sockets with 1012 and waits this long (seconds) for them
+    to go."""
+    sweep_interval_s: float = field(default=30.0, metadata=env("CHAT_SWEEP_INTERVAL_S"))
     """How often the worker looks for conversations whose persistence job was never queued."""
-    retention_days: int = 0
+    retention_days: int = field(default=0, metadata=env("CHAT_RETENTION_DAYS"))
     """Delete archived messages older than this; 0 keeps them forever."""
-    oidc_issuer: str = ""
+    oidc_issuer: str = field(default="", metadata=env("CHAT_OIDC_ISSUER"))
     """OpenID Provider issuer URL; empty disables "sign in with" (authorization code + PKCE)."""
-    oidc_client_id: str = ""
-    oidc_client_secret: str = ""
+    oidc_client_id: str = field(default="", metadata=env("CHAT_OIDC_CLIENT_ID"))
+    oidc_client_secret: str = field(default="", metadata=env("CHAT_OIDC_CLIENT_SECRET"))
     """Empty for a public client (PKCE alone)."""
-    oidc_scopes: str = "openid profile"
-    oidc_display_name: str = "single sign-on"
+    oidc_scopes: str = field(default="openid profile", metadata=env("CHAT_OIDC_SCOPES"))
+    oidc_display_name: str = field(default="single sign-on", metadata=env("CHAT_OIDC_DISPLAY_NAME"))
     """Shown on the login button: "Sign in with <this>"."""
+    log_level: str = field(default="INFO", metadata=env("CHAT_LOG_LEVEL"))
+    """One of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case); `--log-level` wins."""
+    pod_name: str = field(default="", metadata=env("CHAT_POD_NAME"))
+    """This pod's name (the operator sets it from `metadata.name`); shown in the start-up line so
+    a log names the pod it came from. Empty outside Kubernetes."""
     limits: Limits = field(default_factory=Limits)
+    """Per-client bounds, each read from CHAT_LIMIT_<FIELD> (see chat/domain/limits.py)."""
 
     @property
     def origin(self) -> str:
@@ -81,32 +117,20 @@ class Settings:
         return frozenset(self.allowed_origins or (self.origin,))
 
 
-_ENV = {
-    "backend": "CHAT_BACKEND",
-    "data_dir": "CHAT_DATA_DIR",
-    "host": "CHAT_HOST",
-    "port": "CHAT_PORT",
-    "public_url": "CHAT_PUBLIC_URL",
-    "allowed_origins": "CHAT_ALLOWED_ORIGINS",
-    "jwt_secret": "CHAT_JWT_SECRET",
-    "jwt_issuer": "CHAT_JWT_ISSUER",
-    "jwt_audience": "CHAT_JWT_AUDIENCE",
-    "access_ttl_s": "CHAT_ACCESS_TTL_S",
-    "refresh_ttl_s": "CHAT_REFRESH_TTL_S",
-    "admins": "CHAT_ADMINS",
-    "redis_url": "REDIS_URL",
-    "postgres_dsn": "POSTGRES_DSN",
-    "mongodb_uri": "MONGODB_URI",
-    "mongodb_database": "MONGODB_DATABASE",
-    "drain_timeout_s": "CHAT_DRAIN_TIMEOUT_S",
-    "sweep_interval_s": "CHAT_SWEEP_INTERVAL_S",
-    "retention_days": "CHAT_RETENTION_DAYS",
-    "oidc_issuer": "CHAT_OIDC_ISSUER",
-    "oidc_client_id": "CHAT_OIDC_CLIENT_ID",
-    "oidc_client_secret": "CHAT_OIDC_CLIENT_SECRET",
-    "oidc_scopes": "CHAT_OIDC_SCOPES",
-    "oidc_display_name": "CHAT_OIDC_DISPLAY_NAME",
-}
+ENV: Mapping[str, str] = {f.name: f.metadata["env"] for f in fields(Settings) if f.metadata}
+"""Settings attribute -> environment variable."""
+LIMIT_ENV: Mapping[str, str] = {f.name: f"CHAT_LIMIT_{f.name.upper()}" for f in fields(Limits)}
+"""Limits attribute -> environment variable."""
+KNOWN_ENV: frozenset[str] = frozenset((*ENV.values(), *LIMIT_ENV.values()))
+"""Every variable `load` reads."""
+
+
+def env_name(attr: str) -> str:
+    """The variable of a Settings attribute (or `limits.<attr>`); KeyError names a typo at
+    import time of whoever asks (the operator's builders)."""
+    if attr.startswith("limits."):
+        return LIMIT_ENV[attr.removeprefix("limits.")]
+    return ENV[attr]
 
 
 def _parse(name: str, kind: object, raw: str) -> object:
@@ -132,20 +156,37 @@ def _parse(name: str, kind: object, raw: str) -> object:
         raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
 
 
+def unknown_names(names: Iterable[str]) -> list[str]:
+    """CHAT_* names in `names` that no setting reads, each with the closest known name."""
+    out = []
+    for name in sorted(n for n in names if n.startswith("CHAT_")):
+        if name in KNOWN_ENV:
+            continue
+        close = difflib.get_close_matches(name, KNOWN_ENV, n=1)
+        out.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return out
+
+
+def _read(
+    env: Mapping[str, str], names: Mapping[str, str], kinds: Mapping[str, Any]
+) -> dict[str, object]:
+    return {
+        attr: _parse(var, kinds[attr], env[var])
+        for attr, var in names.items()
+        if env.get(var, "") != ""  # empty means unset, as in a ConfigMap with a blank value
+    }
+
+
 def load(env: Mapping[str, str] | None = None, /, **overrides: object) -> Settings:
     """Settings from the environment, then keyword overrides (command-line flags)."""
     env = os.environ if env is None else env
-    values: dict[str, object] = {}
-    types = {f.name: f.type for f in fields(Settings)}
-    for attr, var in _ENV.items():
-        if var in env and env[var] != "":
-            values[attr] = _parse(var, types[attr], env[var])
-    limit_types = {f.name: f.type for f in fields(Limits)}
-    limit_values: dict[str, object] = {}
-    for attr, kind in limit_types.items():
-        var = f"CHAT_LIMIT_{attr.upper()}"
-        if var in env:
-            limit_values[attr] = _parse(var, kind, env[var])
+    if unknown := unknown_names(env):
+        raise ConfigError(
+            f"unknown setting {', '.join(unknown)}: no chatcluster setting has this name "
+            "(the settings are listed in docs/deploy.md)"
+        )
+    values = _read(env, ENV, {f.name: f.type for f in fields(Settings)})
+    limit_values = _read(env, LIMIT_ENV, {f.name: f.type for f in fields(Limits)})
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)  # type: ignore[arg-type]
     if limit_values:
@@ -155,24 +196,31 @@ def load(env: Mapping[str, str] | None = None, /, **overrides: object) -> Settin
 
 def validate(settings: Settings) -> Settings:
     if not 0 < settings.port < 65536:
-        raise ConfigError(f"CHAT_PORT={settings.port} is out of range")
+        raise ConfigError(f"{ENV['port']}={settings.port} is out of range")
+    if not 0 <= settings.metrics_port < 65536:
+        raise ConfigError(f"{ENV['metrics_port']}={settings.metrics_port} is out of range")
+    if settings.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(
+            f"{ENV['log_level']}={settings.log_level!r} is invalid: expected one of "
+            + ", ".join(LOG_LEVELS)
+        )
+    if not KEY_PREFIX_PATTERN.match(settings.redis_key_prefix):
+        raise ConfigError(
+            f"{ENV['redis_key_prefix']}={settings.redis_key_prefix!r} is invalid: at most 64 of "
+            "letters, digits and -_:."
+        )
     if settings.backend is Backend.CLUSTER:
         missing = [
-            var
-            for attr, var in (
-                ("redis_url", "REDIS_URL"),
-                ("postgres_dsn", "POSTGRES_DSN"),
-                ("mongodb_uri", "MONGODB_URI"),
-                ("jwt_secret", "CHAT_JWT_SECRET"),
-            )
+            ENV[attr]
+            for attr in ("redis_url", "postgres_dsn", "mongodb_uri", "jwt_secret")
             if not getattr(settings, attr)
         ]
         if missing:
             raise ConfigError(f"cluster mode needs {', '.join(missing)}")
     if settings.oidc_issuer and not settings.oidc_client_id:
-        raise ConfigError("CHAT_OIDC_ISSUER is set but CHAT_OIDC_CLIENT_ID is not")
+        raise ConfigError(f"{ENV['oidc_issuer']} is set but {ENV['oidc_client_id']} is not")
     if settings.jwt_secret and len(settings.jwt_secret.encode()) < 32:
-        raise ConfigError("CHAT_JWT_SECRET must be at least 32 bytes")
+        raise ConfigError(f"{ENV['jwt_secret']} must be at least 32 bytes")
     return settings
 
 

@@ -488,11 +488,15 @@ class AppCluster:
 
     def start(self) -> None:
         self.migrate()
+        # Every process has its own internal metrics listener (CHAT_METRICS_PORT's default
+        # would collide on one machine).
         for i in range(self.gateways):
             port = free_port()
-            self.ws.append(self._chat(f"ws{i}", ["ws", "--port", str(port)], port))
+            args = ["ws", "--port", str(port), "--metrics-port", str(free_port())]
+            self.ws.append(self._chat(f"ws{i}", args, port))
         port = free_port()
-        self.api.append(self._chat("api0", ["api", "--port", str(port)], port))
+        args = ["api", "--port", str(port), "--metrics-port", str(free_port())]
+        self.api.append(self._chat("api0", args, port))
         for i in range(self.workers):
             args = ["worker", "--processes", "1", "--threads", str(self.worker_threads)]
             self.worker.append(

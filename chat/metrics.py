@@ -1,5 +1,10 @@
 """Prometheus metrics, on a registry per process part (tests run several servers in one
-process, so nothing registers on the global default registry)."""
+process, so nothing registers on the global default registry).
+
+A worker with several processes runs prometheus_client's multiprocess mode (values in files
+under PROMETHEUS_MULTIPROC_DIR, summed by the supervisor's one listener; chat/worker/main.py):
+gauges therefore say how processes combine (`multiprocess_mode`), which single-process servers
+ignore."""
 
 from __future__ import annotations
 
@@ -23,7 +28,10 @@ class Metrics:
             registry=r,
         )
         self.connections = Gauge(
-            "chat_ws_connections", "Open authenticated WebSocket connections", registry=r
+            "chat_ws_connections",
+            "Open authenticated WebSocket connections",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.frames_in = Counter(
             "chat_ws_frames_in_total", "Frames received, by type", ["type"], registry=r
@@ -53,4 +61,11 @@ class Metrics:
             "chat_persist_backlog_conversations",
             "Conversations whose archive lags their log (last sweep)",
             registry=r,
+            multiprocess_mode="max",
+        )
+        self.worker_processes = Gauge(
+            "chat_worker_processes",
+            "Worker processes running (each sets 1; a pod's supervisor sums the live ones)",
+            registry=r,
+            multiprocess_mode="livesum",
         )

@@ -1,36 +1,68 @@
-"""Running an HTTP/WebSocket process until SIGTERM or SIGINT, then draining it."""
+"""Running an HTTP/WebSocket process until SIGTERM or SIGINT, then draining it.
+
+Prometheus metrics are served by a second, internal listener on `settings.metrics_port`
+(CHAT_METRICS_PORT; 0 disables it), never on the public port that the Ingress routes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
 
 import tornado.httpserver
 
-from chat.api.app import make_app
+from chat.api.app import make_app, make_metrics_app
 from chat.config import Settings
 from chat.runtime import Runtime, open_runtime
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Running:
+    rt: Runtime
+    server: tornado.httpserver.HTTPServer
+    metrics: tornado.httpserver.HTTPServer | None
+    """The internal /metrics listener, or None when `metrics_port` is 0."""
+
+    async def stop(self) -> None:
+        """Drain: stop accepting, close sockets with 1012, then close the runtime."""
+        self.server.stop()
+        await self.rt.drain()
+        await self.server.close_all_connections()
+        if self.metrics is not None:
+            # Last, so the drain itself can still be scraped.
+            self.metrics.stop()
+            await self.metrics.close_all_connections()
+        await self.rt.close()
+
+
 async def start(
     settings: Settings, *, api: bool, gateway: bool, web: bool, worker: bool
-) -> tuple[Runtime, tornado.httpserver.HTTPServer]:
+) -> Running:
     rt = await open_runtime(settings)
     app = make_app(rt, api=api, gateway=gateway, web=web)
     server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=1024 * 1024)
-    server.listen(settings.port, settings.host)
+    metrics = None
+    try:
+        server.listen(settings.port, settings.host)
+        if settings.metrics_port:
+            metrics = tornado.httpserver.HTTPServer(make_metrics_app(rt.metrics.registry))
+            metrics.listen(settings.metrics_port, settings.host)
+    except BaseException:
+        server.stop()
+        await rt.close()
+        raise
     if worker:
         rt.start_worker()
-    return rt, server
+    return Running(rt, server, metrics)
 
 
 async def serve(
     settings: Settings, *, api: bool, gateway: bool, web: bool, worker: bool, banner: str = ""
 ) -> None:
-    rt, server = await start(settings, api=api, gateway=gateway, web=web, worker=worker)
+    running = await start(settings, api=api, gateway=gateway, web=web, worker=worker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -39,7 +71,4 @@ async def serve(
         print(banner, flush=True)
     await stop.wait()
     log.info("shutting down: draining connections")
-    server.stop()
-    await rt.drain()
-    await server.close_all_connections()
-    await rt.close()
+    await running.stop()

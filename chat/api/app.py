@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import tornado.web
+from prometheus_client import CollectorRegistry
 
 from chat.api.base import NotFoundHandler
+from chat.api.health import MetricsHandler
 from chat.api.routes import API_HANDLERS, OPS_HANDLERS, tornado_pattern
 from chat.runtime import Runtime
 
@@ -52,3 +54,9 @@ def make_app(
         cookie_secret=rt.cookie_secret,
         xheaders=True,
     )
+
+
+def make_metrics_app(registry: CollectorRegistry) -> tornado.web.Application:
+    """The internal listener's application: `/metrics` and nothing else (Tornado's plain 404
+    for any other path)."""
+    return tornado.web.Application([(MetricsHandler.route, MetricsHandler, {"registry": registry})])

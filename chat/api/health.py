@@ -1,8 +1,10 @@
-"""Liveness, readiness, Prometheus metrics and the OpenAPI document."""
+"""Liveness, readiness, the OpenAPI document, and Prometheus metrics (the latter on the
+internal metrics listener only, see chat/server.py)."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import tornado.web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from chat.api.base import JsonHandler
 from chat.api.openapi_parts import op
@@ -35,24 +37,18 @@ class ReadyHandler(JsonHandler):
         self.send_json({"status": status, "checks": checks}, 200 if ok else 503)
 
 
-class MetricsHandler(JsonHandler):
+class MetricsHandler(tornado.web.RequestHandler):
+    """`GET /metrics` in the Prometheus text format. Mounted only on the internal listener
+    (CHAT_METRICS_PORT), so it is not part of the public API nor its OpenAPI document."""
+
     route = "/metrics"
-    docs = {
-        "get": {
-            "summary": "Prometheus metrics",
-            "security": [],
-            "responses": {
-                "200": {
-                    "description": "OK",
-                    "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
-            },
-        }
-    }
+
+    def initialize(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
 
     def get(self) -> None:
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.finish(generate_latest(self.rt.metrics.registry))
+        self.finish(generate_latest(self.registry))
 
 
 class OpenApiHandler(JsonHandler):

@@ -29,10 +29,10 @@ API_HANDLERS: tuple[type[JsonHandler], ...] = (
     conversations.PresenceHandler,
 )
 
+# /metrics is not here: it is served on the internal metrics port (chat/server.py).
 OPS_HANDLERS: tuple[type[JsonHandler], ...] = (
     health.HealthHandler,
     health.ReadyHandler,
-    health.MetricsHandler,
     health.OpenApiHandler,
 )
 

@@ -15,13 +15,12 @@ import dramatiq
 
 from chat.domain.chat import Chat
 from chat.domain.clock import Clock, now_ms
+from chat.worker import MAINTENANCE_QUEUE, PERSIST_QUEUE
 from chat.worker.queue import DramatiqQueue
 from chat.worker.runner import LoopRunner
 
 log = logging.getLogger(__name__)
 
-PERSIST_QUEUE = "persist"
-MAINTENANCE_QUEUE = "maintenance"
 # Backoff doubles from 0.5 s to 30 s; 25 retries span a bit over ten minutes of outage, and
 # the sweep covers anything longer.
 PERSIST_MAX_RETRIES = 25

@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
+from chat.worker import QUEUES
 from chat_operator import GROUP, KIND, PLURAL, VERSION
+from chat_operator.builders.config import CONFIG_KEYS
 
 Schema = dict[str, Any]
 
@@ -61,6 +63,10 @@ def _string_map(max_properties: int = 32, value_len: int = 1024) -> Schema:
         "maxProperties": max_properties,
         "additionalProperties": _str(value_len),
     }
+
+
+def _cel_list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{item}'" for item in items) + "]"
 
 
 def _quantity() -> Schema:
@@ -240,7 +246,8 @@ def spec_schema() -> Schema:
                 "type": "array",
                 "minItems": 1,
                 "maxItems": 16,
-                "items": _str(63, pattern=r"^[a-z0-9][-_a-z0-9]*$"),
+                "description": "Queues this pool consumes (the queues chatcluster's actors use).",
+                "items": _str(63, enum=list(QUEUES)),
             },
             "processes": _int(1, 64, default=1),
             "threads": _int(1, 64, default=4),
@@ -307,6 +314,12 @@ def spec_schema() -> Schema:
                     }
                 ],
             ),
+            "publicURL": _str(
+                512,
+                pattern=r"^https?://[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?(:[0-9]{1,5})?/?$",
+                description="The origin browsers use (scheme://host[:port]); sets CHAT_PUBLIC_URL "
+                "and CHAT_ALLOWED_ORIGINS. Defaults to the ingress host (https with tls).",
+            ),
             "redis": _dependency(
                 "url",
                 {
@@ -368,6 +381,14 @@ def spec_schema() -> Schema:
                         "rule": "!('CHAT_JWT_SECRET' in self)",
                         "message": "CHAT_JWT_SECRET must come from auth.jwtSecretRef",
                     },
+                    {
+                        # Generated from chat/config.py: the app refuses an unknown CHAT_* at
+                        # start-up, so refuse it here first, naming it.
+                        "rule": f"self.all(k, k in {_cel_list(CONFIG_KEYS)})",
+                        "messageExpression": "'a config key that chatcluster does not read or "
+                        "that another spec field sets: ' + "
+                        f"self.filter(k, !(k in {_cel_list(CONFIG_KEYS)}))[0]",
+                    },
                 ],
             },
             "paused": {
@@ -376,7 +397,7 @@ def spec_schema() -> Schema:
                 "description": "Stop changing children; status is still reported.",
             },
         },
-        required=["version", "redis", "postgres", "auth"],
+        required=["version", "redis", "postgres", "mongodb", "auth"],
     )
 
 

@@ -105,6 +105,8 @@ class ChatClusterSpec:
     drain_seconds: int
     workers: tuple[WorkerPool, ...]
     ingress: Ingress
+    public_url: str | None
+    """`spec.publicURL`: the origin browsers use, when the Ingress host does not say it."""
     redis: Dependency
     redis_key_prefix: str
     postgres: Dependency
@@ -204,6 +206,7 @@ def parse(raw: Mapping[str, Any]) -> ChatClusterSpec:
             websocket_path=str(ingress.get("websocketPath", "/ws")),
             annotations=dict(ingress.get("annotations") or {}),
         ),
+        public_url=raw.get("publicURL"),
         redis=_dependency(raw["redis"], "url"),
         redis_key_prefix=str(raw["redis"].get("keyPrefix", "chat:")),
         postgres=_dependency(raw["postgres"], "dsn"),

@@ -1,13 +1,19 @@
-"""Health, readiness, metrics and the OpenAPI document."""
+"""Health, readiness, metrics (on the internal listener) and the OpenAPI document."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import httpx
+import tornado.httpserver
 import tornado.web
 
+from chat.api.app import make_metrics_app
 from chat.api.routes import API_HANDLERS, OPS_HANDLERS
-from tests.support.fixtures import Server
+from chat.config import Settings
+from chat.server import start
+from tests.support.fixtures import Server, free_port
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -22,7 +28,14 @@ async def test_health_ready_metrics(server: Server) -> None:
     wb = await server.ws(b)
     await server.api.send(a, cid, "counted")
     await wb.wait(lambda f: f.get("body") == "counted")
-    text = (await server.api.http.get("/metrics")).text
+    port = free_port()
+    listener = tornado.httpserver.HTTPServer(make_metrics_app(server.rt.metrics.registry))
+    listener.listen(port, "127.0.0.1")
+    try:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    finally:
+        listener.stop()
     for name in (
         "chat_ws_connections",
         "chat_ws_frames_in_total",
@@ -72,3 +85,31 @@ async def test_web_client_is_served(server: Server) -> None:
     r = await server.api.http.get("/")
     assert r.status_code == 200 and "<html" in r.text
     assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+
+
+async def test_metrics_only_on_the_internal_port(tmp_path: Path) -> None:
+    """What the Ingress routes (the public port) has no /metrics; CHAT_METRICS_PORT has."""
+    port, metrics_port = free_port(), free_port()
+    settings = Settings(data_dir=tmp_path, port=port, metrics_port=metrics_port)
+    running = await start(settings, api=True, gateway=True, web=False, worker=False)
+    try:
+        async with httpx.AsyncClient() as http:
+            public = await http.get(f"http://127.0.0.1:{port}/metrics")
+            assert public.status_code == 404
+            assert public.json()["error"]["code"] == "not_found"
+            internal = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
+            assert internal.status_code == 200
+            assert "chat_ws_connections" in internal.text
+            assert internal.headers["Content-Type"].startswith("text/plain")
+            assert (await http.get(f"http://127.0.0.1:{metrics_port}/healthz")).status_code == 404
+            doc = (await http.get(f"http://127.0.0.1:{port}/openapi.json")).json()
+            assert "/metrics" not in doc["paths"]
+    finally:
+        await running.stop()
+
+    disabled = Settings(data_dir=tmp_path / "off", port=free_port(), metrics_port=0)
+    running = await start(disabled, api=True, gateway=False, web=False, worker=False)
+    try:
+        assert running.metrics is None
+    finally:
+        await running.stop()

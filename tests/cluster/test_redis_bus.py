@@ -13,6 +13,7 @@ import redis
 
 from chat.stores.cluster.redis_bus import RedisBus
 from chat.stores.cluster.redis_conn import make_client
+from chat.stores.cluster.redis_keys import DEFAULT_KEYS
 from tests.cluster.helpers import Collector, eventually
 from tests.servers import RedisServer
 
@@ -118,12 +119,13 @@ async def test_output_buffer_overflow_is_detected(
 
     def flood() -> None:
         payload = b"x" * 16384
+        raw = DEFAULT_KEYS.channel(channel)  # the name on Redis: the cluster's prefix first
         with redis.Redis(host="127.0.0.1", port=private_redis.port) as r:
             try:
-                r.publish(channel, b"first")
+                r.publish(raw, b"first")
                 # Bounded: 4000 x 16 KiB = 64 MiB at most, far past 256 KiB plus socket buffers.
                 for _ in range(4000):
-                    if r.publish(channel, payload) == 0:  # Redis dropped the subscriber
+                    if r.publish(raw, payload) == 0:  # Redis dropped the subscriber
                         killed.set()
                         return
             finally:

@@ -130,9 +130,15 @@ def migrated(
 
 
 def test_api_is_ready_and_registers_a_user(image: BuiltImage, migrated: list[str]) -> None:
-    port = free_port()
-    with serving(image, migrated, "api", "--port", str(port)) as name:
+    port, metrics_port = free_port(), free_port()  # host network: never the shared 9191
+    args = ["api", "--port", str(port), "--metrics-port", str(metrics_port)]
+    with serving(image, migrated, *args) as name:
         ready = json.loads(wait_for(f"http://127.0.0.1:{port}/readyz", name))
+        # Metrics on the internal port only, not on the public one.
+        assert "# TYPE" in wait_for(f"http://127.0.0.1:{metrics_port}/metrics", name).decode()
+        with pytest.raises(urllib.error.HTTPError) as public:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert public.value.code == 404
         assert ready["status"] == "ok"
         assert set(ready["checks"].values()) == {"ok"}
         request = urllib.request.Request(
@@ -149,8 +155,10 @@ def test_api_is_ready_and_registers_a_user(image: BuiltImage, migrated: list[str
 
 
 def test_ws_is_ready(image: BuiltImage, migrated: list[str]) -> None:
-    port = free_port()
-    with serving(image, migrated, "ws", "--port", str(port)) as name:
+    port, metrics_port = free_port(), free_port()
+    with serving(
+        image, migrated, "ws", "--port", str(port), "--metrics-port", str(metrics_port)
+    ) as name:
         ready = json.loads(wait_for(f"http://127.0.0.1:{port}/readyz", name))
         assert ready["status"] == "ok"
 

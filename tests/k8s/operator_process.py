@@ -3,6 +3,7 @@ ServiceAccount token, exactly as the chart's Deployment would run it in-cluster.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -41,6 +42,8 @@ class OperatorProcess:
                     "KUBECONFIG": str(self._kubeconfig),
                     "PATH": "/usr/bin:/bin",
                     "HOME": str(self._logdir),
+                    # This checkout's code, not whatever the venv's editable install points at.
+                    "PYTHONPATH": os.pathsep.join(sys.path),
                 },
             )
         wait_for("operator /healthz", self.healthy, 60)

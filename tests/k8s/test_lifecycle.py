@@ -142,11 +142,11 @@ def test_full_cluster_builds_every_child(
         "chat-full-api",
         "chat-full-ws",
         "chat-full-worker-default",
-        "chat-full-worker-media",
+        "chat-full-worker-maintenance",
     }
     assert names(control_plane, namespace, "hpa", inst) == {
         "chat-full-ws",
-        "chat-full-worker-media",
+        "chat-full-worker-maintenance",
     }
     assert names(control_plane, namespace, "pdb", inst) == {
         "chat-full-api",
@@ -173,8 +173,10 @@ def test_full_cluster_builds_every_child(
         "2",
         "--threads",
         "8",
+        "--metrics-port",
+        "9191",
         "--queues",
-        "default,fanout",
+        "persist",
     ]
     api = deployment(control_plane, namespace, "chat-full-api")
     assert api is not None

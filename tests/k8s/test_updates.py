@@ -136,10 +136,10 @@ def test_worker_pools_are_added_and_removed(
         control_plane,
         ns,
         "chat",
-        {"workers": [{"name": "email", "queues": ["email", "digest"], "threads": 2}]},
+        {"workers": [{"name": "email", "queues": ["persist", "maintenance"], "threads": 2}]},
     )
     dep = wait_deployment(control_plane, ns, "chat-worker-email", "created", lambda d: True)
-    assert container(dep)["args"][-1] == "email,digest"
+    assert container(dep)["args"][-3:] == ["--queues", "persist", "maintenance"]
     obj = wait_ready(control_plane, ns, "chat")
     assert [w["name"] for w in obj["status"]["components"]["workers"]] == ["email"]
     assert "chat-workers" in names(control_plane, ns, "services", "chat")

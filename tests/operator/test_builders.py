@@ -70,14 +70,14 @@ def test_autoscaling_leaves_replicas_to_the_hpa(full: Cluster, rollout: Rollout)
     deployments = by_kind(manifests, "Deployment")
     hpas = by_kind(manifests, "HorizontalPodAutoscaler")
     assert "replicas" not in deployments["chat-full-ws"]["spec"]
-    assert "replicas" not in deployments["chat-full-worker-media"]["spec"]
+    assert "replicas" not in deployments["chat-full-worker-maintenance"]["spec"]
     assert deployments["chat-full-api"]["spec"]["replicas"] == 3
     assert deployments["chat-full-worker-default"]["spec"]["replicas"] == 2
-    assert sorted(hpas) == ["chat-full-worker-media", "chat-full-ws"]
+    assert sorted(hpas) == ["chat-full-worker-maintenance", "chat-full-ws"]
     ws = hpas["chat-full-ws"]["spec"]
     assert (ws["minReplicas"], ws["maxReplicas"]) == (2, 10)
     assert ws["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
-    media = hpas["chat-full-worker-media"]["spec"]["metrics"][0]["resource"]
+    media = hpas["chat-full-worker-maintenance"]["spec"]["metrics"][0]["resource"]
     assert media["name"] == "memory"
 
 
@@ -86,7 +86,7 @@ def test_websocket_pods_drain(full: Cluster, rollout: Rollout) -> None:
     container = pod["spec"]["containers"][0]
     assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}
     assert pod["spec"]["terminationGracePeriodSeconds"] == 5 + 45 + 5
-    assert container["args"] == ["ws"]
+    assert container["args"] == ["ws", "--port", "8081", "--metrics-port", "9191"]
     assert "command" not in container  # the image's tini entrypoint stays PID 1
     assert container["ports"][0]["containerPort"] == 8081
 
@@ -127,8 +127,10 @@ def test_worker_arguments(full: Cluster, rollout: Rollout) -> None:
         "2",
         "--threads",
         "8",
+        "--metrics-port",
+        "9191",
         "--queues",
-        "default,fanout",
+        "persist",
     ]
     selector = worker["spec"]["selector"]["matchLabels"]
     assert selector["chatcluster.dev/worker-pool"] == "default"
@@ -151,7 +153,7 @@ def test_pdbs(full: Cluster, rollout: Rollout) -> None:
     pdbs = by_kind(children(full, rollout), "PodDisruptionBudget")
     assert pdbs["chat-full-api"]["spec"]["minAvailable"] == 2
     assert pdbs["chat-full-ws"]["spec"]["maxUnavailable"] == 1
-    assert "chat-full-worker-media" not in pdbs
+    assert "chat-full-worker-maintenance" not in pdbs
 
 
 def test_ingress_routes_websocket_path(full: Cluster, rollout: Rollout) -> None:
@@ -168,7 +170,8 @@ def test_ingress_routes_websocket_path(full: Cluster, rollout: Rollout) -> None:
 def test_service_monitor_only_when_its_crd_exists(full: Cluster, rollout: Rollout) -> None:
     monitors = by_kind(children(full, rollout), "ServiceMonitor")
     spec = monitors["chat-full"]["spec"]
-    assert {e["port"] for e in spec["endpoints"]} == {"http", "ws", "metrics"}
+    # /metrics is on the internal port only: the public http/ws ports do not serve it.
+    assert [e["port"] for e in spec["endpoints"]] == ["metrics"]
     assert monitors["chat-full"]["metadata"]["labels"]["release"] == "prometheus"
     absent = children(full, replace(rollout, service_monitor_available=False))
     assert by_kind(absent, "ServiceMonitor") == {}

@@ -27,6 +27,7 @@ from chat.stores.cluster.postgres_accounts import PostgresAccountStore
 from chat.stores.cluster.postgres_conversations import PostgresConversationStore
 from chat.stores.cluster.postgres_pool import create_pool
 from chat.stores.cluster.redis_bus import RedisBus
+from chat.stores.cluster.redis_keys import RedisKeys
 from chat.stores.cluster.redis_log import RedisEventLog
 from chat.stores.cluster.redis_presence import RedisPresence
 from chat.stores.cluster.redis_ratelimit import RedisRateLimiter
@@ -68,17 +69,18 @@ async def open_cluster_ports(
         if migrate_schema:
             await migrate(settings)
         archive = MongoArchive(mongo[settings.mongodb_database])
-        bus = RedisBus(client, settings.redis_url)
+        keys = RedisKeys(settings.redis_key_prefix)
+        bus = RedisBus(client, settings.redis_url, keys)
         opened._closers.append(bus.close)
         opened.ports = Ports(
             accounts=PostgresAccountStore(pool),
             conversations=PostgresConversationStore(pool),
-            log=RedisEventLog(client, archive.watermark, archive.event),
+            log=RedisEventLog(client, archive.watermark, archive.event, keys=keys),
             archive=archive,
             bus=bus,
-            sessions=RedisSessionStore(client),
-            presence=RedisPresence(client),
-            limiter=RedisRateLimiter(client),
+            sessions=RedisSessionStore(client, keys),
+            presence=RedisPresence(client, keys),
+            limiter=RedisRateLimiter(client, keys),
             queue=queue,
         )
     except BaseException:

@@ -10,6 +10,9 @@ gateway makes its clients resume from the log by `seq`.
 redis-py's PubSub reconnects and resubscribes by itself inside its retry loop, which would hide
 exactly that gap; so this module drives one plain connection per subscription with no retries
 and does the reconnecting itself.
+
+Channel names carry the cluster's key prefix on Redis (redis_keys.py) and not in the domain:
+the bus adds it when publishing and subscribing and strips it before `on_message`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from redis.backoff import NoBackoff
 
 from chat.domain.ports import Listener
 from chat.stores.cluster.redis_conn import CONNECT_TIMEOUT_S, REDIS_ERRORS, redis_errors
+from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,9 @@ SUBSCRIBE_TIMEOUT_S = 10.0
 
 
 class RedisBus:
-    def __init__(self, client: aioredis.Redis, url: str) -> None:
+    def __init__(self, client: aioredis.Redis, url: str, keys: RedisKeys = DEFAULT_KEYS) -> None:
         self._redis = client
+        self._keys = keys
         # A separate pool: subscriber connections are long-lived and must not retry silently.
         # RESP2: subscription replies and messages are plain arrays read by `_dispatch` (under
         # RESP3 they would be push frames, handed to a push handler instead of read_response).
@@ -55,10 +60,10 @@ class RedisBus:
 
     async def publish(self, channel: str, payload: bytes) -> None:
         with redis_errors():
-            await self._redis.publish(channel, payload)
+            await self._redis.publish(self._keys.channel(channel), payload)
 
     async def open(self, listener: Listener) -> RedisSubscription:
-        sub = RedisSubscription(self._pool, listener, self._subscriptions.discard)
+        sub = RedisSubscription(self._pool, listener, self._subscriptions.discard, self._keys)
         self._subscriptions.add(sub)
         await sub.start()
         return sub
@@ -75,11 +80,14 @@ class RedisSubscription:
         pool: ConnectionPool,
         listener: Listener,
         forget: Callable[[RedisSubscription], None],
+        keys: RedisKeys = DEFAULT_KEYS,
     ) -> None:
         self._pool = pool
+        self._keys = keys
         self._listener = listener
         self._forget = forget
         self._channels: set[str] = set()
+        """Subscribed Redis channel names (prefixed)."""
         self._conn: Connection | None = None
         self._connected = asyncio.Event()
         self._pending: dict[str, asyncio.Future[None]] = {}
@@ -96,14 +104,14 @@ class RedisSubscription:
         self._task = asyncio.create_task(self._run(), name="redis-subscription")
 
     async def subscribe(self, channels: Sequence[str]) -> None:
-        new = [c for c in channels if c not in self._channels]
+        new = [c for c in map(self._keys.channel, channels) if c not in self._channels]
         if not new:
             return
         self._channels.update(new)
         await self._send_and_confirm("SUBSCRIBE", new)
 
     async def unsubscribe(self, channels: Sequence[str]) -> None:
-        gone = [c for c in channels if c in self._channels]
+        gone = [c for c in map(self._keys.channel, channels) if c in self._channels]
         if not gone:
             return
         self._channels.difference_update(gone)
@@ -234,9 +242,10 @@ class RedisSubscription:
         if kind == b"message":
             channel = reply[1].decode()
             # Unsubscribed channels may still have messages in flight: drop them.
-            if channel in self._channels:
+            name = self._keys.domain_channel(channel)
+            if channel in self._channels and name is not None:
                 try:
-                    self._listener.on_message(channel, reply[2])
+                    self._listener.on_message(name, reply[2])
                 except Exception:
                     log.exception("listener.on_message failed")
         elif kind == b"subscribe":

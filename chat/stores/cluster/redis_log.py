@@ -1,6 +1,7 @@
 """The hot log of each conversation in Redis: a stream of event frames plus a head hash.
 
-Keys, all in the conversation's Redis Cluster slot (`{cid}` hash tag):
+Keys (built by redis_keys.py; shown with the default prefix `chat:`), all in the
+conversation's Redis Cluster slot (`{cid}` hash tag):
 - `chat:log:{cid}:head`   hash: `seq` (last assigned), `trimmed` (events <= it are gone),
                           `restored` (set when the head was rebuilt from the archive)
 - `chat:log:{cid}:stream` stream; entry id `<seq>-0`, field `f` = the exact event frame bytes
@@ -31,10 +32,10 @@ from chat.domain.channels import conversation_channel
 from chat.domain.frames import event_frame
 from chat.domain.models import AppendResult, Event, EventDraft, EventKind, LogRange
 from chat.stores.cluster.redis_conn import redis_errors
+from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
 
 log = logging.getLogger(__name__)
 
-BACKLOG_KEY = "chat:log:backlog"
 DEDUPE_WINDOW_S = 24 * 3600
 """A retried send returns the original event for at least this long. Older dedupe entries are
 dropped when their event is trimmed from the log, so dedupe memory is bounded by the send rate
@@ -104,11 +105,6 @@ Floor = Callable[[str], Awaitable[int]]
 """Where a lost head restarts: the archive's watermark for the conversation."""
 
 
-def _keys(cid: str) -> list[str]:
-    tag = f"chat:log:{{{cid}}}"
-    return [f"{tag}:head", f"{tag}:stream", f"{tag}:dedupe", f"{tag}:dedupe_ts"]
-
-
 def _frame_template(draft: EventDraft) -> tuple[bytes, bytes]:
     """The frame's bytes before the seq digits and between seq and ts.
 
@@ -153,8 +149,10 @@ class RedisEventLog:
         fetch_archived: Callable[[str, int], Awaitable[Event | None]],
         *,
         dedupe_window_s: int = DEDUPE_WINDOW_S,
+        keys: RedisKeys = DEFAULT_KEYS,
     ) -> None:
         self._redis = client
+        self._keys = keys
         self._floor = floor
         self._fetch_archived = fetch_archived
         self._dedupe_window_s = dedupe_window_s
@@ -167,14 +165,14 @@ class RedisEventLog:
         cid = draft.conversation_id
         prefix, middle = _frame_template(draft)
         args: list[str | bytes] = [
-            conversation_channel(cid),
+            self._keys.channel(conversation_channel(cid)),
             f"{draft.sender_id}\x00{draft.client_id}",
             prefix,
             middle,
         ]
         for _ in range(3):
             with redis_errors():
-                reply = await self._append(keys=_keys(cid), args=args)
+                reply = await self._append(keys=self._keys.log(cid), args=args)
             status = int(reply[0])
             if status == 1:
                 event = Event(
@@ -207,10 +205,10 @@ class RedisEventLog:
         """Create a missing head at the archive's watermark: after Redis lost its data, seq
         continues above everything archived instead of restarting at 1."""
         with redis_errors():
-            await self._redis.sadd(BACKLOG_KEY, cid)
+            await self._redis.sadd(self._keys.backlog, cid)
         floor = await self._floor(cid)
         with redis_errors():
-            created = await self._ensure(keys=_keys(cid)[:1], args=[floor])
+            created = await self._ensure(keys=self._keys.log(cid)[:1], args=[floor])
         if created and floor > 0:
             log.warning(
                 "log head of conversation %s was missing; restored at archived seq %d "
@@ -220,7 +218,7 @@ class RedisEventLog:
             )
 
     async def read(self, conversation_id: str, after_seq: int, limit: int) -> LogRange:
-        keys = _keys(conversation_id)[:2]
+        keys = self._keys.log(conversation_id)[:2]
         for _ in range(3):
             with redis_errors():
                 reply = await self._read(keys=keys, args=[f"{after_seq + 1}-0", limit])
@@ -231,7 +229,7 @@ class RedisEventLog:
         raise RuntimeError(f"log head of {conversation_id} vanished")  # pragma: no cover
 
     async def last_seq(self, conversation_id: str) -> int:
-        head = _keys(conversation_id)[0]
+        head = self._keys.log(conversation_id)[0]
         with redis_errors():
             seq = await self._redis.hget(head, "seq")
         if seq is None:
@@ -244,7 +242,7 @@ class RedisEventLog:
         with redis_errors():
             time_s, _ = await self._redis.time()
             cutoff_ms = (int(time_s) - self._dedupe_window_s) * 1000
-            await self._trim(keys=_keys(conversation_id), args=[keep_after_seq, cutoff_ms])
+            await self._trim(keys=self._keys.log(conversation_id), args=[keep_after_seq, cutoff_ms])
 
     async def backlog(self) -> list[str]:
         """Conversations whose log holds events (last seq above the trim point).
@@ -252,11 +250,11 @@ class RedisEventLog:
         The set only grows (one member per conversation ever written on this Redis): removing
         members would race with appends, and a conversation count is a small bound."""
         with redis_errors():
-            raw: set[bytes] = await self._redis.smembers(BACKLOG_KEY)  # type: ignore[assignment]
+            raw: set[bytes] = await self._redis.smembers(self._keys.backlog)  # type: ignore[assignment]
             members = sorted(m.decode() for m in raw)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for cid in members:
-                    pipe.hmget(_keys(cid)[0], "seq", "trimmed")
+                    pipe.hmget(self._keys.log(cid)[0], "seq", "trimmed")
                 heads = await pipe.execute()
         return [
             cid

@@ -1,8 +1,9 @@
 """Presence in Redis: each user's live connections in a sorted set scored by expiry time.
 
-Keys per user (one slot): `chat:presence:{uid}:conns` (connection -> expires at, ms),
-`chat:presence:{uid}:state` (connection -> online|idle), `chat:presence:{uid}:seen` (last seen,
-ms). A sorted set rather than one TTL key per connection: counting a user's connections then
+Keys per user (one slot; built by redis_keys.py, shown with the default prefix):
+`chat:presence:{uid}:conns` (connection -> expires at, ms), `chat:presence:{uid}:state`
+(connection -> online|idle), `chat:presence:{uid}:seen` (last seen, ms). A sorted set rather
+than one TTL key per connection: counting a user's connections then
 needs no SCAN, and expiry is still enforced by time, not by anyone remembering to clean up; the
 set and hash themselves carry a key TTL, so a user whose gateway crashed leaves nothing behind.
 
@@ -18,6 +19,7 @@ import redis.asyncio as aioredis
 
 from chat.domain.models import Presence, PresenceState
 from chat.stores.cluster.redis_conn import redis_errors
+from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
 
 _PRELUDE = """
 local conns, states, seen = KEYS[1], KEYS[2], KEYS[3]
@@ -79,18 +81,14 @@ return {redis.call('ZCARD', conns), online, redis.call('GET', seen)}
 )
 
 
-def _keys(uid: str) -> list[str]:
-    tag = f"chat:presence:{{{uid}}}"
-    return [f"{tag}:conns", f"{tag}:state", f"{tag}:seen"]
-
-
 def _ms(ttl_s: float) -> int:
     return max(1, round(ttl_s * 1000))
 
 
 class RedisPresence:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys = DEFAULT_KEYS) -> None:
         self._redis = client
+        self._keys = keys
         self._touch = client.register_script(_TOUCH)
         self._disconnect = client.register_script(_DISCONNECT)
         self._get = client.register_script(_GET)
@@ -98,7 +96,8 @@ class RedisPresence:
     async def connect(self, user_id: str, connection_id: str, ttl_s: float) -> int:
         with redis_errors():
             count = await self._touch(
-                keys=_keys(user_id), args=[connection_id, PresenceState.ONLINE.value, _ms(ttl_s)]
+                keys=self._keys.presence(user_id),
+                args=[connection_id, PresenceState.ONLINE.value, _ms(ttl_s)],
             )
         return int(count)
 
@@ -106,11 +105,15 @@ class RedisPresence:
         self, user_id: str, connection_id: str, state: PresenceState, ttl_s: float
     ) -> None:
         with redis_errors():
-            await self._touch(keys=_keys(user_id), args=[connection_id, state.value, _ms(ttl_s)])
+            await self._touch(
+                keys=self._keys.presence(user_id), args=[connection_id, state.value, _ms(ttl_s)]
+            )
 
     async def disconnect(self, user_id: str, connection_id: str) -> int:
         with redis_errors():
-            return int(await self._disconnect(keys=_keys(user_id), args=[connection_id]))
+            return int(
+                await self._disconnect(keys=self._keys.presence(user_id), args=[connection_id])
+            )
 
     async def get(self, user_ids: Sequence[str]) -> dict[str, Presence]:
         if not user_ids:
@@ -119,7 +122,7 @@ class RedisPresence:
             # One script per user (each user is its own slot); one round trip for all of them.
             async with self._redis.pipeline(transaction=False) as pipe:
                 for uid in user_ids:
-                    await self._get(keys=_keys(uid), client=pipe)
+                    await self._get(keys=self._keys.presence(uid), client=pipe)
                 replies = await pipe.execute()
         found = {}
         for uid, (live, online, seen) in zip(user_ids, replies, strict=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from chat.stores.cluster.redis_conn import redis_errors
+from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
 
 # ARGV: rate per second, burst. Returns the wait in seconds as a string (Lua numbers would be
 # truncated to integers in the reply).
@@ -32,11 +33,12 @@ return string.format('%.6f', wait)
 
 
 class RedisRateLimiter:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys = DEFAULT_KEYS) -> None:
         self._redis = client
+        self._keys = keys
         self._take = client.register_script(_TAKE)
 
     async def allow(self, key: str, rate_per_s: float, burst: int) -> float:
         with redis_errors():
-            wait = await self._take(keys=[f"chat:rate:{{{key}}}"], args=[rate_per_s, burst])
+            wait = await self._take(keys=[self._keys.rate(key)], args=[rate_per_s, burst])
         return float(wait)

@@ -4,7 +4,8 @@ Keys: `chat:session:{fid}` hash (user, token, revoked), `chat:session:{fid}:spen
 hashes (both in the family's slot, so one script sees both), `chat:user_sessions:{uid}` set of
 the user's family ids (another slot: kept up to date outside the scripts; a stale id in it is
 harmless because revoking a missing family is a no-op). Everything expires `ttl_s` after the
-family was last used, as refresh tokens do.
+family was last used, as refresh tokens do. (Names built by redis_keys.py; `chat:` is the
+default prefix.)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import redis.asyncio as aioredis
 
 from chat.domain.models import RefreshOutcome
 from chat.stores.cluster.redis_conn import redis_errors
+from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
 
 # Theft detection is atomic: the check of the presented hash and the rotation (or the revocation
 # on reuse) happen in one script, so two concurrent refreshes with the same token cannot both win.
@@ -42,22 +44,15 @@ return 1
 """
 
 
-def _family(fid: str) -> list[str]:
-    return [f"chat:session:{{{fid}}}", f"chat:session:{{{fid}}}:spent"]
-
-
-def _user(uid: str) -> str:
-    return f"chat:user_sessions:{{{uid}}}"
-
-
 class RedisSessionStore:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys = DEFAULT_KEYS) -> None:
         self._redis = client
+        self._keys = keys
         self._rotate = client.register_script(_ROTATE)
         self._revoke = client.register_script(_REVOKE)
 
     async def create(self, family_id: str, user_id: str, token_hash: str, ttl_s: int) -> None:
-        family, spent = _family(family_id)
+        family, spent = self._keys.session(family_id)
         with redis_errors():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(spent)
@@ -68,9 +63,9 @@ class RedisSessionStore:
 
     async def _track(self, user_id: str, family_id: str, ttl_s: int) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(_user(user_id), family_id)
-            pipe.expire(_user(user_id), ttl_s, nx=True)
-            pipe.expire(_user(user_id), ttl_s, gt=True)
+            pipe.sadd(self._keys.user_sessions(user_id), family_id)
+            pipe.expire(self._keys.user_sessions(user_id), ttl_s, nx=True)
+            pipe.expire(self._keys.user_sessions(user_id), ttl_s, gt=True)
             await pipe.execute()
 
     async def rotate(
@@ -78,7 +73,7 @@ class RedisSessionStore:
     ) -> RefreshOutcome:
         with redis_errors():
             user, reused = await self._rotate(
-                keys=_family(family_id), args=[presented_hash, new_hash, ttl_s]
+                keys=self._keys.session(family_id), args=[presented_hash, new_hash, ttl_s]
             )
         if user is None:
             return RefreshOutcome(None)
@@ -90,19 +85,19 @@ class RedisSessionStore:
 
     async def is_active(self, family_id: str) -> bool:
         with redis_errors():
-            revoked = await self._redis.hget(_family(family_id)[0], "revoked")
+            revoked = await self._redis.hget(self._keys.session(family_id)[0], "revoked")
         return revoked == b"0"
 
     async def revoke(self, family_id: str) -> None:
         with redis_errors():
-            await self._revoke(keys=_family(family_id)[:1])
+            await self._revoke(keys=self._keys.session(family_id)[:1])
 
     async def revoke_user(self, user_id: str) -> list[str]:
         with redis_errors():
-            raw: set[bytes] = await self._redis.smembers(_user(user_id))  # type: ignore[assignment]
+            raw: set[bytes] = await self._redis.smembers(self._keys.user_sessions(user_id))  # type: ignore[assignment]
             families = sorted(f.decode() for f in raw)
             revoked = []
             for fid in families:
-                if await self._revoke(keys=_family(fid)[:1]):
+                if await self._revoke(keys=self._keys.session(fid)[:1]):
                     revoked.append(fid)
         return revoked

@@ -21,7 +21,10 @@ CHECKSUM_ANNOTATION = f"{GROUP}/checksum"
 
 API_PORT = 8080
 WS_PORT = 8081
-WORKER_METRICS_PORT = 9191
+METRICS_PORT = 9191
+"""Every chatcluster pod's internal Prometheus listener (container port `metrics`); the
+Ingress never routes it."""
+METRICS_PORT_NAME = "metrics"
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 
-from chat_operator.builders.common import INSTANCE_LABEL, Cluster, Manifest, metadata
+from chat_operator.builders.common import (
+    INSTANCE_LABEL,
+    METRICS_PORT_NAME,
+    Cluster,
+    Manifest,
+    metadata,
+)
 
 
 def service_monitor(cluster: Cluster) -> Manifest:
+    """Scrapes the `metrics` port of the api, ws and workers Services: /metrics is served
+    there only, never on the public ports the Ingress routes."""
     spec = cluster.spec.monitoring
     meta = metadata(cluster, cluster.name, "monitoring")
     meta["labels"].update(spec.labels)
-    endpoint_ports = ("http", "ws", "metrics")
+    endpoint_ports = (METRICS_PORT_NAME,)
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",

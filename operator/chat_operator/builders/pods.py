@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chat.config import env_name
 from chat_operator.builders.common import (
     CHECKSUM_ANNOTATION,
     Cluster,
@@ -33,19 +34,18 @@ def _dependency_env(name: str, dep: Dependency) -> dict[str, Any]:
 
 def env(cluster: Cluster) -> list[dict[str, Any]]:
     """The configuration contract of the image: REDIS_URL, POSTGRES_DSN, MONGODB_URI and
-    CHAT_JWT_SECRET; credentials only ever come from Secrets."""
+    CHAT_JWT_SECRET (names from chat/config.py); credentials only ever come from Secrets."""
     spec = cluster.spec
     items = [
-        _dependency_env("REDIS_URL", spec.redis),
-        _dependency_env("POSTGRES_DSN", spec.postgres),
+        _dependency_env(env_name("redis_url"), spec.redis),
+        _dependency_env(env_name("postgres_dsn"), spec.postgres),
     ]
     if spec.mongodb is not None:
-        items.append(_dependency_env("MONGODB_URI", spec.mongodb))
+        items.append(_dependency_env(env_name("mongodb_uri"), spec.mongodb))
     jwt = {"name": spec.jwt_secret.name, "key": spec.jwt_secret.key}
-    items.append({"name": "CHAT_JWT_SECRET", "valueFrom": {"secretKeyRef": jwt}})
-    items.append(
-        {"name": "CHAT_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
-    )
+    items.append({"name": env_name("jwt_secret"), "valueFrom": {"secretKeyRef": jwt}})
+    pod_name = {"fieldRef": {"fieldPath": "metadata.name"}}
+    items.append({"name": env_name("pod_name"), "valueFrom": pod_name})
     return items
 
 

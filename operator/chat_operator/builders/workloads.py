@@ -2,6 +2,10 @@
 
 When a component autoscales, its Deployment is built WITHOUT ``spec.replicas``: under
 server-side apply that leaves the field to the HPA instead of fighting it.
+
+Each container's args name its ports explicitly, the same numbers the pod declares: the public
+one (`http` / `ws`) and the internal `metrics` one, which every Service exposes for the
+ServiceMonitor but the Ingress never routes.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from typing import Any
 from chat_operator.builders import pods
 from chat_operator.builders.common import (
     API_PORT,
-    WORKER_METRICS_PORT,
+    METRICS_PORT,
+    METRICS_PORT_NAME,
     WS_PORT,
     Cluster,
     Manifest,
@@ -28,6 +33,16 @@ from chat_operator.spec import Component, WorkerPool
 PRESTOP_SLEEP_SECONDS = 5
 # Slack after the drain so the kubelet does not SIGKILL a pod that is finishing its last close.
 DRAIN_SLACK_SECONDS = 5
+
+
+def _ports(name: str | None = None, port: int | None = None) -> list[dict[str, Any]]:
+    ports = [] if name is None else [{"name": name, "containerPort": port, "protocol": "TCP"}]
+    ports.append({"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"})
+    return ports
+
+
+def _server_args(command: str, port: int) -> list[str]:
+    return [command, "--port", str(port), "--metrics-port", str(METRICS_PORT)]
 
 
 def _http_probes(port: str) -> dict[str, Any]:
@@ -80,8 +95,8 @@ def _deployment(
 
 def api_deployment(cluster: Cluster, image: str, template_checksum: str) -> Manifest:
     component = cluster.spec.api
-    box = pods.container(cluster, "api", image, ["api"], component)
-    box["ports"] = [{"name": "http", "containerPort": API_PORT, "protocol": "TCP"}]
+    box = pods.container(cluster, "api", image, _server_args("api", API_PORT), component)
+    box["ports"] = _ports("http", API_PORT)
     box.update(_http_probes("http"))
     pod = pods.pod_spec(cluster, [box], component, "api")
     return _deployment(cluster, api_name(cluster), "api", component, pod, template_checksum)
@@ -89,8 +104,8 @@ def api_deployment(cluster: Cluster, image: str, template_checksum: str) -> Mani
 
 def ws_deployment(cluster: Cluster, image: str, template_checksum: str) -> Manifest:
     component = cluster.spec.websocket
-    box = pods.container(cluster, "websocket", image, ["ws"], component)
-    box["ports"] = [{"name": "ws", "containerPort": WS_PORT, "protocol": "TCP"}]
+    box = pods.container(cluster, "websocket", image, _server_args("ws", WS_PORT), component)
+    box["ports"] = _ports("ws", WS_PORT)
     box.update(_http_probes("ws"))
     box["lifecycle"] = {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}}
     pod = pods.pod_spec(cluster, [box], component, "websocket")
@@ -103,19 +118,24 @@ def ws_deployment(cluster: Cluster, image: str, template_checksum: str) -> Manif
 def worker_deployment(
     cluster: Cluster, pool: WorkerPool, image: str, template_checksum: str
 ) -> Manifest:
+    # `--queues` takes one argument per queue (nargs="*"): a comma-joined string would be one
+    # queue name that no actor uses, and the pool would consume nothing.
     args = [
         "worker",
         "--processes",
         str(pool.processes),
         "--threads",
         str(pool.threads),
+        "--metrics-port",
+        str(METRICS_PORT),
         "--queues",
-        ",".join(pool.queues),
+        *pool.queues,
     ]
     box = pods.container(cluster, "worker", image, args, pool.component)
-    box["ports"] = [{"name": "metrics", "containerPort": WORKER_METRICS_PORT, "protocol": "TCP"}]
+    # One port however many --processes: the worker's supervisor sums its children's samples.
+    box["ports"] = _ports()
     box["livenessProbe"] = {
-        "tcpSocket": {"port": "metrics"},
+        "tcpSocket": {"port": METRICS_PORT_NAME},
         "periodSeconds": 10,
         "failureThreshold": 3,
     }
@@ -138,16 +158,23 @@ def _service(
     cluster: Cluster,
     name: str,
     component_label: str,
-    port_name: str,
-    port: int,
+    port_name: str | None,
+    port: int = 80,
     headless: bool = False,
 ) -> Manifest:
+    """A Service with the component's public port (if any) and its `metrics` port, which the
+    ServiceMonitor scrapes (label ``chatcluster.dev/metrics``)."""
     meta = metadata(cluster, name, component_label)
     meta["labels"]["chatcluster.dev/metrics"] = "true"
+    ports = [] if port_name is None else [(port_name, port)]
+    ports.append((METRICS_PORT_NAME, METRICS_PORT))
     spec: dict[str, Any] = {
         "type": "ClusterIP",
         "selector": selector_labels(cluster, component_label),
-        "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}],
+        "ports": [
+            {"name": named, "port": number, "targetPort": named, "protocol": "TCP"}
+            for named, number in ports
+        ],
     }
     if headless:
         spec["clusterIP"] = "None"
@@ -164,11 +191,4 @@ def ws_service(cluster: Cluster) -> Manifest:
 
 def workers_service(cluster: Cluster) -> Manifest:
     """Headless: it exists only so a ServiceMonitor can find every worker pod's metrics."""
-    return _service(
-        cluster,
-        f"{cluster.name}-workers",
-        "worker",
-        "metrics",
-        WORKER_METRICS_PORT,
-        headless=True,
-    )
+    return _service(cluster, f"{cluster.name}-workers", "worker", None, headless=True)
