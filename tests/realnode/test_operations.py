@@ -170,8 +170,9 @@ async def test_rotating_the_database_password_rolls_the_pods(
     # As a DBA would: change the password in the database, then in the Secret. Connections
     # already open stay valid; every new pod must use the new one.
     deployed.kubectl(
-        "exec", "-n", NS, "deploy/postgres", "--", "runuser", "-u", "postgres", "--",
-        "psql", "-h", "/tmp", "-U", "chat", "-d", "chat", "-v", "ON_ERROR_STOP=1",
+        "exec", "-n", NS, "deploy/postgres", "--",
+        "env", f"PGPASSWORD={services.POSTGRES_PASSWORD}",
+        "psql", "-h", "127.0.0.1", "-U", "chat", "-d", "chat", "-v", "ON_ERROR_STOP=1",
         "-c", f"ALTER USER chat PASSWORD '{new_password}'",
     )  # fmt: skip
     new_dsn = old_dsn.replace(services.POSTGRES_PASSWORD, new_password)
