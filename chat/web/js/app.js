@@ -87,7 +87,7 @@ function buildShell() {
     onOpen: (id) => openConversation(id),
     onNewGroup: () => newGroupDialog(store, (id) => openConversation(id)),
   });
-  const me = h("span", { class: "me" }, t("nav.signedInAs", { name: store.me.display_name || store.me.username }));
+  const me = h("span", { class: "me", dir: "auto" }, t("nav.signedInAs", { name: store.me.display_name || store.me.username }));
   const logout = h("button", { type: "button", class: "logout", onclick: () => doLogout() }, t("nav.logout"));
   const header = h(
     "header",

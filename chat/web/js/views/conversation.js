@@ -13,7 +13,7 @@ export class ConversationView {
     this.editing = null; // seq being edited
     this.confirmDelete = null;
     this.stick = true;
-    this.title = h("h2", { class: "chat-title", id: "chat-title" });
+    this.title = h("h2", { class: "chat-title", id: "chat-title", dir: "auto" });
     this.subtitle = h("p", { class: "chat-sub muted" });
     this.membersButton = h("button", { type: "button", class: "members-btn", onclick: () => onMembers() }, t("group.manage"));
     this.older = h("button", { type: "button", class: "load-older link", onclick: () => this.loadOlder() }, t("chat.loadOlder"));
@@ -282,7 +282,7 @@ export class ConversationView {
       li.dataset.clientId = m.client_id || "";
     }
     const meta = [
-      h("span", { class: "author" }, store.userName(mine ? store.me.id : m.sender_id)),
+      h("span", { class: "author", dir: "auto" }, store.userName(mine ? store.me.id : m.sender_id)),
       h("time", { datetime: new Date(m.ts).toISOString() }, formatTime(m.ts)),
     ];
     if (!pending && m.edited_ts && !m.deleted) meta.push(h("span", { class: "flag edited" }, t("chat.edited")));
@@ -290,7 +290,7 @@ export class ConversationView {
     if (pending && m.status === "failed") meta.push(h("span", { class: "flag failed-flag" }, `${t("chat.failed")}: ${errorText(m.error)}`));
     const body = m.deleted
       ? h("p", { class: "body muted" }, t("chat.deleted"))
-      : h("p", { class: "body" }, m.body);
+      : h("p", { class: "body", dir: "auto" }, m.body);
     const actions = [];
     if (pending && m.status === "failed") {
       const conv = this.conv;

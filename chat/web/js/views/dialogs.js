@@ -91,7 +91,7 @@ export function membersDialog(store, conv, onLeft) {
           "li",
           {},
           h("span", { class: `dot ${state}`, role: "img", "aria-label": t(`presence.${state}`) }),
-          h("span", { class: "grow" }, name),
+          h("span", { class: "grow", dir: "auto" }, name),
           m.role === "owner" ? h("span", { class: "muted" }, t("group.owner")) : null,
           owner && m.user_id !== store.me.id
             ? h("button", { type: "button", class: "remove", onclick: () => remove(m.user_id), "aria-label": t("group.remove", { name }) }, "×")

@@ -110,8 +110,8 @@ export class Sidebar {
       h(
         "button",
         { type: "button", class: "search-hit", onclick: () => this.onOpen(m.conversation_id) },
-        h("span", { class: "conv-title" }, title),
-        h("span", { class: "preview" }, m.body),
+        h("span", { class: "conv-title", dir: "auto" }, title),
+        h("span", { class: "preview", dir: "auto" }, m.body),
         h(
           "time",
           { datetime: when.toISOString(), class: "muted" },
@@ -175,7 +175,12 @@ export class Sidebar {
         onclick: () => this.onOpen(c.id),
       },
       parts,
-      h("span", { class: "conv-text" }, h("span", { class: "conv-title" }, title), h("span", { class: "preview" }, preview)),
+      h(
+        "span",
+        { class: "conv-text" },
+        h("span", { class: "conv-title", dir: "auto" }, title),
+        h("span", { class: "preview", dir: "auto" }, preview),
+      ),
       badge,
     );
     const hadFocus = li.contains(document.activeElement);
