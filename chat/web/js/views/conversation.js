@@ -100,7 +100,14 @@ export class ConversationView {
   async loadOlder() {
     const conv = this.conv;
     if (!conv || !conv.loaded) return;
-    await this.store.loadOlder(conv);
+    if (!(await this.store.loadOlder(conv).catch(() => false))) return;
+    // Still at the top (the page was short, or the wheel kept going while it loaded): go on,
+    // once this render has placed the anchor. Each round needs a page that added messages.
+    requestAnimationFrame(() => {
+      requestAnimationFrame(() => {
+        if (this.conv === conv && this.scroller.scrollTop < 60) this.loadOlder();
+      });
+    });
   }
 
   onInput() {
@@ -208,10 +215,15 @@ export class ConversationView {
     const store = this.store;
     const s = this.scroller;
     const stick = this.stick;
+    // The reader's anchor: the first message (not a day separator, which moves to the top
+    // when an older page of the same day arrives) whose bottom is below the top edge. Its
+    // distance from the top edge is restored after the update, so inserting a page above
+    // never moves what the reader is looking at (the scroller has overflow-anchor: none, so
+    // the browser's own anchoring does not adjust a second time).
     let anchor = null;
     let anchorTop = 0;
     if (!stick) {
-      for (const li of this.list.children) {
+      for (const li of this.list.querySelectorAll(":scope > li.msg")) {
         if (li.offsetTop + li.offsetHeight > s.scrollTop) {
           anchor = li;
           anchorTop = li.offsetTop - s.scrollTop;
