@@ -24,7 +24,9 @@ async def _register_named(api: Api, display_name: str) -> Account:
     )
     assert r.status_code == 201, r.text
     body = r.json()
-    return Account(body["user"]["id"], username, PASSWORD, body["access_token"], body["refresh_token"])
+    return Account(
+        body["user"]["id"], username, PASSWORD, body["access_token"], body["refresh_token"]
+    )
 
 
 async def _directions(page: Page, selector: str) -> list[str]:

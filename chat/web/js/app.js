@@ -54,6 +54,7 @@ async function startSession() {
   buildShell();
   try {
     await store.loadConversations();
+    store.restoreOutbox(); // what this tab had not sent yet when it was reloaded
   } catch {
     // The socket's ready handler loads them again once the server answers.
   }

@@ -72,6 +72,7 @@ const en = {
   "chat.pending": "Sending…",
   "chat.failed": "Not sent",
   "chat.retry": "Retry",
+  "chat.discard": "Discard",
   "chat.seen": "Seen",
   "chat.today": "Today",
   "chat.yesterday": "Yesterday",
@@ -88,6 +89,8 @@ const en = {
   "conn.sessionEnded": "Your session has ended. Please log in again.",
   "err.body_empty": "The message is empty.",
   "err.body_too_long": "The message is too long ({n} of at most {max} characters).",
+  "err.frame_too_large":
+    "The message is too large to send: encoded it takes {bytes} bytes, at most {max} fit (control characters and emoji take several). Shorten it.",
   "err.user_not_found": "There is no user named “{name}”.",
   "err.username_required": "Enter a username.",
   "err.self_dm": "That is you. Pick someone else.",
@@ -176,6 +179,7 @@ const ptBR = {
   "chat.pending": "Enviando…",
   "chat.failed": "Não enviada",
   "chat.retry": "Tentar de novo",
+  "chat.discard": "Descartar",
   "chat.seen": "Vista",
   "chat.today": "Hoje",
   "chat.yesterday": "Ontem",
@@ -192,6 +196,8 @@ const ptBR = {
   "conn.sessionEnded": "Sua sessão terminou. Entre novamente.",
   "err.body_empty": "A mensagem está vazia.",
   "err.body_too_long": "A mensagem é longa demais ({n} de no máximo {max} caracteres).",
+  "err.frame_too_large":
+    "A mensagem é grande demais para enviar: codificada ocupa {bytes} bytes, cabem no máximo {max} (caracteres de controle e emojis ocupam vários). Encurte-a.",
   "err.user_not_found": "Não existe usuário chamado “{name}”.",
   "err.username_required": "Digite um nome de usuário.",
   "err.self_dm": "Esse é você. Escolha outra pessoa.",

@@ -12,6 +12,13 @@ const MAX_DELAY_MS = 15000;
 const PONG_TIMEOUT_MS = 10000;
 const HEARTBEAT_MS = 15000;
 const HEARTBEAT_TIMEOUT = 4000; // our own close code for "no pong": always reconnect
+const DEFAULT_MAX_FRAME_BYTES = 16384; // docs/protocol.md, until `ready` reports the server's
+const encoder = new TextEncoder();
+
+/** Bytes of the text frame the socket would send for `frame` (UTF-8 of its JSON). */
+export function frameBytes(frame) {
+  return encoder.encode(JSON.stringify(frame)).length;
+}
 
 export class Connection extends EventTarget {
   constructor(api) {
@@ -63,13 +70,27 @@ export class Connection extends EventTarget {
     return true;
   }
 
-  /** Send a frame and wait for the ack/resumed/pong/error carrying its ref. */
+  get maxFrameBytes() {
+    return this.limits?.max_frame_bytes || DEFAULT_MAX_FRAME_BYTES;
+  }
+
+  /**
+   * Send a frame and wait for the ack/resumed/pong/error carrying its ref. A frame over the
+   * server's `max_frame_bytes` is refused here (code `frame_too_large`), never sent: the server
+   * would close the socket (1009), and a retry after the reconnect would do it again.
+   */
   request(frame) {
     if (!this.ready) return Promise.reject(Object.assign(new Error("offline"), { code: "offline" }));
     const ref = `r${this._nextRef++}`;
+    const text = JSON.stringify({ ...frame, ref });
+    const bytes = encoder.encode(text).length;
+    if (bytes > this.maxFrameBytes) {
+      const error = new Error("frame too large");
+      return Promise.reject(Object.assign(error, { code: "frame_too_large", bytes, max: this.maxFrameBytes }));
+    }
     return new Promise((resolve, reject) => {
       this._pending.set(ref, { resolve, reject });
-      this.ws.send(JSON.stringify({ ...frame, ref }));
+      this.ws.send(text);
     });
   }
 

@@ -7,10 +7,20 @@
 //   server's copy (same sender and client_id) is applied, from a live event, a resume replay or
 //   a history page; retries reuse the client_id, so the server deduplicates them;
 // - after every (re)connect the client resumes from its own `seq`, so nothing sent while it was
-//   away is missed; `not_recoverable` drops the conversation's messages and reloads history.
+//   away is missed; `not_recoverable` drops the conversation's messages and reloads history;
+// - a message whose encoded frame is over the server's frame limit is refused before it is
+//   queued, and any send that fails is marked failed on its own: one message never blocks the
+//   others (each is sent independently, with its own client_id);
+// - the queue of unacknowledged messages survives a reload (outbox.js).
 
 import { ApiError } from "./api.js";
 import { bodyLength, clientId } from "./ids.js";
+import { Outbox } from "./outbox.js";
+import { frameBytes } from "./socket.js";
+
+// Stand-ins as long as the real ones, to measure a frame before its client_id and ref exist.
+const SAMPLE_CLIENT_ID = clientId();
+const SAMPLE_REF = "r9999999999";
 
 export const PAGE = 50;
 const TYPING_MS = 5000;
@@ -39,6 +49,7 @@ export class Store extends EventTarget {
 
   /** Coalesce change notifications into one render per frame. */
   changed() {
+    if (this.outbox) this.outbox.save(this.convs.values());
     if (this._scheduled) return;
     this._scheduled = true;
     requestAnimationFrame(() => {
@@ -362,6 +373,7 @@ export class Store extends EventTarget {
       if (err.code === "disconnected" || err.code === "offline") return; // next ready redoes it
       console.warn("resume failed", err);
     }
+    this.restoreOutbox();
     for (const conv of this.convs.values()) this.flush(conv);
     if (this.active) {
       const conv = this.convs.get(this.active);
@@ -371,9 +383,20 @@ export class Store extends EventTarget {
   }
 
   // -- sending ---------------------------------------------------------------------------
+  /** Put back what this tab had queued before a reload (conversations must be loaded). */
+  restoreOutbox() {
+    if (!this.outbox) this.outbox = new Outbox(this.me.id);
+    for (const entry of this.outbox.load()) {
+      const conv = this.convs.get(entry.conversation_id);
+      if (!conv || conv.pending.has(entry.client_id)) continue;
+      conv.pending.set(entry.client_id, { ...entry, inflight: false });
+    }
+    this.changed();
+  }
+
   /** Validate and queue a message; returns an error {code, vars} or null. */
   send(conv, text) {
-    const error = this.validate(text);
+    const error = this.validate(text, conv);
     if (error) return error;
     const id = clientId();
     conv.pending.set(id, {
@@ -389,11 +412,24 @@ export class Store extends EventTarget {
     return null;
   }
 
-  validate(text) {
+  /** `seq` given: the text of an edit of that message, else of a new message. */
+  validate(text, conv, seq = null) {
     if (!text.trim()) return { code: "body_empty", vars: {} };
     const n = bodyLength(text);
     if (n > this.maxBody) return { code: "body_too_long", vars: { n, max: this.maxBody } };
+    const frame = { type: seq === null ? "send" : "edit", ref: SAMPLE_REF, conversation_id: conv.id };
+    if (seq !== null) frame.seq = seq;
+    Object.assign(frame, { client_id: SAMPLE_CLIENT_ID, body: text.trimEnd() });
+    const bytes = frameBytes(frame);
+    const max = this.conn.maxFrameBytes;
+    if (bytes > max) return { code: "frame_too_large", vars: { bytes, max } };
     return null;
+  }
+
+  /** Forget a failed message (it was never stored by the server). */
+  discard(conv, id) {
+    conv.pending.delete(id);
+    this.changed();
   }
 
   retry(conv, id) {
@@ -425,13 +461,14 @@ export class Store extends EventTarget {
           if (err.code === "disconnected" || err.code === "offline") return; // resent on ready
           p.status = "failed";
           p.error = err.code || "internal";
+          p.errorVars = err.code === "frame_too_large" ? { bytes: err.bytes, max: err.max } : {};
         })
         .finally(() => this.changed());
     }
   }
 
   async edit(conv, seq, text) {
-    const error = this.validate(text);
+    const error = this.validate(text, conv, seq);
     if (error) return error;
     try {
       await this.conn.request({

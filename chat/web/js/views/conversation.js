@@ -130,7 +130,7 @@ export class ConversationView {
     const text = this.input.value;
     let error;
     if (this.editing !== null) {
-      error = this.store.validate(text) || (await this.store.edit(conv, this.editing, text));
+      error = this.store.validate(text, conv, this.editing) || (await this.store.edit(conv, this.editing, text));
       if (!error) this.cancelEdit();
     } else {
       error = this.store.send(conv, text);
@@ -263,6 +263,7 @@ export class ConversationView {
               it.msg.deleted,
               it.msg.edited_ts,
               it.msg.status,
+              it.msg.error,
               it.seen,
               this.confirmDelete === it.msg.seq,
               store.userName(it.msg.sender_id || store.me.id),
@@ -299,7 +300,9 @@ export class ConversationView {
     ];
     if (!pending && m.edited_ts && !m.deleted) meta.push(h("span", { class: "flag edited" }, t("chat.edited")));
     if (pending && m.status === "pending") meta.push(h("span", { class: "flag pending-flag" }, t("chat.pending")));
-    if (pending && m.status === "failed") meta.push(h("span", { class: "flag failed-flag" }, `${t("chat.failed")}: ${errorText(m.error)}`));
+    if (pending && m.status === "failed") {
+      meta.push(h("span", { class: "flag failed-flag" }, `${t("chat.failed")}: ${errorText(m.error, m.errorVars || {})}`));
+    }
     const body = m.deleted
       ? h("p", { class: "body muted" }, t("chat.deleted"))
       : h("p", { class: "body", dir: "auto" }, m.body);
@@ -307,6 +310,7 @@ export class ConversationView {
     if (pending && m.status === "failed") {
       const conv = this.conv;
       actions.push(h("button", { type: "button", class: "retry", onclick: () => store.retry(conv, m.client_id) }, t("chat.retry")));
+      actions.push(h("button", { type: "button", class: "discard", onclick: () => store.discard(conv, m.client_id) }, t("chat.discard")));
     }
     if (!pending && mine && !m.deleted) {
       actions.push(h("button", { type: "button", class: "edit", onclick: () => this.startEdit(m) }, t("chat.edit")));
