@@ -48,7 +48,10 @@ async function startSession() {
   store = new Store(api, conn);
   store.me = api.user;
   store.rememberUser(api.user);
-  conn.addEventListener("status", () => updateBanner());
+  conn.addEventListener("status", () => {
+    updateBanner();
+    store.changed(); // presence and pending messages are shown differently while offline
+  });
   conn.addEventListener("terminal", (e) => onTerminal(e.detail.code));
   store.addEventListener("change", () => render());
   buildShell();
@@ -144,7 +147,9 @@ function updateBanner() {
   if (state === "open" || state === "idle") return hideBanner();
   if (state === "connecting" && !conn.everOpen) return hideBanner();
   let text;
-  if (state === "offline") {
+  if (state === "offline" && conn.networkDown) {
+    text = t("conn.noNetwork"); // the `online` event reconnects at once
+  } else if (state === "offline") {
     const s = Math.max(0, Math.ceil((conn.retryAt - Date.now()) / 1000));
     text = t("conn.offline", { s });
     bannerTimer = setTimeout(updateBanner, 500);

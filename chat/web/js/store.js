@@ -83,6 +83,15 @@ export class Store extends EventTarget {
     this._userFetch.set(id, job);
   }
 
+  /**
+   * A contact's presence as we may show it: while we are not connected what we knew is stale,
+   * so nobody is shown online ("unknown" until the next `ready` reloads presence).
+   */
+  presenceOf(userId) {
+    if (!this.conn.ready) return { state: "unknown", last_seen: null };
+    return this.presence.get(userId) || { state: "offline", last_seen: null };
+  }
+
   // -- conversations ---------------------------------------------------------------------
   async loadConversations() {
     const { conversations } = await this.api.conversations();

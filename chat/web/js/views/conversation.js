@@ -189,7 +189,7 @@ export class ConversationView {
     this.title.textContent = store.title(conv);
     if (conv.kind === "direct") {
       const other = store.otherMember(conv);
-      const state = (other && store.presence.get(other.user_id)?.state) || "offline";
+      const state = other ? store.presenceOf(other.user_id).state : "offline";
       this.subtitle.textContent = t(`presence.${state}`);
       this.subtitle.className = `chat-sub muted presence-${state}`;
       this.membersButton.hidden = true;
@@ -264,6 +264,7 @@ export class ConversationView {
               it.msg.edited_ts,
               it.msg.status,
               it.msg.error,
+              store.conn.ready,
               it.seen,
               this.confirmDelete === it.msg.seq,
               store.userName(it.msg.sender_id || store.me.id),
@@ -299,7 +300,11 @@ export class ConversationView {
       h("time", { datetime: new Date(m.ts).toISOString() }, formatTime(m.ts)),
     ];
     if (!pending && m.edited_ts && !m.deleted) meta.push(h("span", { class: "flag edited" }, t("chat.edited")));
-    if (pending && m.status === "pending") meta.push(h("span", { class: "flag pending-flag" }, t("chat.pending")));
+    if (pending && m.status === "pending") {
+      // Not connected: say it is waiting, not "sending" (it goes out on reconnect).
+      const waiting = !store.conn.ready;
+      meta.push(h("span", { class: `flag pending-flag${waiting ? " waiting" : ""}` }, t(waiting ? "chat.waiting" : "chat.pending")));
+    }
     if (pending && m.status === "failed") {
       meta.push(h("span", { class: "flag failed-flag" }, `${t("chat.failed")}: ${errorText(m.error, m.errorVars || {})}`));
     }

@@ -86,7 +86,7 @@ export function membersDialog(store, conv, onLeft) {
       list,
       ...conv.members.map((m) => {
         const name = store.userName(m.user_id);
-        const state = store.presence.get(m.user_id)?.state || "offline";
+        const state = store.presenceOf(m.user_id).state;
         return h(
           "li",
           {},

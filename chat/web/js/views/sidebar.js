@@ -129,7 +129,7 @@ export class Sidebar {
       key: (c) => c.id,
       sig: (c) => {
         const other = c.kind === "direct" ? store.otherMember(c) : null;
-        const presence = other ? store.presence.get(other.user_id)?.state : "";
+        const presence = other ? store.presenceOf(other.user_id).state : "";
         return JSON.stringify([
           store.title(c),
           c.lastMessage && [c.lastMessage.seq, c.lastMessage.body, c.lastMessage.deleted],
@@ -149,7 +149,7 @@ export class Sidebar {
     const parts = [];
     if (c.kind === "direct") {
       const other = store.otherMember(c);
-      const state = (other && store.presence.get(other.user_id)?.state) || "offline";
+      const state = other ? store.presenceOf(other.user_id).state : "offline";
       parts.push(
         h("span", { class: `dot ${state}`, role: "img", "aria-label": t(`presence.${state}`) }),
       );
