@@ -8,7 +8,7 @@ import secrets
 import pytest
 
 from chat.domain.chat import Ports
-from chat.domain.models import EventDraft, EventKind
+from chat.domain.models import EventDraft, EventKind, User
 
 
 def _id(prefix: str) -> str:
@@ -42,3 +42,35 @@ async def test_message_search_folds_unicode_case(
     )
     found = await ports.archive.search([cid], query, 10)
     assert [m.body for m in found] == expected
+
+
+async def _user(ports: Ports, username: str, display_name: str, disabled: bool = False) -> User:
+    user = User(_id("u"), username, display_name, 1, disabled, False)
+    await ports.accounts.create_user(user, "hash")
+    return user
+
+
+async def test_people_search_by_username_and_display_name_prefix(ports: Ports) -> None:
+    tag = secrets.token_hex(3)
+    ana = await _user(ports, f"ana{tag}", "Ana Souza")
+    anabel = await _user(ports, f"anabel{tag}", "Anabel")
+    joao = await _user(ports, f"jo{tag}", f"João Ávila {tag}")
+    await _user(ports, f"anagone{tag}", "Gone", disabled=True)
+    await _user(ports, f"x{tag}ana", "Not a prefix")
+
+    by_username = await ports.accounts.search_users(f"ANA{tag}", 10)
+    assert [u.username for u in by_username] == [f"ana{tag}"]
+    assert by_username[0] == ana
+    by_short = await ports.accounts.search_users(f"ana{tag[:0]}", 50)
+    assert {ana.id, anabel.id} <= {u.id for u in by_short}
+    # A word of the display name, any case, accents folded the Unicode way.
+    by_word = await ports.accounts.search_users(f"ÁVILA {tag}", 10)
+    assert [u.id for u in by_word] == [joao.id]
+    by_accent = await ports.accounts.search_users(f"joão ávila {tag}", 10)
+    assert [u.id for u in by_accent] == [joao.id]
+    # Literal: pattern characters match nothing special; the limit holds; disabled are hidden.
+    assert await ports.accounts.search_users("%", 10) == []
+    assert await ports.accounts.search_users("_", 10) == []
+    assert len(await ports.accounts.search_users("a", 2)) <= 2
+    assert all(not u.disabled for u in await ports.accounts.search_users(f"anagone{tag}", 10))
+    assert await ports.accounts.search_users(f"anagone{tag}", 10) == []
