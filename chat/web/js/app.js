@@ -89,6 +89,7 @@ function buildShell() {
   });
   const sidebar = new Sidebar(store, {
     onOpen: (id) => openConversation(id),
+    onOpenAt: (id, seq) => openConversation(id, seq),
     onNewGroup: () => newGroupDialog(store, (id) => openConversation(id)),
   });
   const me = h("span", { class: "me", dir: "auto" }, t("nav.signedInAs", { name: store.me.display_name || store.me.username }));
@@ -106,7 +107,8 @@ function buildShell() {
   shell = { app, sidebar, conversation };
 }
 
-async function openConversation(id) {
+/** Open a conversation; with `seq`, scrolled to that message and highlighted (search hits). */
+async function openConversation(id, seq = null) {
   if (!store) return;
   if (id === null) {
     store.active = null;
@@ -117,6 +119,11 @@ async function openConversation(id) {
   shell.app.classList.add("chat-open");
   try {
     await store.open(id);
+    const conv = store?.convs.get(id);
+    if (seq !== null && conv && (await store.loadUntil(conv, seq))) {
+      shell?.conversation.reveal(seq);
+      return;
+    }
   } catch {
     // history failed to load (offline): the view shows what it has; reconnect reloads.
   }

@@ -38,6 +38,8 @@ const en = {
   "search.results": "Search results",
   "search.searching": "Searching…",
   "search.count": "{n} found",
+  "search.capped": "The newest {n} matches are shown; there may be more. Add words to narrow the search.",
+  "search.in": "in {title}",
   "search.none": "No messages contain “{q}”.",
   "dm.label": "Start a direct message",
   "dm.placeholder": "username",
@@ -148,6 +150,8 @@ const ptBR = {
   "search.results": "Resultados da busca",
   "search.searching": "Buscando…",
   "search.count": "{n} encontradas",
+  "search.capped": "As {n} mensagens mais recentes são mostradas; pode haver mais. Acrescente palavras para refinar a busca.",
+  "search.in": "em {title}",
   "search.none": "Nenhuma mensagem contém “{q}”.",
   "dm.label": "Iniciar uma mensagem direta",
   "dm.placeholder": "nome de usuário",
@@ -275,8 +279,24 @@ export function apply(root = document) {
   }
 }
 
+/**
+ * The locale for dates and times: the user's own (the browser's languages) when it is a
+ * variant of the interface language (en-GB for English: 1 Dec, 24-hour clock), else the
+ * interface language itself, so a date never mixes two languages.
+ */
+export function locale() {
+  const base = current.split("-")[0];
+  const own = (navigator.languages || [navigator.language]).find((l) => l && l.split("-")[0] === base);
+  return own || current;
+}
+
 export function formatTime(ts) {
-  return new Intl.DateTimeFormat(current, { hour: "2-digit", minute: "2-digit" }).format(ts);
+  return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit" }).format(ts);
+}
+
+/** A full date and time, e.g. for search results. */
+export function formatDateTime(ts) {
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "short" }).format(ts);
 }
 
 export function formatDay(ts) {
@@ -285,5 +305,5 @@ export function formatDay(ts) {
   const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
   if (day.toDateString() === today.toDateString()) return t("chat.today");
   if (day.toDateString() === yesterday.toDateString()) return t("chat.yesterday");
-  return new Intl.DateTimeFormat(current, { dateStyle: "long" }).format(day);
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "long" }).format(day);
 }

@@ -23,6 +23,8 @@ const SAMPLE_CLIENT_ID = clientId();
 const SAMPLE_REF = "r9999999999";
 
 export const PAGE = 50;
+const HISTORY_MAX_LIMIT = 100; // the server's history_max_limit (docs/protocol.md)
+const JUMP_MAX_PAGES = 50; // a search hit up to 5000 events back is loaded
 const TYPING_MS = 5000;
 
 export class Store extends EventTarget {
@@ -206,18 +208,31 @@ export class Store extends EventTarget {
     }
   }
 
-  async loadOlder(conv) {
+  async loadOlder(conv, limit = PAGE) {
     if (conv.loading || !conv.hasOlder || conv.oldest === null) return false;
     conv.loading = true;
     try {
-      const { messages } = await this.api.history(conv.id, { before: conv.oldest, limit: PAGE });
+      const { messages } = await this.api.history(conv.id, { before: conv.oldest, limit });
       this._insertHistory(conv, messages);
-      conv.hasOlder = messages.length === PAGE && messages[0].seq > 1;
+      conv.hasOlder = messages.length === limit && messages[0].seq > 1;
       return messages.length > 0;
     } finally {
       conv.loading = false;
       this.changed();
     }
+  }
+
+  /**
+   * Load older pages until message `seq` is loaded (a search hit far back), in the largest
+   * pages history allows; bounded, so a hit years back cannot fetch forever. The pages stay
+   * contiguous with what is shown, so scrolling and anchoring keep working around it.
+   */
+  async loadUntil(conv, seq) {
+    for (let i = 0; i < JUMP_MAX_PAGES && !conv.messages.has(seq); i += 1) {
+      if (!conv.hasOlder || (conv.oldest !== null && conv.oldest <= seq)) break;
+      if (!(await this.loadOlder(conv, HISTORY_MAX_LIMIT))) break;
+    }
+    return conv.messages.has(seq);
   }
 
   _insertHistory(conv, messages) {

@@ -71,6 +71,16 @@ export class ConversationView {
     );
     this.el = h("section", { class: "chat", "aria-labelledby": "chat-title" }, this.placeholder, this.body);
     this.current = null;
+    this.highlight = null; // seq of the search hit to show highlighted
+    this.revealing = null; // seq to scroll into view at the next render
+  }
+
+  /** Scroll message `seq` into view and highlight it (a search hit); focus goes to it. */
+  reveal(seq) {
+    this.highlight = seq;
+    this.revealing = seq;
+    this.stick = false;
+    this.render();
   }
 
   get conv() {
@@ -83,6 +93,7 @@ export class ConversationView {
 
   opened() {
     this.stick = true;
+    this.highlight = null;
     this.editing = null;
     this.error.textContent = "";
     this.editBar.hidden = true;
@@ -267,6 +278,7 @@ export class ConversationView {
               store.conn.ready,
               it.seen,
               this.confirmDelete === it.msg.seq,
+              this.highlight === it.msg.seq,
               store.userName(it.msg.sender_id || store.me.id),
             ]),
       create: (it) => h("li", {}),
@@ -274,6 +286,14 @@ export class ConversationView {
     });
     if (stick) s.scrollTop = s.scrollHeight;
     else if (anchor && anchor.isConnected) s.scrollTop = anchor.offsetTop - anchorTop;
+    if (this.revealing !== null) {
+      const hit = this.list.querySelector(`li.msg[data-seq="${this.revealing}"]`);
+      this.revealing = null;
+      if (hit) {
+        hit.scrollIntoView({ block: "center" });
+        hit.focus({ preventScroll: true });
+      }
+    }
   }
 
   fillDay(li, it) {
@@ -287,7 +307,9 @@ export class ConversationView {
     const m = it.msg;
     const pending = it.type === "pending";
     const mine = pending || m.sender_id === store.me.id;
-    li.className = ["msg", mine ? "mine" : "theirs", pending ? m.status : "", m.deleted ? "deleted" : ""]
+    const hit = !pending && this.highlight === m.seq;
+    if (hit) li.tabIndex = -1; // focusable for the reveal, not a Tab stop
+    li.className = ["msg", mine ? "mine" : "theirs", pending ? m.status : "", m.deleted ? "deleted" : "", hit ? "hit" : ""]
       .filter(Boolean)
       .join(" ");
     if (pending) li.dataset.clientId = m.client_id;

@@ -2,12 +2,17 @@
 // messages), the "message a username" form, the "new group" button and message search.
 
 import { h, reconcile } from "../dom.js";
-import { errorText, t } from "../i18n.js";
+import { errorText, formatDateTime, t } from "../i18n.js";
+
+// The server answers at most this many hits, newest first (GET /api/v1/search): a full page
+// means "at least this many", never "exactly".
+const SEARCH_PAGE = 50;
 
 export class Sidebar {
-  constructor(store, { onOpen, onNewGroup }) {
+  constructor(store, { onOpen, onOpenAt, onNewGroup }) {
     this.store = store;
     this.onOpen = onOpen;
+    this.onOpenAt = onOpenAt;
     this.list = h("ul", { class: "conv-list", "aria-label": t("nav.conversations") });
     this.empty = h("p", { class: "muted empty" }, t("list.empty"));
     this.dmError = h("p", { class: "error", role: "alert", id: "dm-error" });
@@ -96,26 +101,31 @@ export class Sidebar {
       this.searchStatus.textContent = errorText(err.code || "network");
       return;
     }
-    this.searchStatus.textContent = found.length ? t("search.count", { n: found.length }) : t("search.none", { q });
+    if (!found.length) this.searchStatus.textContent = t("search.none", { q });
+    else if (found.length >= SEARCH_PAGE) this.searchStatus.textContent = t("search.capped", { n: found.length });
+    else this.searchStatus.textContent = t("search.count", { n: found.length });
     this.searchResults.replaceChildren(...found.map((m) => this.searchResult(m)));
   }
 
+  /** One hit: who wrote it, the text, where and when (in the user's date format). */
   searchResult(m) {
-    const conv = this.store.convs.get(m.conversation_id);
-    const title = conv ? this.store.title(conv) : "";
+    const store = this.store;
+    const conv = store.convs.get(m.conversation_id);
+    const where = conv && conv.kind === "group" ? t("search.in", { title: store.title(conv) }) : "";
     const when = new Date(m.ts);
     return h(
       "li",
       {},
       h(
         "button",
-        { type: "button", class: "search-hit", onclick: () => this.onOpen(m.conversation_id) },
-        h("span", { class: "conv-title", dir: "auto" }, title),
+        { type: "button", class: "search-hit", onclick: () => this.onOpenAt(m.conversation_id, m.seq) },
+        h("span", { class: "author", dir: "auto" }, store.userName(m.sender_id)),
         h("span", { class: "preview", dir: "auto" }, m.body),
         h(
-          "time",
-          { datetime: when.toISOString(), class: "muted" },
-          when.toLocaleString(document.documentElement.lang),
+          "span",
+          { class: "muted hit-meta" },
+          where ? h("span", { class: "where", dir: "auto" }, where) : null,
+          h("time", { datetime: when.toISOString() }, formatDateTime(m.ts)),
         ),
       ),
     );
