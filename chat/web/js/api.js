@@ -179,6 +179,10 @@ export class Api {
   search(q) {
     return this.call("GET", `/api/v1/search?q=${encodeURIComponent(q)}`);
   }
+  /** People whose username or display-name word starts with `q` (autocomplete). */
+  searchUsers(q) {
+    return this.call("GET", `/api/v1/users?q=${encodeURIComponent(q)}`);
+  }
   findUser(username) {
     return this.call("GET", `/api/v1/users?username=${encodeURIComponent(username)}`);
   }

@@ -92,14 +92,18 @@ function buildShell() {
     onOpenAt: (id, seq) => openConversation(id, seq),
     onNewGroup: () => newGroupDialog(store, (id) => openConversation(id)),
   });
-  const me = h("span", { class: "me", dir: "auto" }, t("nav.signedInAs", { name: store.me.display_name || store.me.username }));
+  const { username, display_name: name } = store.me;
+  const signedIn = name && name !== username
+    ? t("nav.signedInAsNamed", { name, username })
+    : t("nav.signedInAs", { name: username });
+  const me = h("span", { class: "me", dir: "auto" }, signedIn);
   const logout = h("button", { type: "button", class: "logout", onclick: () => doLogout() }, t("nav.logout"));
   const header = h(
     "header",
     { class: "top" },
     h("h1", {}, t("app.name")),
     me,
-    h("details", { class: "settings" }, h("summary", {}, t("prefs.settings")), prefsView()),
+    h("details", { class: "settings" }, h("summary", {}, t("prefs.settings")), prefsView(t("nav.you", { username }))),
     logout,
   );
   const app = h("div", { class: "app" }, header, h("div", { class: "panes" }, sidebar.el, conversation.el));

@@ -27,6 +27,7 @@ const en = {
   "nav.conversations": "Conversations",
   "nav.back": "Back to conversations",
   "nav.signedInAs": "Signed in as {name}",
+  "nav.signedInAsNamed": "Signed in as {name} (@{username})",
   "list.empty": "No conversations yet. Start one with a username.",
   "list.noMessages": "No messages yet",
   "list.unread": "{n} unread",
@@ -42,7 +43,8 @@ const en = {
   "search.in": "in {title}",
   "search.none": "No messages contain “{q}”.",
   "dm.label": "Start a direct message",
-  "dm.placeholder": "username",
+  "dm.placeholder": "name or username",
+  "dm.suggestions": "People",
   "dm.start": "Message",
   "group.new": "New group",
   "group.title": "Group name",
@@ -87,6 +89,9 @@ const en = {
   "presence.idle": "idle",
   "presence.offline": "offline",
   "presence.unknown": "status unknown",
+  "presence.lastSeen": "offline · last seen {when}",
+  "time.justNow": "just now",
+  "nav.you": "You are @{username}",
   "conn.noNetwork": "You are offline: no network. Messages you write are sent when it is back.",
   "conn.offline": "You are offline. Reconnecting in {s} s…",
   "conn.connecting": "Reconnecting…",
@@ -139,6 +144,7 @@ const ptBR = {
   "nav.conversations": "Conversas",
   "nav.back": "Voltar às conversas",
   "nav.signedInAs": "Conectado como {name}",
+  "nav.signedInAsNamed": "Conectado como {name} (@{username})",
   "list.empty": "Nenhuma conversa ainda. Comece uma com um nome de usuário.",
   "list.noMessages": "Nenhuma mensagem ainda",
   "list.unread": "{n} não lidas",
@@ -154,7 +160,8 @@ const ptBR = {
   "search.in": "em {title}",
   "search.none": "Nenhuma mensagem contém “{q}”.",
   "dm.label": "Iniciar uma mensagem direta",
-  "dm.placeholder": "nome de usuário",
+  "dm.placeholder": "nome ou nome de usuário",
+  "dm.suggestions": "Pessoas",
   "dm.start": "Conversar",
   "group.new": "Novo grupo",
   "group.title": "Nome do grupo",
@@ -199,6 +206,9 @@ const ptBR = {
   "presence.idle": "ausente",
   "presence.offline": "offline",
   "presence.unknown": "status desconhecido",
+  "presence.lastSeen": "offline · visto por último {when}",
+  "time.justNow": "agora há pouco",
+  "nav.you": "Você é @{username}",
   "conn.noNetwork": "Você está sem conexão: sem rede. O que você escrever será enviado quando ela voltar.",
   "conn.offline": "Você está sem conexão. Reconectando em {s} s…",
   "conn.connecting": "Reconectando…",
@@ -292,6 +302,16 @@ export function locale() {
 
 export function formatTime(ts) {
   return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit" }).format(ts);
+}
+
+/** How long ago `ts` was: "just now", "5 minutes ago", "3 hours ago", else the date. */
+export function formatAgo(ts, now = Date.now()) {
+  const seconds = Math.max(0, Math.round((now - ts) / 1000));
+  if (seconds < 60) return t("time.justNow");
+  const rtf = new Intl.RelativeTimeFormat(locale(), { numeric: "auto" });
+  if (seconds < 3600) return rtf.format(-Math.floor(seconds / 60), "minute");
+  if (seconds < 86400) return rtf.format(-Math.floor(seconds / 3600), "hour");
+  return formatDateTime(ts);
 }
 
 /** A full date and time, e.g. for search results. */

@@ -3,7 +3,7 @@
 // Message text is set with textContent only, never parsed as HTML.
 
 import { fill, h, reconcile } from "../dom.js";
-import { errorText, formatDay, formatTime, t } from "../i18n.js";
+import { errorText, formatAgo, formatDay, formatTime, t } from "../i18n.js";
 import { bodyLength } from "../ids.js";
 
 export class ConversationView {
@@ -71,6 +71,11 @@ export class ConversationView {
     );
     this.el = h("section", { class: "chat", "aria-labelledby": "chat-title" }, this.placeholder, this.body);
     this.current = null;
+    // "last seen 5 minutes ago" ages without any event: refresh the header now and then.
+    const ageing = setInterval(() => {
+      if (!this.el.isConnected) clearInterval(ageing); // a rebuilt shell replaced this view
+      else if (this.conv) this.render();
+    }, 30000);
     this.highlight = null; // seq of the search hit to show highlighted
     this.revealing = null; // seq to scroll into view at the next render
   }
@@ -200,8 +205,11 @@ export class ConversationView {
     this.title.textContent = store.title(conv);
     if (conv.kind === "direct") {
       const other = store.otherMember(conv);
-      const state = other ? store.presenceOf(other.user_id).state : "offline";
-      this.subtitle.textContent = t(`presence.${state}`);
+      const presence = other ? store.presenceOf(other.user_id) : { state: "offline", last_seen: null };
+      const state = presence.state;
+      this.subtitle.textContent = state === "offline" && presence.last_seen
+        ? t("presence.lastSeen", { when: formatAgo(presence.last_seen) })
+        : t(`presence.${state}`);
       this.subtitle.className = `chat-sub muted presence-${state}`;
       this.membersButton.hidden = true;
     } else {

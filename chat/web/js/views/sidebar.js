@@ -2,6 +2,7 @@
 // messages), the "message a username" form, the "new group" button and message search.
 
 import { h, reconcile } from "../dom.js";
+import { PeopleSearch } from "./people.js";
 import { errorText, formatDateTime, t } from "../i18n.js";
 
 // The server answers at most this many hits, newest first (GET /api/v1/search): a full page
@@ -24,11 +25,13 @@ export class Sidebar {
       autocomplete: "off",
       "aria-describedby": "dm-error",
     });
+    this.people = new PeopleSearch(store, this.dmInput, (user) => this.openWith(user));
     const dmForm = h(
       "form",
       { class: "dm-form", onsubmit: (e) => this.startDirect(e) },
       h("label", { for: "dm-username" }, t("dm.label")),
-      h("div", { class: "row" }, this.dmInput, h("button", { type: "submit" }, t("dm.start"))),
+      h("div", { class: "row combo" }, this.dmInput, h("button", { type: "submit" }, t("dm.start"))),
+      this.people.list,
       this.dmError,
     );
     this.searchInput = h("input", {
@@ -73,15 +76,25 @@ export class Sidebar {
       this.dmError.textContent = errorText("self_dm");
       return;
     }
+    this.people.close();
     try {
-      const user = await this.store.api.findUser(name);
-      this.store.rememberUser(user);
+      await this.openWith(await this.store.api.findUser(name));
+    } catch (err) {
+      const code = err.status === 400 || err.code === "not_found" ? "user_not_found" : err.code;
+      this.dmError.textContent = errorText(code || "network", { name });
+    }
+  }
+
+  /** Open (or create) the direct conversation with `user`. */
+  async openWith(user) {
+    this.dmError.textContent = "";
+    this.store.rememberUser(user);
+    try {
       const conv = this.store.addConversation(await this.store.api.openDirect(user.id));
       this.dmInput.value = "";
       this.onOpen(conv.id);
     } catch (err) {
-      const code = err.status === 400 || err.code === "not_found" ? "user_not_found" : err.code;
-      this.dmError.textContent = errorText(code || "network", { name });
+      this.dmError.textContent = errorText(err.code || "network", { name: user.username });
     }
   }
 
