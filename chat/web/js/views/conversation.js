@@ -21,6 +21,18 @@ export class ConversationView {
     this.list = h("ol", { class: "messages", role: "log", "aria-label": t("chat.messages") });
     this.scroller = h("div", { class: "scroller", tabindex: "0", "aria-labelledby": "chat-title" }, this.older, this.start, this.list);
     this.scroller.addEventListener("scroll", () => this.onScroll());
+    // One Tab stop for the whole list (roving tabindex): the current message, with its own
+    // Edit/Delete; the arrow keys move between messages. So reaching the composer takes a few
+    // Tab presses however many messages are shown.
+    this.roving = null; // key of the current message
+    this.list.addEventListener("keydown", (e) => this.onListKey(e));
+    this.list.addEventListener("focusin", (e) => {
+      const li = e.target.closest && e.target.closest("li.msg");
+      if (li && li.dataset.key !== this.roving) {
+        this.roving = li.dataset.key;
+        this.updateRoving();
+      }
+    });
     this.typingLine = h("p", { class: "typing muted", "aria-live": "polite" });
     this.error = h("p", { class: "error", role: "alert", id: "composer-error" });
     this.counter = h("span", { class: "counter muted", "aria-live": "polite" });
@@ -105,6 +117,32 @@ export class ConversationView {
     this.input.value = "";
     this.updateCounter();
     this.list.replaceChildren();
+    this.roving = null;
+  }
+
+  onListKey(e) {
+    const li = e.target;
+    if (!(li instanceof HTMLElement) || !li.matches("li.msg")) return;
+    const msgs = [...this.list.querySelectorAll(":scope > li.msg")];
+    const at = msgs.indexOf(li);
+    const to = { ArrowUp: at - 1, ArrowDown: at + 1, Home: 0, End: msgs.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = msgs[Math.max(0, Math.min(msgs.length - 1, to))];
+    if (next) next.focus();
+  }
+
+  /** Only the current message (default: the newest) and its buttons are Tab stops. */
+  updateRoving() {
+    const msgs = this.list.querySelectorAll(":scope > li.msg");
+    let current = null;
+    for (const li of msgs) if (li.dataset.key === this.roving) current = li;
+    if (!current) current = msgs[msgs.length - 1] || null;
+    for (const li of msgs) {
+      const on = li === current;
+      li.tabIndex = on ? 0 : -1;
+      for (const button of li.querySelectorAll("button")) button.tabIndex = on ? 0 : -1;
+    }
   }
 
   onScroll() {
@@ -294,6 +332,7 @@ export class ConversationView {
     });
     if (stick) s.scrollTop = s.scrollHeight;
     else if (anchor && anchor.isConnected) s.scrollTop = anchor.offsetTop - anchorTop;
+    this.updateRoving();
     if (this.revealing !== null) {
       const hit = this.list.querySelector(`li.msg[data-seq="${this.revealing}"]`);
       this.revealing = null;
@@ -316,7 +355,6 @@ export class ConversationView {
     const pending = it.type === "pending";
     const mine = pending || m.sender_id === store.me.id;
     const hit = !pending && this.highlight === m.seq;
-    if (hit) li.tabIndex = -1; // focusable for the reveal, not a Tab stop
     li.className = ["msg", mine ? "mine" : "theirs", pending ? m.status : "", m.deleted ? "deleted" : "", hit ? "hit" : ""]
       .filter(Boolean)
       .join(" ");
