@@ -224,6 +224,9 @@ class AccountService:
         word. Bounded (`USER_SEARCH_MAX_LIMIT`), so it cannot list the whole directory at once."""
         if not isinstance(q, str) or not 1 <= len(q.strip()) <= USER_SEARCH_MAX_CHARS:
             raise InvalidRequest(f"q must be 1-{USER_SEARCH_MAX_CHARS} characters")
+        if any(ord(c) < 32 or ord(c) == 127 for c in q):
+            # No name contains one, and PostgreSQL text cannot hold NUL.
+            raise InvalidRequest("q must not contain control characters")
         if limit is None:
             limit = USER_SEARCH_DEFAULT_LIMIT
         if type(limit) is not int or not 1 <= limit <= USER_SEARCH_MAX_LIMIT:

@@ -73,7 +73,16 @@ async def test_search_needs_auth_and_a_sane_query(server: Server) -> None:
     anonymous = await server.api.http.get("/api/v1/users", params={"q": "a"})
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "unauthenticated"
-    for bad in ({"q": ""}, {"q": "   "}, {"q": "x" * 65}, {"q": "a", "limit": "0"}):
+    bad_queries: list[dict[str, str]] = [
+        {"q": ""},
+        {"q": "   "},
+        {"q": "x" * 65},
+        {"q": "a\x7fb"},  # (Tornado itself drops most C0 controls from query values)
+        {"q": "a\nb"},
+        {"q": "a", "limit": "0"},
+        {"q": "a", "limit": "many"},
+    ]
+    for bad in bad_queries:
         r = await _search(server, me, **bad)
         assert r.status_code == 400, bad
         assert r.json()["error"]["code"] == "invalid_request", bad
