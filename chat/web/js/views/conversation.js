@@ -139,9 +139,13 @@ export class ConversationView {
     for (const li of msgs) if (li.dataset.key === this.roving) current = li;
     if (!current) current = msgs[msgs.length - 1] || null;
     for (const li of msgs) {
-      const on = li === current;
-      li.tabIndex = on ? 0 : -1;
-      for (const button of li.querySelectorAll("button")) button.tabIndex = on ? 0 : -1;
+      // Written only when it changes (long lists); the attribute, since an <li> without one
+      // reports tabIndex -1 yet is not focusable.
+      const want = li === current ? "0" : "-1";
+      if (li.getAttribute("tabindex") !== want) li.setAttribute("tabindex", want);
+      for (const button of li.querySelectorAll("button")) {
+        if (button.getAttribute("tabindex") !== want) button.setAttribute("tabindex", want);
+      }
     }
   }
 
