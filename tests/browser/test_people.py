@@ -75,3 +75,25 @@ async def test_offline_contact_shows_last_seen(
     await expect(page.locator(".chat-sub")).to_have_text(
         re.compile(r"^offline · last seen (just now|1 minute ago)$")
     )
+
+
+async def test_group_owner_adds_a_member_from_suggestions(
+    chat_server: DevServer, contexts: Contexts, api: Api
+) -> None:
+    tag = unique_name("g")
+    ana = await api.register(unique_name("ana"))
+    bob = await api.register(unique_name("bob"))
+    cyd = await _register_named(api, "cyd", f"Cydney Vale{tag}")
+    await api.group(ana, bob, title="picked")
+    page = await contexts.page(chat_server.url)
+    await login(page, ana)
+    await page.locator(".conv", has_text="picked").click()
+    await page.get_by_role("button", name="Members").click()
+    await page.get_by_label("Username to add").press_sequentially(f"vale{tag}")
+    option = page.locator("#member-suggestions").get_by_role("option")
+    await expect(option).to_have_count(1)
+    await expect(option).to_contain_text(f"@{cyd.username}")
+    await option.click()
+    await expect(page.locator("dialog .member-list li")).to_have_count(3)
+    await expect(page.locator("dialog .member-list")).to_contain_text(f"Cydney Vale{tag}")
+    assert contexts.errors == []

@@ -6,11 +6,12 @@ import { h } from "../dom.js";
 import { t } from "../i18n.js";
 
 const DEBOUNCE_MS = 150;
-const LIST_ID = "dm-suggestions";
 
 export class PeopleSearch {
-  /** `input` is the text field; `onPick(user)` runs when a suggestion is chosen. */
-  constructor(store, input, onPick) {
+  /** `input` is the text field; `onPick(user)` runs when a suggestion is chosen; `listId`
+   * names the suggestion list (unique in the page). */
+  constructor(store, input, onPick, listId = "dm-suggestions") {
+    this.listId = listId;
     this.store = store;
     this.input = input;
     this.onPick = onPick;
@@ -18,10 +19,10 @@ export class PeopleSearch {
     this.active = -1;
     this._timer = null;
     this._asked = 0; // answers to older queries are dropped
-    this.list = h("ul", { id: LIST_ID, class: "suggestions", role: "listbox", "aria-label": t("dm.suggestions"), hidden: true });
+    this.list = h("ul", { id: this.listId, class: "suggestions", role: "listbox", "aria-label": t("dm.suggestions"), hidden: true });
     input.setAttribute("role", "combobox");
     input.setAttribute("aria-autocomplete", "list");
-    input.setAttribute("aria-controls", LIST_ID);
+    input.setAttribute("aria-controls", this.listId);
     input.setAttribute("aria-expanded", "false");
     input.addEventListener("input", () => this._schedule());
     input.addEventListener("keydown", (e) => this._key(e));
@@ -56,7 +57,7 @@ export class PeopleSearch {
         h(
           "li",
           {
-            id: `${LIST_ID}-${i}`,
+            id: `${this.listId}-${i}`,
             role: "option",
             class: "suggestion",
             "aria-selected": i === this.active ? "true" : "false",
@@ -71,7 +72,7 @@ export class PeopleSearch {
     const open = this.users.length > 0;
     this.list.hidden = !open;
     this.input.setAttribute("aria-expanded", String(open));
-    if (this.active >= 0) this.input.setAttribute("aria-activedescendant", `${LIST_ID}-${this.active}`);
+    if (this.active >= 0) this.input.setAttribute("aria-activedescendant", `${this.listId}-${this.active}`);
     else this.input.removeAttribute("aria-activedescendant");
   }
 
