@@ -88,8 +88,11 @@ class DeliveryCursors:
                 if self.cursors.get(conversation_id) is not cursor:
                     return recoverable  # unsubscribed or replaced meanwhile
                 if not ok:
+                    # Not max(): a client claiming a seq above the conversation's last_seq
+                    # must come down to it, or later live events (seq <= its claim) would be
+                    # dropped as duplicates forever.
                     recoverable = False
-                    cursor.seq = max(cursor.seq, await self._lost(conversation_id))
+                    cursor.seq = await self._lost(conversation_id)
                     events = ()
                 for event in events:
                     if event.seq == cursor.seq + 1:

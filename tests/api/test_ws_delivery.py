@@ -284,3 +284,24 @@ async def test_resume_in_auth_frame_replays_gap_before_live_events(server: Serve
     assert err["code"] == "invalid_request"
     for s in (wa, wb, bad):
         await s.close()
+
+
+async def test_resume_above_last_seq_jumps_to_last_seq_and_stays_live(server: Server) -> None:
+    """A claimed position above last_seq (in `resume` or in the auth frame) is not
+    recoverable: the cursor comes down to the current last_seq and live delivery continues."""
+    alice, bob = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(alice, bob)
+    await server.api.send(alice, cid, "one")
+    wb = await server.ws(bob)
+    resumed = await wb.request({"type": "resume", "conversations": {cid: 99}})
+    assert resumed["not_recoverable"] == [cid] and resumed["conversations"][cid] == 1
+    wc = await Ws.connect(server.ws_url, server.origin)
+    ready = await wc.request({"type": "auth", "token": bob.access, "resume": {cid: 50}})
+    assert ready["type"] == "ready"
+    await wc.wait(lambda f: f.get("code") == "not_recoverable")
+    await server.api.send(alice, cid, "two")
+    for sock in (wb, wc):
+        live = await sock.wait(lambda f: f.get("body") == "two")
+        assert live["seq"] == 2
+    await wb.close()
+    await wc.close()
