@@ -58,9 +58,16 @@ def body(value: object, limits: Limits) -> str:
     return text
 
 
+MAX_SEQ = 2**63 - 1
+"""Largest seq or cursor accepted: the stores keep seqs as signed 64-bit integers (JSON parsers
+here accept up to 2**64 - 1, which a database driver would refuse with an overflow)."""
+
+
 def seq(value: object, name: str = "seq", minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidRequest(f"{name} must be an integer >= {minimum}", code="invalid_request")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_SEQ:
+        raise InvalidRequest(
+            f"{name} must be an integer from {minimum} to {MAX_SEQ}", code="invalid_request"
+        )
     return value
 
 

@@ -18,6 +18,7 @@ import tornado.ioloop
 import tornado.iostream
 import tornado.websocket
 
+from chat.domain import validation
 from chat.domain.accounts import Principal
 from chat.domain.channels import conversation_channel, user_channel
 from chat.domain.errors import ChatError, Forbidden, InvalidRequest
@@ -149,10 +150,7 @@ def _positions(raw: object) -> dict[str, int]:
     """`{conversation_id: last seq seen}`, as `resume` takes it."""
     if not isinstance(raw, dict) or len(raw) > 10_000:
         raise InvalidRequest("resume must map conversation ids to seqs")
-    for cid, seq in raw.items():
-        if not isinstance(cid, str) or isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise InvalidRequest("each resume seq must be an integer >= 0")
-    return dict(raw)
+    return {cid: validation.seq(seq, "each resume seq") for cid, seq in raw.items()}
 
 
 class State(Enum):
