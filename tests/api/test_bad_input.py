@@ -328,3 +328,25 @@ async def test_malformed_http_bodies(server: Server) -> None:
         "/api/v1/conversations/x/messages", headers=alice.auth, params={"limit": "abc"}
     )
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("client_id", ["abc\n", "a" * 64 + "\n"])
+async def test_client_id_with_a_final_newline_is_refused(server: Server, client_id: str) -> None:
+    alice, bob, cid = await _dm(server)
+    ws = await server.ws(alice)  # type: ignore[arg-type]
+    err = await ws.request(
+        {"type": "send", "conversation_id": cid, "client_id": client_id, "body": "x"}
+    )
+    assert err["type"] == "error" and err["code"] == "invalid_client_id"
+    assert await server.api.history(bob, cid) == []  # type: ignore[arg-type]
+    await ws.close()
+
+
+@pytest.mark.parametrize("username", ["alice\n", "\u212aelvin"])
+async def test_registration_refuses_a_final_newline_or_a_look_alike(
+    server: Server, username: str
+) -> None:
+    r = await server.api.http.post(
+        "/api/v1/auth/register", json={"username": username, "password": "correct horse"}
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_username"
