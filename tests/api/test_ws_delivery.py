@@ -305,3 +305,32 @@ async def test_resume_above_last_seq_jumps_to_last_seq_and_stays_live(server: Se
         assert live["seq"] == 2
     await wb.close()
     await wc.close()
+
+
+async def test_retried_edit_and_delete_get_the_original_ack(server: Server) -> None:
+    """One rule for idempotency: a client_id already used by this sender in this conversation
+    is answered with the original event and `duplicate: true`, whatever happened to the target
+    since; a new client_id on a deleted message is `message_not_found`."""
+    alice, bob = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(alice, bob)
+    wa = await server.ws(alice)
+    sent = await wa.request({"type": "send", "conversation_id": cid, "client_id": "t", "body": "x"})
+    edit = {"type": "edit", "conversation_id": cid, "seq": sent["seq"], "client_id": "ed"}
+    first_edit = await wa.request({**edit, "body": "y"})
+    delete = {"type": "delete", "conversation_id": cid, "seq": sent["seq"], "client_id": "del"}
+    first_delete = await wa.request(delete)
+    assert first_edit["duplicate"] is False and first_delete["duplicate"] is False
+    again_delete = await wa.request(delete)
+    assert again_delete["type"] == "ack", again_delete
+    assert again_delete["duplicate"] is True and again_delete["seq"] == first_delete["seq"]
+    again_edit = await wa.request({**edit, "body": "y"})
+    assert again_edit["type"] == "ack", again_edit
+    assert again_edit["duplicate"] is True and again_edit["seq"] == first_edit["seq"]
+    fresh = await wa.request({**delete, "client_id": "del2"})
+    assert fresh["type"] == "error" and fresh["code"] == "message_not_found"
+    fresh_edit = await wa.request({**edit, "client_id": "ed2", "body": "z"})
+    assert fresh_edit["type"] == "error" and fresh_edit["code"] == "message_not_found"
+    # Nothing new was appended by the retries.
+    await wa.request({"type": "send", "conversation_id": cid, "client_id": "end", "body": "e"})
+    assert [m["seq"] for m in wa.messages(cid)] == [1, 2, 3, 4]
+    await wa.close()
