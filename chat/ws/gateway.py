@@ -263,16 +263,6 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         positions = await self._subscribe(cids, keep=resumed)
         for cid in resumed:
             self.cursors.fill(cid)
-        for cid in resume.keys() - resumed.keys():
-            self.send_frame(
-                error_frame(
-                    "not_member",
-                    "you are not a member of this conversation",
-                    frame.get("ref"),
-                    conversation_id=cid,
-                ),
-                "error",
-            )
         self._heartbeat = asyncio.create_task(self._beat())
         self.send_frame(
             encode(
@@ -294,6 +284,19 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             ),
             "ready",
         )
+        # After `ready`, so the rule "an error before ready is followed by a close" holds: a
+        # client removed from a conversation while it was away resumes it in good faith, and
+        # must learn that without losing the others.
+        for cid in sorted(resume.keys() - resumed.keys()):
+            self.send_frame(
+                error_frame(
+                    "not_member",
+                    "you are not a member of this conversation",
+                    frame.get("ref"),
+                    conversation_id=cid,
+                ),
+                "error",
+            )
 
     async def _subscribe(
         self, cids: list[str], keep: dict[str, int] | None = None

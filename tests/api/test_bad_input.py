@@ -350,3 +350,23 @@ async def test_registration_refuses_a_final_newline_or_a_look_alike(
         "/api/v1/auth/register", json={"username": username, "password": "correct horse"}
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_username"
+
+
+async def test_auth_resuming_a_foreign_conversation_is_ready_then_not_member(
+    server: Server,
+) -> None:
+    """No error before `ready` without a close: the socket becomes ready, then hears
+    `not_member` for the conversation it may not resume, and stays open."""
+    _alice, _bob, cid = await _dm(server)
+    eve = await server.api.register()
+    mine = await server.api.dm(eve, _alice)  # type: ignore[arg-type]
+    ws = await Ws.connect(server.ws_url, server.origin)
+    ready = await ws.request({"type": "auth", "token": eve.access, "resume": {cid: 0, mine: 0}})
+    assert ready["type"] == "ready", ready
+    err = await ws.wait(lambda f: f.get("type") == "error")
+    assert err["code"] == "not_member" and err["details"]["conversation_id"] == cid
+    kinds = [f["type"] for f in ws.frames]
+    assert kinds.index("ready") < kinds.index("error")
+    pong = await ws.request({"type": "ping"})
+    assert pong["type"] == "pong" and not ws.closed.is_set()
+    await ws.close()
