@@ -18,6 +18,16 @@ from chat.domain.models import Event
 Fetch = Callable[[str, int], Awaitable[tuple[tuple[Event, ...], bool]]]
 """(conversation, after_seq) -> (events in order, recoverable)."""
 
+REPLAY_CHUNK_EVENTS = 64
+REPLAY_CHUNK_BYTES = 64 * 1024
+"""A replay (resume, refill) awaits `drain` after this many events or bytes: written in one loop,
+a page of up to `replay_max_events` would sit in the socket's queue at once and trip the
+slow-consumer limit even for a reader at full speed."""
+
+
+async def _no_drain() -> None:
+    return None
+
 
 @dataclass
 class Cursor:
@@ -33,6 +43,7 @@ class DeliveryCursors:
         encode: Callable[[Event], bytes],
         fetch: Fetch,
         lost: Callable[[str], Awaitable[int]],
+        drain: Callable[[], Awaitable[None]] = _no_drain,
     ) -> None:
         self._write = write  # (frame, event ts) -> None
         self._encode = encode
@@ -40,6 +51,8 @@ class DeliveryCursors:
         # The range could not be recovered: tell the client to reload; returns the seq to
         # continue live delivery from.
         self._lost = lost
+        # Waits until the socket's queue has room again (backpressure for replays).
+        self._drain = drain
         self.cursors: dict[str, Cursor] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
 
@@ -94,10 +107,20 @@ class DeliveryCursors:
                     recoverable = False
                     cursor.seq = await self._lost(conversation_id)
                     events = ()
+                chunk_events = chunk_bytes = 0
                 for event in events:
-                    if event.seq == cursor.seq + 1:
-                        cursor.seq = event.seq
-                        self._write(self._encode(event), event.ts)
+                    if event.seq != cursor.seq + 1:
+                        continue
+                    if chunk_events >= REPLAY_CHUNK_EVENTS or chunk_bytes >= REPLAY_CHUNK_BYTES:
+                        chunk_events = chunk_bytes = 0
+                        await self._drain()
+                        if self.cursors.get(conversation_id) is not cursor:
+                            return recoverable
+                    frame = self._encode(event)
+                    cursor.seq = event.seq
+                    self._write(frame, event.ts)
+                    chunk_events += 1
+                    chunk_bytes += len(frame)
                 if not cursor.refill:
                     break
         finally:

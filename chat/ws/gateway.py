@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import tornado.ioloop
-import tornado.iostream
 import tornado.websocket
 
 from chat.domain import validation
@@ -29,6 +28,7 @@ from chat.runtime import Runtime
 from chat.ws import close_codes
 from chat.ws.close_codes import CloseCode
 from chat.ws.delivery import DeliveryCursors
+from chat.ws.outbound import Outbound
 from chat.ws.protocol import ack_frame, error_frame, parse
 from chat.ws.wire import FrameCache
 
@@ -169,12 +169,14 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         self.state = State.AUTHENTICATING
         self.principal: Principal | None = None
         self.connection_id = new_id("ws")
-        self.outstanding = 0
-        self._pending: list[bytes] = []
-        self._flush_scheduled = False
+        self.outbound = Outbound(
+            self.limits.outbound_queue_frames, self.limits.outbound_queue_bytes
+        )
         self.closing = False  # set once the server decided to close: later frames are ignored
         self.channels: list[str] = []
-        self.cursors = DeliveryCursors(self._write_event, event_frame, self._fetch, self._lost)
+        self.cursors = DeliveryCursors(
+            self._write_event, event_frame, self._fetch, self._lost, drain=self._drain_replay
+        )
         self._timers: list[object] = []
         self._heartbeat: asyncio.Task[None] | None = None
         self._m = gateway.rt.metrics
@@ -187,6 +189,8 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         # Writes are already coalesced per loop iteration (send_frame): Nagle would only add
         # its delayed-ACK stall (~40 ms) to small frames such as acks.
         self.set_nodelay(True)
+        assert self.ws_connection is not None
+        self.outbound.attach(self.ws_connection.stream)
         await self.gateway.start()
         loop = tornado.ioloop.IOLoop.current()
         self._timers.append(loop.call_later(self.limits.auth_timeout_s, self._auth_deadline))
@@ -470,42 +474,23 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
 
     # -- frames out -------------------------------------------------------------------------
     def send_frame(self, payload: bytes, kind: str) -> None:
-        """Queue a frame; frames queued in one loop iteration go out in one write.
+        """Queue a frame; frames queued while a write is under way go out in the next one.
 
-        A socket with too many frames written but not yet flushed to the kernel is a slow
-        consumer and is closed (it reconnects and resumes), so memory per socket stays bounded.
+        A socket over its outbound budget (frames or bytes not yet sent, see `outbound.py`) is a
+        slow consumer and is closed (it reconnects and resumes), so memory per socket stays
+        bounded.
         """
         if self.ws_connection is None or self.state is State.CLOSED or self.closing:
             return
-        if self.outstanding >= self.limits.outbound_queue_frames:
+        if not self.outbound.queue(self.gateway.frames.frame(payload)):
             self.close_with(close_codes.SLOW_CONSUMER)
             return
-        self._pending.append(self.gateway.frames.frame(payload))
-        self.outstanding += 1
         self.gateway.frames_out(kind).inc()
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        conn = self.ws_connection
-        if not self._pending or conn is None or conn.stream is None:
-            self._pending.clear()
-            return
-        count = len(self._pending)
-        data = b"".join(self._pending) if count > 1 else self._pending[0]
-        self._pending.clear()
-        try:
-            written = conn.stream.write(data)
-        except tornado.iostream.StreamClosedError:
-            return
-        written.add_done_callback(lambda f: self._flushed(f, count))
-
-    def _flushed(self, future: asyncio.Future[None], count: int) -> None:
-        self.outstanding -= count
-        if not future.cancelled():
-            future.exception()  # retrieve, so a closed stream does not log "never retrieved"
+    async def _drain_replay(self) -> None:
+        """A replay waits here between chunks, so a reader at full speed is never cut off by
+        its own resume, while half the budget stays free for live frames."""
+        await self.outbound.drain(self.limits.outbound_queue_bytes // 2)
 
     def _write_event(self, payload: bytes, ts: int) -> None:
         self.send_frame(payload, "message")
@@ -540,7 +525,12 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
                 log.warning("presence heartbeat failed", exc_info=True)
 
     def close_with(self, code: CloseCode) -> None:
-        self._flush()  # an error frame queued just before (auth failure) goes out first
+        if code is close_codes.SLOW_CONSUMER:
+            # The backlog is what the client cannot read: drop it so the close frame is next
+            # after Tornado's current chunk, and the client learns why (4008, not a reset).
+            self.outbound.discard()
+        else:
+            self.outbound.flush_all()  # e.g. an auth error frame queued just before goes first
         self.closing = True
         self._m.closes.labels(str(code.code)).inc()
         self.close(code.code, code.reason)
@@ -548,6 +538,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
     def on_close(self) -> None:
         was_ready = self.state is State.READY
         self.state = State.CLOSED
+        self.outbound.close()
         for timer in self._timers:
             tornado.ioloop.IOLoop.current().remove_timeout(timer)
         if self._heartbeat is not None:
