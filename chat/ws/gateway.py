@@ -182,6 +182,19 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         self._m = gateway.rt.metrics
 
     # -- handshake --------------------------------------------------------------------------
+    async def get(self, *args: str, **kwargs: str) -> None:
+        """With `CHAT_ALLOWED_ORIGINS` set, the allow-list is the whole rule for any request that
+        carries an Origin: Tornado would admit, without asking `check_origin`, an Origin equal
+        to the Host header or a `Sec-Fetch-Site: same-origin` request, and both are what a DNS
+        rebinding attack (a page on a name the attacker points at us) looks like."""
+        origin = self.request.headers.get("Origin")
+        settings = self.rt.settings
+        if settings.allowed_origins and origin is not None and origin not in settings.origins:
+            self.set_status(403)
+            self.finish("Cross origin websockets not allowed")
+            return
+        await super().get(*args, **kwargs)
+
     def check_origin(self, origin: str) -> bool:
         return origin in self.rt.settings.origins
 

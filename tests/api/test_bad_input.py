@@ -370,3 +370,24 @@ async def test_auth_resuming_a_foreign_conversation_is_ready_then_not_member(
     pong = await ws.request({"type": "ping"})
     assert pong["type"] == "pong" and not ws.closed.is_set()
     await ws.close()
+
+
+async def test_allowed_origins_are_the_whole_rule(make_server: ServerFactory) -> None:
+    """With CHAT_ALLOWED_ORIGINS set, neither Origin == Host nor Sec-Fetch-Site: same-origin
+    admits an Origin outside the list (the DNS-rebinding shape); a listed Origin is admitted."""
+    server = await make_server(allowed_origins=("https://chat.example",))
+    same_host = f"http://127.0.0.1:{server.settings.port}"
+    with pytest.raises(websockets.InvalidStatus) as info:
+        await Ws.connect(server.ws_url, same_host)
+    assert info.value.response.status_code == 403
+    with pytest.raises(websockets.InvalidStatus) as info:
+        await Ws.connect(
+            server.ws_url,
+            "https://rebound.example",
+            additional_headers={"Sec-Fetch-Site": "same-origin"},
+        )
+    assert info.value.response.status_code == 403
+    alice = await server.api.register()
+    ok = await Ws.connect(server.ws_url, "https://chat.example")
+    assert (await ok.auth(alice.access))["type"] == "ready"
+    await ok.close()
