@@ -30,6 +30,7 @@ from chat.ws.close_codes import CloseCode
 from chat.ws.delivery import DeliveryCursors
 from chat.ws.outbound import Outbound
 from chat.ws.protocol import ack_frame, error_frame, parse
+from chat.ws.rfc6455 import StrictProtocol
 from chat.ws.wire import FrameCache
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,13 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         return origin in self.rt.settings.origins
 
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        """Tornado's protocol, but RFC 6455 violations get 1002/1007 before the TCP close."""
+        proto = super().get_websocket_protocol()
+        if isinstance(proto, tornado.websocket.WebSocketProtocol13):
+            return StrictProtocol(self, False, proto.params)
+        return proto
+
     async def open(self, *args: str, **kwargs: str) -> None:
         # Writes are already coalesced per loop iteration (send_frame): Nagle would only add
         # its delayed-ACK stall (~40 ms) to small frames such as acks.
@@ -216,6 +224,11 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
     async def on_message(self, message: str | bytes) -> None:
         ref: object = None
         if self.closing:
+            return
+        if isinstance(message, bytes):
+            # The protocol is JSON text frames; a binary frame is a client bug, before or after
+            # auth, and is not read.
+            self.close_with(close_codes.BINARY)
             return
         try:
             frame = parse(message)
