@@ -54,3 +54,26 @@ async def test_protocol_violations_close_1002(server: Server, name: str, frame: 
     ws = await server.ws(alice)
     await _raw(ws, frame)
     assert await ws.wait_closed(5) == 1002, name
+
+
+async def test_max_frame_bytes_counts_the_fragments_of_one_message(server: Server) -> None:
+    alice = await server.api.register()
+    ws = await server.ws(alice)
+    half = server.settings.limits.max_frame_bytes // 2 + 10
+    await ws.conn.send(['{"type": "ping", "pad": "', "x" * half, "x" * half, '"}'])
+    assert await ws.wait_closed(5) == 1009
+
+
+async def test_max_body_chars_counts_code_points_after_trimming(server: Server) -> None:
+    alice, bob = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(alice, bob)
+    ws = await server.ws(alice)
+    limit = server.settings.limits.max_body_chars
+    wide = "\U0001f600" * limit + "   \n"  # 4 bytes each in UTF-8, 2 UTF-16 units each
+    ack = await ws.request({"type": "send", "conversation_id": cid, "client_id": "w", "body": wide})
+    assert ack["type"] == "ack", ack
+    over = await ws.request(
+        {"type": "send", "conversation_id": cid, "client_id": "o", "body": "é" * (limit + 1)}
+    )
+    assert over["code"] == "body_too_long"
+    await ws.close()
