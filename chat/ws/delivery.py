@@ -52,6 +52,8 @@ class DeliveryCursors:
         fetch: Fetch,
         lost: Callable[[str], Awaitable[int]],
         drain: Callable[[], Awaitable[None]] = _no_drain,
+        chunk_events: int = REPLAY_CHUNK_EVENTS,
+        chunk_bytes: int = REPLAY_CHUNK_BYTES,
     ) -> None:
         self._write = write  # (frame, event ts) -> None
         self._encode = encode
@@ -61,6 +63,8 @@ class DeliveryCursors:
         self._lost = lost
         # Waits until the socket's queue has room again (backpressure for replays).
         self._drain = drain
+        self._chunk_events = chunk_events
+        self._chunk_bytes = chunk_bytes
         self.cursors: dict[str, Cursor] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
 
@@ -141,7 +145,7 @@ class DeliveryCursors:
                 for event in events:
                     if event.seq != cursor.seq + 1:
                         continue
-                    if chunk_events >= REPLAY_CHUNK_EVENTS or chunk_bytes >= REPLAY_CHUNK_BYTES:
+                    if chunk_events >= self._chunk_events or chunk_bytes >= self._chunk_bytes:
                         chunk_events = chunk_bytes = 0
                         await self._drain()
                         if self.cursors.get(conversation_id) is not cursor:

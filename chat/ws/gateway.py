@@ -25,7 +25,7 @@ from chat.domain.ids import new_id
 from chat.domain.models import Event
 from chat.ws import close_codes
 from chat.ws.close_codes import CloseCode
-from chat.ws.delivery import DeliveryCursors
+from chat.ws.delivery import REPLAY_CHUNK_BYTES, REPLAY_CHUNK_EVENTS, DeliveryCursors
 from chat.ws.hub import Gateway
 from chat.ws.outbound import Outbound
 from chat.ws.protocol import ack_frame, error_frame, parse
@@ -65,7 +65,14 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         self.closing = False  # set once the server decided to close: later frames are ignored
         self.channels: list[str] = []
         self.cursors = DeliveryCursors(
-            self._write_event, event_frame, self._fetch, self._lost, drain=self._drain_replay
+            self._write_event,
+            event_frame,
+            self._fetch,
+            self._lost,
+            drain=self._drain_replay,
+            # A chunk always fits in the socket's budget, whatever the limits are set to.
+            chunk_events=max(1, min(REPLAY_CHUNK_EVENTS, self.limits.outbound_queue_frames // 4)),
+            chunk_bytes=max(1, min(REPLAY_CHUNK_BYTES, self.limits.outbound_queue_bytes // 4)),
         )
         self._timers: list[object] = []
         self._heartbeat: asyncio.Task[None] | None = None

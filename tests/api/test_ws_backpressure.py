@@ -62,6 +62,20 @@ async def test_resume_of_1000_events_reaches_a_reader_at_full_speed(server: Serv
     await wc.close()
 
 
+async def test_replay_chunks_fit_a_small_frame_budget(make_server: ServerFactory) -> None:
+    """Replay chunks are sized from the limits: with `outbound_queue_frames` = 8, a resume of
+    50 events still reaches a reader at full speed."""
+    server = await make_server(with_limits(outbound_queue_frames=8, **FAST))
+    alice, bob = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(alice, bob)
+    await _fill(server, alice, cid, 50, "small")
+    wb = await server.ws(bob)
+    resumed = await wb.request({"type": "resume", "conversations": {cid: 0}}, timeout=30)
+    assert resumed["type"] == "resumed", resumed
+    assert [m["seq"] for m in wb.messages(cid)] == list(range(1, 51))
+    await wb.close()
+
+
 async def _stalled_reader(server: Server, who: Account) -> Ws:
     """A client with a small receive buffer that stops reading after `ready`."""
     sock = socket.socket()
