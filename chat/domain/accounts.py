@@ -28,7 +28,7 @@ def _username_from(identity: ExternalIdentity) -> str:
     raw = (identity.preferred_username or identity.name or "user").lower()
     cleaned = re.sub(r"[^a-z0-9_.-]+", "-", raw).strip("-._") or "user"
     cleaned = cleaned[:32]
-    return cleaned if validation.USERNAME.match(cleaned) else f"user-{cleaned}"[:32]
+    return cleaned if validation.USERNAME.fullmatch(cleaned) else f"user-{cleaned}"[:32]
 
 
 # Close codes sent to sockets whose session ended; see chat.ws.close_codes.
