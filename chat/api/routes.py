@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.api import accounts, conversations, health, oidc
+from chat.api import accounts, conversations, health, oidc, users
 from chat.api.base import JsonHandler
 
 API_HANDLERS: tuple[type[JsonHandler], ...] = (
@@ -14,7 +14,7 @@ API_HANDLERS: tuple[type[JsonHandler], ...] = (
     oidc.OidcLoginHandler,
     oidc.OidcCallbackHandler,
     accounts.MeHandler,
-    accounts.UsersHandler,
+    users.UsersHandler,  # accounts.UsersHandler's `?username=` plus people search `?q=`
     accounts.UserHandler,
     accounts.DisableUserHandler,
     accounts.EnableUserHandler,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from chat.domain import validation
 from chat.domain.channels import user_channel
 from chat.domain.clock import Clock, now_ms
-from chat.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from chat.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthenticated
 from chat.domain.frames import control_frame
 from chat.domain.ids import new_id
 from chat.domain.models import ExternalIdentity, User
@@ -18,12 +18,17 @@ from chat.domain.passwords import PasswordHasher
 from chat.domain.ports import AccountStore, Bus, SessionStore
 from chat.domain.tokens import RefreshToken, TokenIssuer
 
+# People search bounds (GET /api/v1/users?q=): the longest prefix, the default and largest page.
+USER_SEARCH_MAX_CHARS = 64
+USER_SEARCH_DEFAULT_LIMIT = 10
+USER_SEARCH_MAX_LIMIT = 20
+
 
 def _username_from(identity: ExternalIdentity) -> str:
     raw = (identity.preferred_username or identity.name or "user").lower()
     cleaned = re.sub(r"[^a-z0-9_.-]+", "-", raw).strip("-._") or "user"
     cleaned = cleaned[:32]
-    return cleaned if validation.USERNAME.match(cleaned) else f"user-{cleaned}"[:32]
+    return cleaned if validation.USERNAME.fullmatch(cleaned) else f"user-{cleaned}"[:32]
 
 
 # Close codes sent to sockets whose session ended; see chat.ws.close_codes.
@@ -213,6 +218,20 @@ class AccountService:
         if user is None:
             raise NotFound("no such user", code="user_not_found")
         return user
+
+    async def search_users(self, q: object, limit: object = None) -> list[User]:
+        """People search for autocomplete: a prefix of a username or of a display name's
+        word. Bounded (`USER_SEARCH_MAX_LIMIT`), so it cannot list the whole directory at once."""
+        if not isinstance(q, str) or not 1 <= len(q.strip()) <= USER_SEARCH_MAX_CHARS:
+            raise InvalidRequest(f"q must be 1-{USER_SEARCH_MAX_CHARS} characters")
+        if any(ord(c) < 32 or ord(c) == 127 for c in q):
+            # No name contains one, and PostgreSQL text cannot hold NUL.
+            raise InvalidRequest("q must not contain control characters")
+        if limit is None:
+            limit = USER_SEARCH_DEFAULT_LIMIT
+        if type(limit) is not int or not 1 <= limit <= USER_SEARCH_MAX_LIMIT:
+            raise InvalidRequest(f"limit must be 1-{USER_SEARCH_MAX_LIMIT}")
+        return await self._accounts.search_users(q.strip(), limit)
 
     async def _start_session(self, user: User) -> TokenPair:
         refresh = RefreshToken.new()

@@ -21,7 +21,12 @@ class Limits:
     max_connections_per_user: int = 10
     """Concurrent WebSockets per user across all gateways."""
     outbound_queue_frames: int = 512
-    """Frames written but not yet flushed to one socket before it counts as a slow consumer."""
+    """Frames queued to one socket but not yet in the kernel before it is a slow consumer."""
+    outbound_queue_bytes: int = 1024 * 1024
+    """Bytes queued to one socket but not yet sent (the gateway's queue plus the kernel's unsent
+    bytes, on Linux) before it is a slow consumer (close 4008). 1 MiB: about 60 full-size
+    messages behind, far more than a reader keeping up ever has, and 10 000 stalled sockets
+    still fit in 10 GiB."""
     auth_timeout_s: float = 10.0
     """Time a new socket has to send its auth frame."""
     presence_ttl_s: float = 60.0

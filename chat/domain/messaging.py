@@ -96,16 +96,13 @@ class MessagingService:
         body: object,
     ) -> AppendResult:
         cid = await self.require_member(conversation_id, who.user.id)
-        target = await self._own_message(who, cid, validation.seq(target_seq, "seq", 1))
-        draft = EventDraft(
-            cid,
-            EventKind.EDIT,
-            who.user.id,
-            validation.client_id(client_id),
-            validation.body(body, self.limits),
-            target.seq,
-        )
-        return await self._append(draft)
+        seq = validation.seq(target_seq, "seq", 1)
+        cmid = validation.client_id(client_id)
+        text = validation.body(body, self.limits)
+        retried = await self._check_target(who, cid, seq, cmid)
+        if retried is not None:
+            return retried
+        return await self._append(EventDraft(cid, EventKind.EDIT, who.user.id, cmid, text, seq))
 
     async def delete(
         self, who: Principal, conversation_id: object, target_seq: object, client_id: object
@@ -113,37 +110,50 @@ class MessagingService:
         cid = await self.require_member(conversation_id, who.user.id)
         seq = validation.seq(target_seq, "seq", 1)
         cmid = validation.client_id(client_id)
-        retried = await self._earlier_delete(who, cid, seq, cmid)
+        retried = await self._check_target(who, cid, seq, cmid)
         if retried is not None:
-            return AppendResult(retried, duplicate=True)
-        await self._own_message(who, cid, seq)  # raises unless it is my live message
+            return retried
         return await self._append(EventDraft(cid, EventKind.DELETE, who.user.id, cmid, "", seq))
 
-    async def _earlier_delete(
+    async def _check_target(
         self, who: Principal, cid: str, seq: int, client_id: str
-    ) -> Event | None:
-        """A retried delete finds its message gone: answer with the original delete event (the
-        log's dedupe cannot, since the target check comes first). Retries come within seconds,
-        so the log still holds the original."""
+    ) -> AppendResult | None:
+        """None when `seq` is the caller's live message (go on and append); raises when it is
+        not, unless this is a retry.
+
+        The idempotency rule (docs/protocol.md, "Idempotent sends"): a frame whose `client_id`
+        this sender already used in this conversation is answered with the original event and
+        `duplicate: true`, whatever happened to the target since. When the target is live, the
+        log's own dedupe answers the retry; when it is gone (deleted by this very delete, or by
+        a later one while an edit was retried), the log's dedupe is never reached, so the
+        original is looked up here. Retries come within seconds: the log still holds it."""
         message = await self.get_message(cid, seq)
-        if message is None or not message.deleted:
-            return None
+        if message is None or message.deleted:
+            earlier = await self._earlier(who, cid, seq, client_id)
+            if earlier is None:
+                raise NotFound("no such message", code="message_not_found")
+            await self._charge(who.user.id)  # a retry costs what the first attempt did
+            return AppendResult(earlier, duplicate=True)
+        if message.sender_id != who.user.id:
+            raise Forbidden("you can only change your own messages", code="not_author")
+        return None
+
+    async def _earlier(self, who: Principal, cid: str, seq: int, client_id: str) -> Event | None:
+        """The caller's event with this client_id, if one came after the target."""
         for event in await self._tail(cid, seq):
-            if (
-                event.kind is EventKind.DELETE
-                and event.target_seq == seq
-                and event.sender_id == who.user.id
-                and event.client_id == client_id
-            ):
+            if event.sender_id == who.user.id and event.client_id == client_id:
                 return event
         return None
 
-    async def _append(self, draft: EventDraft) -> AppendResult:
+    async def _charge(self, sender_id: str) -> None:
         wait = await self._limiter.allow(
-            f"send:{draft.sender_id}", self.limits.send_rate_per_s, self.limits.send_burst
+            f"send:{sender_id}", self.limits.send_rate_per_s, self.limits.send_burst
         )
         if wait > 0:
             raise RateLimited("too many messages; slow down", retry_after_ms=int(wait * 1000) + 1)
+
+    async def _append(self, draft: EventDraft) -> AppendResult:
+        await self._charge(draft.sender_id)
         result = await self._log.append(draft)
         if not result.duplicate:
             try:
@@ -157,14 +167,6 @@ class MessagingService:
                     exc_info=True,
                 )
         return result
-
-    async def _own_message(self, who: Principal, cid: str, seq: int) -> Message:
-        message = await self.get_message(cid, seq)
-        if message is None or message.deleted:
-            raise NotFound("no such message", code="message_not_found")
-        if message.sender_id != who.user.id:
-            raise Forbidden("you can only change your own messages", code="not_author")
-        return message
 
     async def get_message(self, conversation_id: str, seq: int) -> Message | None:
         messages = await self._merged(conversation_id, before=seq + 1, after=seq - 1, limit=1)

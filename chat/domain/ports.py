@@ -43,6 +43,13 @@ class AccountStore(Protocol):
 
     async def find_by_username(self, username: str) -> User | None: ...
 
+    async def search_users(self, prefix: str, limit: int) -> list[User]:
+        """At most `limit` active (not disabled) users whose username, display name or a
+        space-separated word of the display name starts with `prefix`, compared without case
+        (Unicode lower case) and literally (no pattern characters); usernames starting with it
+        first, then by username."""
+        ...
+
     async def set_disabled(self, user_id: str, disabled: bool) -> bool:
         """False when the user does not exist."""
         ...

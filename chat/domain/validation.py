@@ -7,12 +7,15 @@ import re
 from chat.domain.errors import InvalidRequest, PayloadTooLarge
 from chat.domain.limits import Limits
 
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
-CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Always `fullmatch`: with `match`/`search`, `$` also matches before a final "\n", so "abc\n"
+# would pass. ASCII-only classes, checked before lower-casing: `str.lower` maps some non-ASCII
+# letters to ASCII ones (the Kelvin sign to "k").
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{2,31}", re.ASCII)
+CLIENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}", re.ASCII)
 
 
 def username(value: object) -> str:
-    if not isinstance(value, str) or not USERNAME.match(value.lower()):
+    if not isinstance(value, str) or not USERNAME.fullmatch(value):
         raise InvalidRequest(
             "username must be 3-32 characters: letters, digits, '_', '.', '-'",
             code="invalid_username",
@@ -35,7 +38,7 @@ def display_name(value: object, fallback: str) -> str:
 
 
 def client_id(value: object) -> str:
-    if not isinstance(value, str) or not CLIENT_ID.match(value):
+    if not isinstance(value, str) or not CLIENT_ID.fullmatch(value):
         raise InvalidRequest(
             "client_id must be 1-64 characters of A-Z a-z 0-9 _ . : -", code="invalid_client_id"
         )
@@ -58,9 +61,16 @@ def body(value: object, limits: Limits) -> str:
     return text
 
 
+MAX_SEQ = 2**63 - 1
+"""Largest seq or cursor accepted: the stores keep seqs as signed 64-bit integers (JSON parsers
+here accept up to 2**64 - 1, which a database driver would refuse with an overflow)."""
+
+
 def seq(value: object, name: str = "seq", minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidRequest(f"{name} must be an integer >= {minimum}", code="invalid_request")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_SEQ:
+        raise InvalidRequest(
+            f"{name} must be an integer from {minimum} to {MAX_SEQ}", code="invalid_request"
+        )
     return value
 
 

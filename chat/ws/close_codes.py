@@ -19,6 +19,9 @@ class CloseCode:
 
 NORMAL = CloseCode(1000, "normal closure", False)
 GOING_AWAY = CloseCode(1001, "going away", True)
+PROTOCOL_ERROR = CloseCode(1002, "RFC 6455 protocol violation", False)
+BINARY = CloseCode(1003, "binary frames are not accepted; send JSON text frames", False)
+INVALID_UTF8 = CloseCode(1007, "text frame is not valid UTF-8", False)
 TOO_BIG = CloseCode(1009, "frame too large", True)
 INTERNAL = CloseCode(1011, "internal error", True)
 RESTARTING = CloseCode(1012, "server restarting; reconnect to another node", True)
@@ -34,6 +37,9 @@ TOO_MANY_CONNECTIONS = CloseCode(4429, "too many connections for this user", Fal
 TABLE: tuple[CloseCode, ...] = (
     NORMAL,
     GOING_AWAY,
+    PROTOCOL_ERROR,
+    BINARY,
+    INVALID_UTF8,
     TOO_BIG,
     INTERNAL,
     RESTARTING,

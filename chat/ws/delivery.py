@@ -10,13 +10,31 @@ filled from the log in order before anything newer goes out.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chat.domain.models import Event
 
+log = logging.getLogger(__name__)
+
 Fetch = Callable[[str, int], Awaitable[tuple[tuple[Event, ...], bool]]]
 """(conversation, after_seq) -> (events in order, recoverable)."""
+
+REPLAY_CHUNK_EVENTS = 64
+REPLAY_CHUNK_BYTES = 64 * 1024
+"""A replay (resume, refill) awaits `drain` after this many events or bytes: written in one loop,
+a page of up to `replay_max_events` would sit in the socket's queue at once and trip the
+slow-consumer limit even for a reader at full speed."""
+
+
+FILL_RETRY_FIRST_S = 0.05
+FILL_RETRY_MAX_S = 2.0
+"""Backoff of a background refill whose log read failed (the log's store is down)."""
+
+
+async def _no_drain() -> None:
+    return None
 
 
 @dataclass
@@ -33,6 +51,9 @@ class DeliveryCursors:
         encode: Callable[[Event], bytes],
         fetch: Fetch,
         lost: Callable[[str], Awaitable[int]],
+        drain: Callable[[], Awaitable[None]] = _no_drain,
+        chunk_events: int = REPLAY_CHUNK_EVENTS,
+        chunk_bytes: int = REPLAY_CHUNK_BYTES,
     ) -> None:
         self._write = write  # (frame, event ts) -> None
         self._encode = encode
@@ -40,6 +61,10 @@ class DeliveryCursors:
         # The range could not be recovered: tell the client to reload; returns the seq to
         # continue live delivery from.
         self._lost = lost
+        # Waits until the socket's queue has room again (backpressure for replays).
+        self._drain = drain
+        self._chunk_events = chunk_events
+        self._chunk_bytes = chunk_bytes
         self.cursors: dict[str, Cursor] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
 
@@ -68,7 +93,7 @@ class DeliveryCursors:
             cursor.refill = True
             return
         cursor.filling = True
-        task = asyncio.create_task(self._fill(conversation_id, cursor))
+        task = asyncio.create_task(self._fill(conversation_id, cursor, retry=True))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -79,22 +104,57 @@ class DeliveryCursors:
         self.cursors[conversation_id] = cursor
         return await self._fill(conversation_id, cursor)
 
-    async def _fill(self, conversation_id: str, cursor: Cursor) -> bool:
+    async def _fill(self, conversation_id: str, cursor: Cursor, retry: bool = False) -> bool:
+        """Replay from the log after `cursor.seq`. A `resume` (retry False) lets a failed read
+        raise, so the client gets `dependency_unavailable`; a background fill (retry True) has
+        no one to tell, so it retries with bounded backoff until it succeeds or the cursor is
+        gone: an event it was asked to fetch is never left waiting for a later one."""
         recoverable = True
+        delay = FILL_RETRY_FIRST_S
         try:
             while True:
                 cursor.refill = False
-                events, ok = await self._fetch(conversation_id, cursor.seq)
-                if self.cursors.get(conversation_id) is not cursor:
-                    return recoverable  # unsubscribed or replaced meanwhile
-                if not ok:
-                    recoverable = False
-                    cursor.seq = max(cursor.seq, await self._lost(conversation_id))
-                    events = ()
+                try:
+                    events, ok = await self._fetch(conversation_id, cursor.seq)
+                    if self.cursors.get(conversation_id) is not cursor:
+                        return recoverable  # unsubscribed or replaced meanwhile
+                    if not ok:
+                        # Not max(): a client claiming a seq above the conversation's last_seq
+                        # must come down to it, or later live events (seq <= its claim) would
+                        # be dropped as duplicates forever.
+                        recoverable = False
+                        cursor.seq = await self._lost(conversation_id)
+                        events = ()
+                except Exception as exc:
+                    if not retry:
+                        raise
+                    log.warning(
+                        "refill of conversation %s failed (%s); retrying in %.2fs",
+                        conversation_id,
+                        exc,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, FILL_RETRY_MAX_S)
+                    if self.cursors.get(conversation_id) is not cursor:
+                        return recoverable
+                    cursor.refill = True
+                    continue
+                delay = FILL_RETRY_FIRST_S
+                chunk_events = chunk_bytes = 0
                 for event in events:
-                    if event.seq == cursor.seq + 1:
-                        cursor.seq = event.seq
-                        self._write(self._encode(event), event.ts)
+                    if event.seq != cursor.seq + 1:
+                        continue
+                    if chunk_events >= self._chunk_events or chunk_bytes >= self._chunk_bytes:
+                        chunk_events = chunk_bytes = 0
+                        await self._drain()
+                        if self.cursors.get(conversation_id) is not cursor:
+                            return recoverable
+                    frame = self._encode(event)
+                    cursor.seq = event.seq
+                    self._write(frame, event.ts)
+                    chunk_events += 1
+                    chunk_bytes += len(frame)
                 if not cursor.refill:
                     break
         finally:

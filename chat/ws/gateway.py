@@ -1,7 +1,7 @@
-"""The gateway: one bus subscription per process, fanned out to local sockets.
+"""One WebSocket connection: handshake, auth, frame dispatch, delivery to the client.
 
-Each event is parsed once per process (to learn its conversation and seq) and its bytes are
-written unchanged to every recipient: encode once, write many.
+The process-wide routing and bus subscription live in `hub.py` (`Gateway`, re-exported here);
+the socket-facing writer in `outbound.py`; the per-conversation cursors in `delivery.py`.
 """
 
 from __future__ import annotations
@@ -9,150 +9,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
 
-import orjson
 import tornado.ioloop
-import tornado.iostream
 import tornado.websocket
 
+from chat.domain import validation
 from chat.domain.accounts import Principal
 from chat.domain.channels import conversation_channel, user_channel
 from chat.domain.errors import ChatError, Forbidden, InvalidRequest
 from chat.domain.frames import encode, event_frame
 from chat.domain.ids import new_id
 from chat.domain.models import Event
-from chat.runtime import Runtime
 from chat.ws import close_codes
 from chat.ws.close_codes import CloseCode
-from chat.ws.delivery import DeliveryCursors
+from chat.ws.delivery import REPLAY_CHUNK_BYTES, REPLAY_CHUNK_EVENTS, DeliveryCursors
+from chat.ws.hub import Gateway
+from chat.ws.outbound import Outbound
 from chat.ws.protocol import ack_frame, error_frame, parse
-from chat.ws.wire import FrameCache
+from chat.ws.rfc6455 import StrictProtocol
+
+__all__ = ["Gateway", "GatewayHandler"]  # Gateway: imported from here by the app's wiring
 
 log = logging.getLogger(__name__)
-
-
-class Gateway:
-    """Per-process state shared by all sockets: channel routing and the bus subscription."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self.routes: dict[str, set[GatewayHandler]] = {}
-        self.sockets: set[GatewayHandler] = set()
-        self._subscription: Any = None
-        self._starting: asyncio.Lock | None = None
-        self._emptied = asyncio.Event()
-        self.frames = FrameCache()
-        self._frame_counters: dict[str, Any] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @classmethod
-    def of(cls, rt: Runtime) -> Gateway:
-        gateway = rt.parts.get("gateway")
-        if gateway is None:
-            gateway = rt.parts["gateway"] = cls(rt)
-            rt.on_drain(gateway.drain)
-        assert isinstance(gateway, Gateway)
-        return gateway
-
-    async def start(self) -> None:
-        if self._subscription is not None:
-            return
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-        async with self._starting:
-            if self._subscription is None:
-                self._subscription = await self.rt.chat.ports.bus.open(self)
-
-    # -- Listener (called by the bus on this loop) -----------------------------------------
-    def on_message(self, channel: str, payload: bytes) -> None:
-        handlers = self.routes.get(channel)
-        if not handlers:
-            return
-        frame = orjson.loads(payload)
-        kind = frame.get("type")
-        if kind == "message":
-            cid, seq, ts = frame["conversation_id"], frame["seq"], frame["ts"]
-            for h in tuple(handlers):
-                h.cursors.live(cid, seq, ts, payload)
-        elif kind == "_control":
-            for h in tuple(handlers):
-                h.control(frame)
-        else:
-            # typing, presence, read, conversation: ephemeral, no seq; written as they come.
-            for h in tuple(handlers):
-                h.send_frame(payload, kind)
-
-    def on_reset(self) -> None:
-        """The bus may have dropped messages: every socket re-reads its conversations' logs."""
-        for h in tuple(self.sockets):
-            for cid in tuple(h.cursors.cursors):
-                h.cursors.fill(cid)
-
-    # -- routing --------------------------------------------------------------------------
-    async def join(self, handler: GatewayHandler, channels: list[str]) -> None:
-        new = []
-        for channel in channels:
-            subs = self.routes.setdefault(channel, set())
-            if not subs:
-                new.append(channel)
-            subs.add(handler)
-        if new:
-            await self._subscription.subscribe(new)
-
-    async def leave(self, handler: GatewayHandler, channels: list[str]) -> None:
-        gone = []
-        for channel in channels:
-            subs = self.routes.get(channel)
-            if subs is None:
-                continue
-            subs.discard(handler)
-            if not subs:
-                del self.routes[channel]
-                gone.append(channel)
-        if gone and self._subscription is not None:
-            await self._subscription.unsubscribe(gone)
-
-    async def drain(self) -> None:
-        """SIGTERM: ask every client to reconnect elsewhere (1012), then wait for them."""
-        for h in tuple(self.sockets):
-            h.close_with(close_codes.RESTARTING)
-        self._emptied.clear()
-        if self.sockets:
-            try:
-                await asyncio.wait_for(self._emptied.wait(), self.rt.settings.drain_timeout_s)
-            except TimeoutError:
-                log.warning("%d sockets still open after the drain timeout", len(self.sockets))
-
-    def frames_out(self, kind: str) -> Any:
-        """The counter child for a frame type, looked up once: this is on the per-recipient path."""
-        counter = self._frame_counters.get(kind)
-        if counter is None:
-            counter = self._frame_counters[kind] = self.rt.metrics.frames_out.labels(kind)
-        return counter
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run in the background, keeping a reference so the task is not collected."""
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def forget(self, handler: GatewayHandler) -> None:
-        self.sockets.discard(handler)
-        if not self.sockets:
-            self._emptied.set()
 
 
 def _positions(raw: object) -> dict[str, int]:
     """`{conversation_id: last seq seen}`, as `resume` takes it."""
     if not isinstance(raw, dict) or len(raw) > 10_000:
         raise InvalidRequest("resume must map conversation ids to seqs")
-    for cid, seq in raw.items():
-        if not isinstance(cid, str) or isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise InvalidRequest("each resume seq must be an integer >= 0")
-    return dict(raw)
+    return {cid: validation.seq(seq, "each resume seq") for cid, seq in raw.items()}
 
 
 class State(Enum):
@@ -171,24 +59,55 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         self.state = State.AUTHENTICATING
         self.principal: Principal | None = None
         self.connection_id = new_id("ws")
-        self.outstanding = 0
-        self._pending: list[bytes] = []
-        self._flush_scheduled = False
+        self.outbound = Outbound(
+            self.limits.outbound_queue_frames, self.limits.outbound_queue_bytes
+        )
         self.closing = False  # set once the server decided to close: later frames are ignored
         self.channels: list[str] = []
-        self.cursors = DeliveryCursors(self._write_event, event_frame, self._fetch, self._lost)
+        self.cursors = DeliveryCursors(
+            self._write_event,
+            event_frame,
+            self._fetch,
+            self._lost,
+            drain=self._drain_replay,
+            # A chunk always fits in the socket's budget, whatever the limits are set to.
+            chunk_events=max(1, min(REPLAY_CHUNK_EVENTS, self.limits.outbound_queue_frames // 4)),
+            chunk_bytes=max(1, min(REPLAY_CHUNK_BYTES, self.limits.outbound_queue_bytes // 4)),
+        )
         self._timers: list[object] = []
         self._heartbeat: asyncio.Task[None] | None = None
         self._m = gateway.rt.metrics
 
     # -- handshake --------------------------------------------------------------------------
+    async def get(self, *args: str, **kwargs: str) -> None:
+        """With `CHAT_ALLOWED_ORIGINS` set, the allow-list is the whole rule for any request that
+        carries an Origin: Tornado would admit, without asking `check_origin`, an Origin equal
+        to the Host header or a `Sec-Fetch-Site: same-origin` request, and both are what a DNS
+        rebinding attack (a page on a name the attacker points at us) looks like."""
+        origin = self.request.headers.get("Origin")
+        settings = self.rt.settings
+        if settings.allowed_origins and origin is not None and origin not in settings.origins:
+            self.set_status(403)
+            self.finish("Cross origin websockets not allowed")
+            return
+        await super().get(*args, **kwargs)
+
     def check_origin(self, origin: str) -> bool:
         return origin in self.rt.settings.origins
+
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        """Tornado's protocol, but RFC 6455 violations get 1002/1007 before the TCP close."""
+        proto = super().get_websocket_protocol()
+        if isinstance(proto, tornado.websocket.WebSocketProtocol13):
+            return StrictProtocol(self, False, proto.params)
+        return proto
 
     async def open(self, *args: str, **kwargs: str) -> None:
         # Writes are already coalesced per loop iteration (send_frame): Nagle would only add
         # its delayed-ACK stall (~40 ms) to small frames such as acks.
         self.set_nodelay(True)
+        assert self.ws_connection is not None
+        self.outbound.attach(self.ws_connection.stream)
         await self.gateway.start()
         loop = tornado.ioloop.IOLoop.current()
         self._timers.append(loop.call_later(self.limits.auth_timeout_s, self._auth_deadline))
@@ -201,6 +120,11 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
     async def on_message(self, message: str | bytes) -> None:
         ref: object = None
         if self.closing:
+            return
+        if isinstance(message, bytes):
+            # The protocol is JSON text frames; a binary frame is a client bug, before or after
+            # auth, and is not read.
+            self.close_with(close_codes.BINARY)
             return
         try:
             frame = parse(message)
@@ -265,16 +189,6 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         positions = await self._subscribe(cids, keep=resumed)
         for cid in resumed:
             self.cursors.fill(cid)
-        for cid in resume.keys() - resumed.keys():
-            self.send_frame(
-                error_frame(
-                    "not_member",
-                    "you are not a member of this conversation",
-                    frame.get("ref"),
-                    conversation_id=cid,
-                ),
-                "error",
-            )
         self._heartbeat = asyncio.create_task(self._beat())
         self.send_frame(
             encode(
@@ -296,6 +210,19 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             ),
             "ready",
         )
+        # After `ready`, so the rule "an error before ready is followed by a close" holds: a
+        # client removed from a conversation while it was away resumes it in good faith, and
+        # must learn that without losing the others.
+        for cid in sorted(resume.keys() - resumed.keys()):
+            self.send_frame(
+                error_frame(
+                    "not_member",
+                    "you are not a member of this conversation",
+                    frame.get("ref"),
+                    conversation_id=cid,
+                ),
+                "error",
+            )
 
     async def _subscribe(
         self, cids: list[str], keep: dict[str, int] | None = None
@@ -469,42 +396,23 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
 
     # -- frames out -------------------------------------------------------------------------
     def send_frame(self, payload: bytes, kind: str) -> None:
-        """Queue a frame; frames queued in one loop iteration go out in one write.
+        """Queue a frame; frames queued while a write is under way go out in the next one.
 
-        A socket with too many frames written but not yet flushed to the kernel is a slow
-        consumer and is closed (it reconnects and resumes), so memory per socket stays bounded.
+        A socket over its outbound budget (frames or bytes not yet sent, see `outbound.py`) is a
+        slow consumer and is closed (it reconnects and resumes), so memory per socket stays
+        bounded.
         """
         if self.ws_connection is None or self.state is State.CLOSED or self.closing:
             return
-        if self.outstanding >= self.limits.outbound_queue_frames:
+        if not self.outbound.queue(self.gateway.frames.frame(payload)):
             self.close_with(close_codes.SLOW_CONSUMER)
             return
-        self._pending.append(self.gateway.frames.frame(payload))
-        self.outstanding += 1
         self.gateway.frames_out(kind).inc()
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        conn = self.ws_connection
-        if not self._pending or conn is None or conn.stream is None:
-            self._pending.clear()
-            return
-        count = len(self._pending)
-        data = b"".join(self._pending) if count > 1 else self._pending[0]
-        self._pending.clear()
-        try:
-            written = conn.stream.write(data)
-        except tornado.iostream.StreamClosedError:
-            return
-        written.add_done_callback(lambda f: self._flushed(f, count))
-
-    def _flushed(self, future: asyncio.Future[None], count: int) -> None:
-        self.outstanding -= count
-        if not future.cancelled():
-            future.exception()  # retrieve, so a closed stream does not log "never retrieved"
+    async def _drain_replay(self) -> None:
+        """A replay waits here between chunks, so a reader at full speed is never cut off by
+        its own resume, while half the budget stays free for live frames."""
+        await self.outbound.drain(self.limits.outbound_queue_bytes // 2)
 
     def _write_event(self, payload: bytes, ts: int) -> None:
         self.send_frame(payload, "message")
@@ -539,7 +447,12 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
                 log.warning("presence heartbeat failed", exc_info=True)
 
     def close_with(self, code: CloseCode) -> None:
-        self._flush()  # an error frame queued just before (auth failure) goes out first
+        if code is close_codes.SLOW_CONSUMER:
+            # The backlog is what the client cannot read: drop it so the close frame is next
+            # after Tornado's current chunk, and the client learns why (4008, not a reset).
+            self.outbound.discard()
+        else:
+            self.outbound.flush_all()  # e.g. an auth error frame queued just before goes first
         self.closing = True
         self._m.closes.labels(str(code.code)).inc()
         self.close(code.code, code.reason)
@@ -547,6 +460,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
     def on_close(self) -> None:
         was_ready = self.state is State.READY
         self.state = State.CLOSED
+        self.outbound.close()
         for timer in self._timers:
             tornado.ioloop.IOLoop.current().remove_timeout(timer)
         if self._heartbeat is not None:

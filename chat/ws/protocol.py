@@ -29,8 +29,10 @@ def parse(raw: str | bytes) -> dict[str, Any]:
     ):
         raise InvalidRequest("ref must be a short string or integer", code="invalid_request")
     kind = frame.get("type")
-    if kind not in CLIENT_TYPES:
-        raise InvalidRequest(f"unknown frame type {kind!r}", code="unknown_type", ref=ref)
+    # isinstance first: a list or object is unhashable, and `in` a frozenset would raise.
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+        shown = repr(kind) if len(repr(kind)) <= 40 else repr(kind)[:40] + "..."
+        raise InvalidRequest(f"unknown frame type {shown}", code="unknown_type", ref=ref)
     return frame
 
 

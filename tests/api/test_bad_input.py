@@ -328,3 +328,66 @@ async def test_malformed_http_bodies(server: Server) -> None:
         "/api/v1/conversations/x/messages", headers=alice.auth, params={"limit": "abc"}
     )
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("client_id", ["abc\n", "a" * 64 + "\n"])
+async def test_client_id_with_a_final_newline_is_refused(server: Server, client_id: str) -> None:
+    alice, bob, cid = await _dm(server)
+    ws = await server.ws(alice)  # type: ignore[arg-type]
+    err = await ws.request(
+        {"type": "send", "conversation_id": cid, "client_id": client_id, "body": "x"}
+    )
+    assert err["type"] == "error" and err["code"] == "invalid_client_id"
+    assert await server.api.history(bob, cid) == []  # type: ignore[arg-type]
+    await ws.close()
+
+
+@pytest.mark.parametrize("username", ["alice\n", "\u212aelvin"])
+async def test_registration_refuses_a_final_newline_or_a_look_alike(
+    server: Server, username: str
+) -> None:
+    r = await server.api.http.post(
+        "/api/v1/auth/register", json={"username": username, "password": "correct horse"}
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_username"
+
+
+async def test_auth_resuming_a_foreign_conversation_is_ready_then_not_member(
+    server: Server,
+) -> None:
+    """No error before `ready` without a close: the socket becomes ready, then hears
+    `not_member` for the conversation it may not resume, and stays open."""
+    _alice, _bob, cid = await _dm(server)
+    eve = await server.api.register()
+    mine = await server.api.dm(eve, _alice)  # type: ignore[arg-type]
+    ws = await Ws.connect(server.ws_url, server.origin)
+    ready = await ws.request({"type": "auth", "token": eve.access, "resume": {cid: 0, mine: 0}})
+    assert ready["type"] == "ready", ready
+    err = await ws.wait(lambda f: f.get("type") == "error")
+    assert err["code"] == "not_member" and err["details"]["conversation_id"] == cid
+    kinds = [f["type"] for f in ws.frames]
+    assert kinds.index("ready") < kinds.index("error")
+    pong = await ws.request({"type": "ping"})
+    assert pong["type"] == "pong" and not ws.closed.is_set()
+    await ws.close()
+
+
+async def test_allowed_origins_are_the_whole_rule(make_server: ServerFactory) -> None:
+    """With CHAT_ALLOWED_ORIGINS set, neither Origin == Host nor Sec-Fetch-Site: same-origin
+    admits an Origin outside the list (the DNS-rebinding shape); a listed Origin is admitted."""
+    server = await make_server(allowed_origins=("https://chat.example",))
+    same_host = f"http://127.0.0.1:{server.settings.port}"
+    with pytest.raises(websockets.InvalidStatus) as info:
+        await Ws.connect(server.ws_url, same_host)
+    assert info.value.response.status_code == 403
+    with pytest.raises(websockets.InvalidStatus) as info:
+        await Ws.connect(
+            server.ws_url,
+            "https://rebound.example",
+            additional_headers={"Sec-Fetch-Site": "same-origin"},
+        )
+    assert info.value.response.status_code == 403
+    alice = await server.api.register()
+    ok = await Ws.connect(server.ws_url, "https://chat.example")
+    assert (await ok.auth(alice.access))["type"] == "ready"
+    await ok.close()

@@ -284,3 +284,53 @@ async def test_resume_in_auth_frame_replays_gap_before_live_events(server: Serve
     assert err["code"] == "invalid_request"
     for s in (wa, wb, bad):
         await s.close()
+
+
+async def test_resume_above_last_seq_jumps_to_last_seq_and_stays_live(server: Server) -> None:
+    """A claimed position above last_seq (in `resume` or in the auth frame) is not
+    recoverable: the cursor comes down to the current last_seq and live delivery continues."""
+    alice, bob = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(alice, bob)
+    await server.api.send(alice, cid, "one")
+    wb = await server.ws(bob)
+    resumed = await wb.request({"type": "resume", "conversations": {cid: 99}})
+    assert resumed["not_recoverable"] == [cid] and resumed["conversations"][cid] == 1
+    wc = await Ws.connect(server.ws_url, server.origin)
+    ready = await wc.request({"type": "auth", "token": bob.access, "resume": {cid: 50}})
+    assert ready["type"] == "ready"
+    await wc.wait(lambda f: f.get("code") == "not_recoverable")
+    await server.api.send(alice, cid, "two")
+    for sock in (wb, wc):
+        live = await sock.wait(lambda f: f.get("body") == "two")
+        assert live["seq"] == 2
+    await wb.close()
+    await wc.close()
+
+
+async def test_retried_edit_and_delete_get_the_original_ack(server: Server) -> None:
+    """One rule for idempotency: a client_id already used by this sender in this conversation
+    is answered with the original event and `duplicate: true`, whatever happened to the target
+    since; a new client_id on a deleted message is `message_not_found`."""
+    alice, bob = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(alice, bob)
+    wa = await server.ws(alice)
+    sent = await wa.request({"type": "send", "conversation_id": cid, "client_id": "t", "body": "x"})
+    edit = {"type": "edit", "conversation_id": cid, "seq": sent["seq"], "client_id": "ed"}
+    first_edit = await wa.request({**edit, "body": "y"})
+    delete = {"type": "delete", "conversation_id": cid, "seq": sent["seq"], "client_id": "del"}
+    first_delete = await wa.request(delete)
+    assert first_edit["duplicate"] is False and first_delete["duplicate"] is False
+    again_delete = await wa.request(delete)
+    assert again_delete["type"] == "ack", again_delete
+    assert again_delete["duplicate"] is True and again_delete["seq"] == first_delete["seq"]
+    again_edit = await wa.request({**edit, "body": "y"})
+    assert again_edit["type"] == "ack", again_edit
+    assert again_edit["duplicate"] is True and again_edit["seq"] == first_edit["seq"]
+    fresh = await wa.request({**delete, "client_id": "del2"})
+    assert fresh["type"] == "error" and fresh["code"] == "message_not_found"
+    fresh_edit = await wa.request({**edit, "client_id": "ed2", "body": "z"})
+    assert fresh_edit["type"] == "error" and fresh_edit["code"] == "message_not_found"
+    # Nothing new was appended by the retries.
+    await wa.request({"type": "send", "conversation_id": cid, "client_id": "end", "body": "e"})
+    assert [m["seq"] for m in wa.messages(cid)] == [1, 2, 3, 4]
+    await wa.close()

@@ -159,6 +159,7 @@ async def test_markup_in_messages_is_text(
     for page in (mallory, victim):
         await expect(page.locator(".messages img, .messages script, .messages b")).to_have_count(0)
     # An edit carrying markup stays text too.
+    await mallory.locator(".messages .msg.mine").first.hover()  # actions show on hover
     await mallory.locator(".messages .msg.mine .edit").first.click()
     await mallory.locator("#composer").fill('<a href="javascript:alert(3)">edited</a>')
     await mallory.locator("#composer").press("Enter")

@@ -58,6 +58,7 @@ async def test_scroll_up_loads_older_pages_in_order_and_deletes_show_live(
     # Ana deletes one of her own from the UI (two-step confirm, no browser dialog).
     mine = page.locator(".messages .msg.mine").last
     await expect(mine.locator(".body")).to_have_text("m57")
+    await mine.hover()  # Edit/Delete show on the message under the pointer
     await mine.get_by_role("button", name="Delete").click()
     await mine.get_by_role("button", name="Really delete?").click()
     await expect(mine.locator(".body")).to_have_text("This message was deleted")

@@ -36,7 +36,9 @@ async def test_language_and_dark_mode_persist_across_reload(
     await expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     # Still signed in (refresh token rotated), and the chrome is in Portuguese.
     await expect(page.get_by_role("button", name="Sair")).to_be_visible()
-    await expect(page.locator("#dm-username")).to_have_attribute("placeholder", "nome de usuário")
+    await expect(page.locator("#dm-username")).to_have_attribute(
+        "placeholder", "nome ou nome de usuário"
+    )
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(17, 20, 24)"
 

@@ -138,6 +138,7 @@ def test_api_is_ready_and_registers_a_user(image: BuiltImage, migrated: list[str
         assert "# TYPE" in wait_for(f"http://127.0.0.1:{metrics_port}/metrics", name).decode()
         with pytest.raises(urllib.error.HTTPError) as public:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        public.value.close()  # an HTTPError holds the response and its socket
         assert public.value.code == 404
         assert ready["status"] == "ok"
         assert set(ready["checks"].values()) == {"ok"}

@@ -126,7 +126,9 @@ async def keep_connected(
 
 
 async def _session(member: Member, ws: ClientConnection, stop: asyncio.Event) -> None:
-    await ws.send(orjson.dumps({"type": "auth", "ref": "auth", "token": member.account.access}))
+    await ws.send(
+        orjson.dumps({"type": "auth", "ref": "auth", "token": member.account.access}).decode()
+    )
     while True:  # until ready; presence frames may come first
         frame = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
         if frame.get("type") == "ready":
@@ -137,7 +139,7 @@ async def _session(member: Member, ws: ClientConnection, stop: asyncio.Event) ->
     await ws.send(
         orjson.dumps(
             {"type": "resume", "ref": "resume", "conversations": {member.cid: member.cursor}}
-        )
+        ).decode()  # a text frame: the protocol refuses binary frames (1003)
     )
     for client_id in member.pending:
         member.pending[client_id] = 0.0  # a new connection resends everything unacked
@@ -168,7 +170,7 @@ async def _write(member: Member, ws: ClientConnection) -> None:
                     "client_id": client_id,
                     "body": f"{client_id} from {member.name}",
                 }
-                await ws.send(orjson.dumps(frame))
+                await ws.send(orjson.dumps(frame).decode())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(member.wake.wait(), 0.25)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from chat.domain.frames import event_frame
 from chat.domain.models import Event, EventKind
 from chat.ws.delivery import DeliveryCursors
@@ -82,3 +84,28 @@ async def test_untracked_conversation_ignored() -> None:
     h = Harness(1)
     h.cursors.live("other", 1, 0, event_frame(ev(1)))
     assert h.written == []
+
+
+async def test_background_fill_retries_until_the_log_answers() -> None:
+    """A refill whose log read fails (its store is down) is retried, not dropped with a
+    "Task exception was never retrieved"; a resume's read failure is raised to the caller."""
+    h = Harness(3)
+    failures = [ConnectionError("down"), ConnectionError("still down")]
+    real_fetch = h.fetch
+
+    async def flaky(cid: str, after: int) -> tuple[tuple[Event, ...], bool]:
+        if failures:
+            raise failures.pop(0)
+        return await real_fetch(cid, after)
+
+    h.cursors = DeliveryCursors(h.write, event_frame, flaky, h.on_lost)
+    h.cursors.track("c", 0)
+    h.cursors.fill("c")
+    for _ in range(500):
+        if h.written == [1, 2, 3]:
+            break
+        await asyncio.sleep(0.01)
+    assert h.written == [1, 2, 3] and not failures
+    failures.append(ConnectionError("down again"))
+    with pytest.raises(ConnectionError):  # a resume reports its failed read to its caller
+        await h.cursors.catch_up("c", 0)

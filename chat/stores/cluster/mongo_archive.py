@@ -214,7 +214,9 @@ class MongoArchive:
         query = {
             "conversation_id": {"$in": list(conversation_ids)},
             "deleted": False,
-            # Escaped: the user's text is matched literally, never as a pattern.
+            # Escaped: the user's text is matched literally, never as a pattern. The `i`
+            # option folds case the Unicode way (PCRE in UTF mode on MongoDB, Go's regexp on
+            # FerretDB), as the embedded store does (tests/contract/test_unicode_search.py).
             "body": {"$regex": re.escape(text), "$options": "i"},
         }
         with mongo_errors():

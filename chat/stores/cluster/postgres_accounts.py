@@ -12,6 +12,9 @@ from chat.domain.passwords import NO_PASSWORD
 from chat.stores.cluster.postgres_pool import postgres_errors
 
 _COLUMNS = "id, username, display_name, created_at, disabled, is_admin"
+# The root ICU collation: Unicode lower case whatever the database's locale (PostgreSQL built
+# with ICU, as Debian's and the official images are).
+_FOLDED_NAME = 'lower(display_name COLLATE "und-x-icu")'
 
 
 def _user(row: asyncpg.Record) -> User:
@@ -74,6 +77,22 @@ class PostgresAccountStore:
                 f"SELECT {_COLUMNS} FROM users WHERE username = $1", username
             )
         return _user(row) if row else None
+
+    async def search_users(self, prefix: str, limit: int) -> list[User]:
+        # lower() folds only ASCII under the "C" locale; under an ICU collation it folds
+        # Unicode, like the embedded store. starts_with/strpos match literally (no LIKE
+        # pattern characters to escape).
+        folded = prefix.lower()
+        with postgres_errors():
+            rows = await self._pool.fetch(
+                f"SELECT {_COLUMNS} FROM users WHERE NOT disabled"
+                " AND (starts_with(username, $1)"
+                f" OR starts_with({_FOLDED_NAME}, $1) OR strpos({_FOLDED_NAME}, ' ' || $1) > 0)"
+                " ORDER BY starts_with(username, $1) DESC, username LIMIT $2",
+                folded,
+                limit,
+            )
+        return [_user(r) for r in rows]
 
     async def set_disabled(self, user_id: str, disabled: bool) -> bool:
         with postgres_errors():

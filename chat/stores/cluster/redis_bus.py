@@ -4,8 +4,12 @@ subscription.
 At most once, like Redis pub/sub itself. What makes it safe is that a subscriber is told every
 time it may have missed something: whenever its connection ends for any reason (Redis restart,
 network loss, Redis closing a subscriber that overran `client-output-buffer-limit pubsub`), the
-listener's `on_reset()` runs before any message of the next connection is delivered, so the
-gateway makes its clients resume from the log by `seq`.
+listener's `on_reset()` runs once the next connection's subscriptions are in place (Redis has
+answered a PING sent after them), so the gateway's refill from the log by `seq` reads after the
+gap closed: whatever was published while we were away is in the log by then, and everything
+published later reaches us live. (Called at the moment the connection broke, the refill would
+fail against a Redis that is down, and a message sent before the resubscription would wait for
+the next message of its conversation.)
 
 redis-py's PubSub reconnects and resubscribes by itself inside its retry loop, which would hide
 exactly that gap; so this module drives one plain connection per subscription with no retries
@@ -41,6 +45,8 @@ RECONNECT_MAX_DELAY_S = 2.0
 """Upper bound of the reconnect backoff while Redis is down."""
 SUBSCRIBE_TIMEOUT_S = 10.0
 """`subscribe` waits for Redis to confirm, so a publish right after it is received."""
+RESUBSCRIBED = b"chat-resubscribed"
+"""The PING payload that follows a reconnection's SUBSCRIBEs: its reply means they took effect."""
 
 
 class RedisBus:
@@ -94,8 +100,11 @@ class RedisSubscription:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._last_heard = 0.0
+        self._reset_owed = False
         self.resets = 0
         """How many times `on_reset` was called; for metrics and tests."""
+        self.reconnect_failures = 0
+        """Failed reconnection attempts so far; for metrics and tests."""
 
     async def start(self) -> None:
         """Connect before returning, so an unreachable Redis fails `Bus.open` loudly."""
@@ -148,6 +157,10 @@ class RedisSubscription:
             while missing := self._channels - sent:
                 await conn.send_command("SUBSCRIBE", *sorted(missing))
                 sent |= missing
+            if self._reset_owed:
+                # Answered after the SUBSCRIBEs above (one connection, in order): `_dispatch`
+                # runs `on_reset` then.
+                await conn.send_command("PING", RESUBSCRIBED)
         except BaseException:
             await conn.disconnect(nowait=True)
             raise
@@ -189,6 +202,7 @@ class RedisSubscription:
                 try:
                     await self._connect()
                 except REDIS_ERRORS as exc:
+                    self.reconnect_failures += 1
                     log.info("redis subscriber reconnect failed: %s", exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
@@ -201,12 +215,9 @@ class RedisSubscription:
             if self._closed:
                 return
             await self._drop_connection()
-            # Whatever was published while we were not connected is gone for us.
-            self.resets += 1
-            try:
-                self._listener.on_reset()
-            except Exception:
-                log.exception("listener.on_reset failed")
+            # Whatever was published while we were not connected is gone for us: the listener
+            # hears it once the next connection is subscribed.
+            self._reset_owed = True
 
     async def _read_until_broken(self) -> None:
         conn = self._conn
@@ -236,6 +247,8 @@ class RedisSubscription:
                 await conn.send_command("PING")
 
     def _dispatch(self, reply: object) -> None:
+        if reply == RESUBSCRIBED:  # PING's reply on a connection with no subscriptions
+            reply = [b"pong", RESUBSCRIBED]
         if not isinstance(reply, list) or not reply:
             return
         kind = reply[0]
@@ -252,3 +265,10 @@ class RedisSubscription:
             fut = self._pending.pop(reply[1].decode(), None)
             if fut is not None and not fut.done():
                 fut.set_result(None)
+        elif kind == b"pong" and reply[1:2] == [RESUBSCRIBED] and self._reset_owed:
+            self._reset_owed = False
+            self.resets += 1
+            try:
+                self._listener.on_reset()
+            except Exception:
+                log.exception("listener.on_reset failed")

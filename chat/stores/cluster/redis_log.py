@@ -4,7 +4,8 @@ Keys (built by redis_keys.py; shown with the default prefix `chat:`), all in the
 conversation's Redis Cluster slot (`{cid}` hash tag):
 - `chat:log:{cid}:head`   hash: `seq` (last assigned), `trimmed` (events <= it are gone),
                           `restored` (set when the head was rebuilt from the archive)
-- `chat:log:{cid}:stream` stream; entry id `<seq>-0`, field `f` = the exact event frame bytes
+- `chat:log:{cid}:stream` stream; entry id `<seq>-0`, field `f` = the exact event frame bytes,
+                          field `a` = the id of the `append` call that wrote it
 - `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq
 - `chat:log:{cid}:dedupe_ts` sorted set of the same fields scored by ts, to expire old ones
 - `chat:log:backlog`      set of conversation ids that ever had a head (see `backlog`)
@@ -12,6 +13,10 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
 Guarantees and where they are kept:
 - Atomic dedupe + seq + append + publish: one Lua script (`_APPEND`). Redis runs a script
   without interleaving any other command, so PUBLISH order equals seq order on each channel.
+- `duplicate` means the sender sent twice: each `append` call passes a fresh attempt id, kept
+  with the event, so when redis-py re-sends the script after a dropped connection (its retry on
+  `ConnectionError`/`TimeoutError`) and the first run had gone through, the re-run finds its own
+  id and answers the original event as new, not as a duplicate.
 - Durability: the script's writes reach the AOF before Redis replies to anyone, and with
   `appendfsync always` it fsyncs before replying (subscribers' buffers are flushed after the
   AOF too), so a returned `append` survives a Redis crash.
@@ -23,6 +28,7 @@ Guarantees and where they are kept:
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -43,11 +49,17 @@ times this window, not by the conversation's whole history."""
 
 _APPEND = """
 local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local channel, field, prefix, middle = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local seen = redis.call('HGET', dedupe, field)
 if seen then
   local entry = redis.call('XRANGE', stream, seen .. '-0', seen .. '-0')
-  if #entry > 0 then return {0, seen, entry[1][2][2]} end
+  if #entry > 0 then
+    local fields = entry[1][2]
+    -- The same append() call again: the client library re-sent the script after losing the
+    -- reply to a run that went through. The sender sent once: not a duplicate.
+    if fields[4] == attempt then return {2, seen, fields[2]} end
+    return {0, seen, fields[2]}
+  end
   return {0, seen, false}
 end
 local last = redis.call('HGET', head, 'seq')
@@ -59,7 +71,7 @@ local ts = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
 -- subscriber gets exactly event_frame(event).
 local frame = prefix .. seq .. middle .. ts .. '}'
 -- XADD first: if it fails nothing else has been written (scripts do not roll back).
-redis.call('XADD', stream, seq .. '-0', 'f', frame)
+redis.call('XADD', stream, seq .. '-0', 'f', frame, 'a', attempt)
 redis.call('HSET', head, 'seq', seq)
 redis.call('HSET', dedupe, field, seq)
 redis.call('ZADD', dedupe_ts, ts, field)
@@ -169,11 +181,14 @@ class RedisEventLog:
             f"{draft.sender_id}\x00{draft.client_id}",
             prefix,
             middle,
+            secrets.token_urlsafe(12),  # this call's attempt id, shared by redis-py's retries
         ]
         for _ in range(3):
             with redis_errors():
                 reply = await self._append(keys=self._keys.log(cid), args=args)
             status = int(reply[0])
+            if status == 2:
+                return AppendResult(_event(reply[2]), duplicate=False)
             if status == 1:
                 event = Event(
                     cid,

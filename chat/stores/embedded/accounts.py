@@ -11,6 +11,7 @@ from chat.domain.errors import Conflict
 from chat.domain.models import Credentials, User
 from chat.domain.passwords import NO_PASSWORD
 from chat.stores.embedded.db import Database
+from chat.stores.embedded.fold import ensure_functions, fold
 
 _COLUMNS = "id, username, display_name, created_at, disabled, is_admin"
 
@@ -78,6 +79,18 @@ class SqliteAccountStore:
             (username,),
         )
         return _user(row) if row else None
+
+    async def search_users(self, prefix: str, limit: int) -> list[User]:
+        # Python's Unicode folding (fold.py), not SQLite's ASCII-only LIKE/lower().
+        await ensure_functions(self._db)
+        folded = fold(prefix)
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM users WHERE disabled = 0"
+            " AND (substr(username, 1, ?) = ? OR chat_word_prefix(display_name, ?))"
+            " ORDER BY substr(username, 1, ?) = ? DESC, username LIMIT ?",
+            (len(folded), folded, folded, len(folded), folded, limit),
+        )
+        return [_user(r) for r in rows]
 
     async def set_disabled(self, user_id: str, disabled: bool) -> bool:
         changed = await self._db.execute(

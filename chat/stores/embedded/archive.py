@@ -10,6 +10,7 @@ import aiosqlite
 from chat.domain.models import Event, EventKind, Message
 from chat.stores.embedded.db import Database
 from chat.stores.embedded.event_log import _event
+from chat.stores.embedded.fold import ensure_functions, fold
 
 _MESSAGE_COLUMNS = "conversation_id, seq, sender_id, client_id, body, ts, edited_ts, deleted"
 
@@ -25,11 +26,6 @@ def _message(row: aiosqlite.Row) -> Message:
         edited_ts=row["edited_ts"],
         deleted=bool(row["deleted"]),
     )
-
-
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 class SqliteArchive:
@@ -127,11 +123,13 @@ class SqliteArchive:
         return _message(row) if row else None
 
     async def search(self, conversation_ids: Sequence[str], text: str, limit: int) -> list[Message]:
+        # Unicode case folding on both sides (fold.py); the text is matched literally.
+        await ensure_functions(self._db)
         marks = ",".join("?" * len(conversation_ids))
         rows = await self._db.fetchall(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id IN ({marks})"
-            " AND deleted = 0 AND body LIKE ? ESCAPE '\\' ORDER BY ts DESC, seq DESC LIMIT ?",
-            (*conversation_ids, _like_pattern(text), limit),
+            " AND deleted = 0 AND chat_contains(body, ?) ORDER BY ts DESC, seq DESC LIMIT ?",
+            (*conversation_ids, fold(text), limit),
         )
         return [_message(r) for r in rows]
 

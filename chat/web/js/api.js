@@ -1,8 +1,20 @@
 // The HTTP API with session handling. The access token lives in memory only; the refresh token
-// is kept in localStorage so a reload can resume the session. Refresh tokens rotate on every
-// use and reusing a rotated one revokes the session, so refreshes are single-flight.
+// is kept in IndexedDB (tokens.js) so a reload can resume the session. Refresh tokens rotate on
+// every use and reusing a rotated one revokes the session, so refreshes are single-flight,
+// within this tab (one promise) and across the tabs of this origin (one Web Lock): each tab
+// reads the token inside the lock, so it always presents the newest one, never one that a
+// tab reloaded at the same moment has just rotated.
 
-const REFRESH_KEY = "cc.refresh";
+import { forgetRefresh, hasHint, readRefresh, writeRefresh } from "./tokens.js";
+
+const REFRESH_LOCK = "cc.refresh";
+
+/** Run `fn` holding the cross-tab refresh lock (Web Locks: every secure context, which
+ * includes http://localhost). Without it (plain http to another host) tabs may still race. */
+function withRefreshLock(fn) {
+  if (navigator.locks && navigator.locks.request) return navigator.locks.request(REFRESH_LOCK, fn);
+  return fn();
+}
 
 export class ApiError extends Error {
   constructor(status, code, message, details = {}) {
@@ -20,39 +32,40 @@ export class Api {
     this.access = null;
     this.user = null;
     this._refreshing = null;
+    this._adopted = null; // a single sign-on's token being written (adoptSignIn)
     this.onSessionEnded = () => {};
   }
 
   get hasSession() {
-    return Boolean(localStorage.getItem(REFRESH_KEY));
+    return hasHint();
   }
 
-  _store(tokens) {
+  async _store(tokens) {
     this.access = tokens.access_token;
     this.user = tokens.user;
-    localStorage.setItem(REFRESH_KEY, tokens.refresh_token);
+    await writeRefresh(tokens.refresh_token);
   }
 
   forget() {
     this.access = null;
     this.user = null;
-    localStorage.removeItem(REFRESH_KEY);
+    return forgetRefresh();
   }
 
   async register(username, password, displayName) {
     const body = { username, password };
     if (displayName) body.display_name = displayName;
-    this._store(await this._raw("POST", "/api/v1/auth/register", body));
+    await this._store(await this._raw("POST", "/api/v1/auth/register", body));
   }
 
   async login(username, password) {
-    this._store(await this._raw("POST", "/api/v1/auth/login", { username, password }));
+    await this._store(await this._raw("POST", "/api/v1/auth/login", { username, password }));
   }
 
   /** Rotate the refresh token; returns false (and forgets the session) when it is gone. */
   refresh() {
     if (!this._refreshing) {
-      this._refreshing = this._refresh().finally(() => {
+      this._refreshing = withRefreshLock(() => this._refresh()).finally(() => {
         this._refreshing = null;
       });
     }
@@ -60,14 +73,16 @@ export class Api {
   }
 
   async _refresh() {
-    const token = localStorage.getItem(REFRESH_KEY);
+    await this._adopted;
+    const token = await readRefresh();
     if (!token) return false;
     try {
-      this._store(await this._raw("POST", "/api/v1/auth/refresh", { refresh_token: token }));
+      // Committed before the lock is released, so the next tab reads this one.
+      await this._store(await this._raw("POST", "/api/v1/auth/refresh", { refresh_token: token }));
       return true;
     } catch (err) {
       if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
-        this.forget();
+        await this.forget();
         this.onSessionEnded();
         return false;
       }
@@ -92,7 +107,7 @@ export class Api {
     history.replaceState(null, "", location.pathname + location.search);
     const refresh = params.get("refresh_token");
     if (!refresh) return params.get("login_error");
-    localStorage.setItem(REFRESH_KEY, refresh);
+    this._adopted = writeRefresh(refresh);
     return null;
   }
 
@@ -163,6 +178,10 @@ export class Api {
   /** Messages whose text contains `q` (any case), newest first, across my conversations. */
   search(q) {
     return this.call("GET", `/api/v1/search?q=${encodeURIComponent(q)}`);
+  }
+  /** People whose username or display-name word starts with `q` (autocomplete). */
+  searchUsers(q) {
+    return this.call("GET", `/api/v1/users?q=${encodeURIComponent(q)}`);
   }
   findUser(username) {
     return this.call("GET", `/api/v1/users?username=${encodeURIComponent(username)}`);

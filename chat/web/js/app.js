@@ -48,12 +48,16 @@ async function startSession() {
   store = new Store(api, conn);
   store.me = api.user;
   store.rememberUser(api.user);
-  conn.addEventListener("status", () => updateBanner());
+  conn.addEventListener("status", () => {
+    updateBanner();
+    store.changed(); // presence and pending messages are shown differently while offline
+  });
   conn.addEventListener("terminal", (e) => onTerminal(e.detail.code));
   store.addEventListener("change", () => render());
   buildShell();
   try {
     await store.loadConversations();
+    store.restoreOutbox(); // what this tab had not sent yet when it was reloaded
   } catch {
     // The socket's ready handler loads them again once the server answers.
   }
@@ -85,16 +89,21 @@ function buildShell() {
   });
   const sidebar = new Sidebar(store, {
     onOpen: (id) => openConversation(id),
+    onOpenAt: (id, seq) => openConversation(id, seq),
     onNewGroup: () => newGroupDialog(store, (id) => openConversation(id)),
   });
-  const me = h("span", { class: "me" }, t("nav.signedInAs", { name: store.me.display_name || store.me.username }));
+  const { username, display_name: name } = store.me;
+  const signedIn = name && name !== username
+    ? t("nav.signedInAsNamed", { name, username })
+    : t("nav.signedInAs", { name: username });
+  const me = h("span", { class: "me", dir: "auto" }, signedIn);
   const logout = h("button", { type: "button", class: "logout", onclick: () => doLogout() }, t("nav.logout"));
   const header = h(
     "header",
     { class: "top" },
     h("h1", {}, t("app.name")),
     me,
-    h("details", { class: "settings" }, h("summary", {}, t("prefs.settings")), prefsView()),
+    h("details", { class: "settings" }, h("summary", {}, t("prefs.settings")), prefsView(t("nav.you", { username }))),
     logout,
   );
   const app = h("div", { class: "app" }, header, h("div", { class: "panes" }, sidebar.el, conversation.el));
@@ -102,7 +111,8 @@ function buildShell() {
   shell = { app, sidebar, conversation };
 }
 
-async function openConversation(id) {
+/** Open a conversation; with `seq`, scrolled to that message and highlighted (search hits). */
+async function openConversation(id, seq = null) {
   if (!store) return;
   if (id === null) {
     store.active = null;
@@ -113,6 +123,11 @@ async function openConversation(id) {
   shell.app.classList.add("chat-open");
   try {
     await store.open(id);
+    const conv = store?.convs.get(id);
+    if (seq !== null && conv && (await store.loadUntil(conv, seq))) {
+      shell?.conversation.reveal(seq);
+      return;
+    }
   } catch {
     // history failed to load (offline): the view shows what it has; reconnect reloads.
   }
@@ -143,7 +158,9 @@ function updateBanner() {
   if (state === "open" || state === "idle") return hideBanner();
   if (state === "connecting" && !conn.everOpen) return hideBanner();
   let text;
-  if (state === "offline") {
+  if (state === "offline" && conn.networkDown) {
+    text = t("conn.noNetwork"); // the `online` event reconnects at once
+  } else if (state === "offline") {
     const s = Math.max(0, Math.ceil((conn.retryAt - Date.now()) / 1000));
     text = t("conn.offline", { s });
     bannerTimer = setTimeout(updateBanner, 500);

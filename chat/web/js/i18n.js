@@ -27,6 +27,7 @@ const en = {
   "nav.conversations": "Conversations",
   "nav.back": "Back to conversations",
   "nav.signedInAs": "Signed in as {name}",
+  "nav.signedInAsNamed": "Signed in as {name} (@{username})",
   "list.empty": "No conversations yet. Start one with a username.",
   "list.noMessages": "No messages yet",
   "list.unread": "{n} unread",
@@ -38,9 +39,12 @@ const en = {
   "search.results": "Search results",
   "search.searching": "Searching…",
   "search.count": "{n} found",
+  "search.capped": "The newest {n} matches are shown; there may be more. Add words to narrow the search.",
+  "search.in": "in {title}",
   "search.none": "No messages contain “{q}”.",
   "dm.label": "Start a direct message",
-  "dm.placeholder": "username",
+  "dm.placeholder": "name or username",
+  "dm.suggestions": "People",
   "dm.start": "Message",
   "group.new": "New group",
   "group.title": "Group name",
@@ -70,8 +74,10 @@ const en = {
   "chat.edited": "edited",
   "chat.deleted": "This message was deleted",
   "chat.pending": "Sending…",
+  "chat.waiting": "Not sent yet: waiting for the connection",
   "chat.failed": "Not sent",
   "chat.retry": "Retry",
+  "chat.discard": "Discard",
   "chat.seen": "Seen",
   "chat.today": "Today",
   "chat.yesterday": "Yesterday",
@@ -82,12 +88,19 @@ const en = {
   "presence.online": "online",
   "presence.idle": "idle",
   "presence.offline": "offline",
+  "presence.unknown": "status unknown",
+  "presence.lastSeen": "offline · last seen {when}",
+  "time.justNow": "just now",
+  "nav.you": "You are @{username}",
+  "conn.noNetwork": "You are offline: no network. Messages you write are sent when it is back.",
   "conn.offline": "You are offline. Reconnecting in {s} s…",
   "conn.connecting": "Reconnecting…",
   "conn.retryNow": "Reconnect now",
   "conn.sessionEnded": "Your session has ended. Please log in again.",
   "err.body_empty": "The message is empty.",
   "err.body_too_long": "The message is too long ({n} of at most {max} characters).",
+  "err.frame_too_large":
+    "The message is too large to send: encoded it takes {bytes} bytes, at most {max} fit (control characters and emoji take several). Shorten it.",
   "err.user_not_found": "There is no user named “{name}”.",
   "err.username_required": "Enter a username.",
   "err.self_dm": "That is you. Pick someone else.",
@@ -131,6 +144,7 @@ const ptBR = {
   "nav.conversations": "Conversas",
   "nav.back": "Voltar às conversas",
   "nav.signedInAs": "Conectado como {name}",
+  "nav.signedInAsNamed": "Conectado como {name} (@{username})",
   "list.empty": "Nenhuma conversa ainda. Comece uma com um nome de usuário.",
   "list.noMessages": "Nenhuma mensagem ainda",
   "list.unread": "{n} não lidas",
@@ -142,9 +156,12 @@ const ptBR = {
   "search.results": "Resultados da busca",
   "search.searching": "Buscando…",
   "search.count": "{n} encontradas",
+  "search.capped": "As {n} mensagens mais recentes são mostradas; pode haver mais. Acrescente palavras para refinar a busca.",
+  "search.in": "em {title}",
   "search.none": "Nenhuma mensagem contém “{q}”.",
   "dm.label": "Iniciar uma mensagem direta",
-  "dm.placeholder": "nome de usuário",
+  "dm.placeholder": "nome ou nome de usuário",
+  "dm.suggestions": "Pessoas",
   "dm.start": "Conversar",
   "group.new": "Novo grupo",
   "group.title": "Nome do grupo",
@@ -174,8 +191,10 @@ const ptBR = {
   "chat.edited": "editada",
   "chat.deleted": "Esta mensagem foi apagada",
   "chat.pending": "Enviando…",
+  "chat.waiting": "Ainda não enviada: aguardando a conexão",
   "chat.failed": "Não enviada",
   "chat.retry": "Tentar de novo",
+  "chat.discard": "Descartar",
   "chat.seen": "Vista",
   "chat.today": "Hoje",
   "chat.yesterday": "Ontem",
@@ -186,12 +205,19 @@ const ptBR = {
   "presence.online": "online",
   "presence.idle": "ausente",
   "presence.offline": "offline",
+  "presence.unknown": "status desconhecido",
+  "presence.lastSeen": "offline · visto por último {when}",
+  "time.justNow": "agora há pouco",
+  "nav.you": "Você é @{username}",
+  "conn.noNetwork": "Você está sem conexão: sem rede. O que você escrever será enviado quando ela voltar.",
   "conn.offline": "Você está sem conexão. Reconectando em {s} s…",
   "conn.connecting": "Reconectando…",
   "conn.retryNow": "Reconectar agora",
   "conn.sessionEnded": "Sua sessão terminou. Entre novamente.",
   "err.body_empty": "A mensagem está vazia.",
   "err.body_too_long": "A mensagem é longa demais ({n} de no máximo {max} caracteres).",
+  "err.frame_too_large":
+    "A mensagem é grande demais para enviar: codificada ocupa {bytes} bytes, cabem no máximo {max} (caracteres de controle e emojis ocupam vários). Encurte-a.",
   "err.user_not_found": "Não existe usuário chamado “{name}”.",
   "err.username_required": "Digite um nome de usuário.",
   "err.self_dm": "Esse é você. Escolha outra pessoa.",
@@ -263,8 +289,34 @@ export function apply(root = document) {
   }
 }
 
+/**
+ * The locale for dates and times: the user's own (the browser's languages) when it is a
+ * variant of the interface language (en-GB for English: 1 Dec, 24-hour clock), else the
+ * interface language itself, so a date never mixes two languages.
+ */
+export function locale() {
+  const base = current.split("-")[0];
+  const own = (navigator.languages || [navigator.language]).find((l) => l && l.split("-")[0] === base);
+  return own || current;
+}
+
 export function formatTime(ts) {
-  return new Intl.DateTimeFormat(current, { hour: "2-digit", minute: "2-digit" }).format(ts);
+  return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit" }).format(ts);
+}
+
+/** How long ago `ts` was: "just now", "5 minutes ago", "3 hours ago", else the date. */
+export function formatAgo(ts, now = Date.now()) {
+  const seconds = Math.max(0, Math.round((now - ts) / 1000));
+  if (seconds < 60) return t("time.justNow");
+  const rtf = new Intl.RelativeTimeFormat(locale(), { numeric: "auto" });
+  if (seconds < 3600) return rtf.format(-Math.floor(seconds / 60), "minute");
+  if (seconds < 86400) return rtf.format(-Math.floor(seconds / 3600), "hour");
+  return formatDateTime(ts);
+}
+
+/** A full date and time, e.g. for search results. */
+export function formatDateTime(ts) {
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "short" }).format(ts);
 }
 
 export function formatDay(ts) {
@@ -273,5 +325,5 @@ export function formatDay(ts) {
   const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
   if (day.toDateString() === today.toDateString()) return t("chat.today");
   if (day.toDateString() === yesterday.toDateString()) return t("chat.yesterday");
-  return new Intl.DateTimeFormat(current, { dateStyle: "long" }).format(day);
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "long" }).format(day);
 }

@@ -5,13 +5,26 @@
 // Close codes are API (docs/protocol.md): 4xxx codes other than 4008 are terminal and are
 // never retried blindly; 4401 gets one token refresh first. Everything else (including 1006,
 // the network broke, and 1012, the server is draining) reconnects with backoff and jitter.
+//
+// A dead connection is noticed two ways, without waiting for TCP to time out: the browser's
+// `offline` event, and an application ping that gets no pong in time. Either way the socket is
+// dropped at once (its close handshake could take minutes on a dead link) and the connection
+// goes to "offline"; while the browser says it has no network, no attempt is made until its
+// `online` event.
 
 const TERMINAL = new Set([1000, 4400, 4401, 4403, 4408, 4409, 4429]);
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
-const PONG_TIMEOUT_MS = 10000;
+const PONG_TIMEOUT_MS = 10000; // at most; never longer than the ping interval
 const HEARTBEAT_MS = 15000;
 const HEARTBEAT_TIMEOUT = 4000; // our own close code for "no pong": always reconnect
+const DEFAULT_MAX_FRAME_BYTES = 16384; // docs/protocol.md, until `ready` reports the server's
+const encoder = new TextEncoder();
+
+/** Bytes of the text frame the socket would send for `frame` (UTF-8 of its JSON). */
+export function frameBytes(frame) {
+  return encoder.encode(JSON.stringify(frame)).length;
+}
 
 export class Connection extends EventTarget {
   constructor(api) {
@@ -30,6 +43,12 @@ export class Connection extends EventTarget {
     this._authFailures = 0;
     this.positions = null; // () => {conversationId: last seq applied}, set by the store
     window.addEventListener("online", () => this.reconnectNow());
+    window.addEventListener("offline", () => this._drop(this.ws, 1006));
+  }
+
+  /** True when the browser knows it has no network at all. */
+  get networkDown() {
+    return navigator.onLine === false;
   }
 
   start() {
@@ -63,18 +82,33 @@ export class Connection extends EventTarget {
     return true;
   }
 
-  /** Send a frame and wait for the ack/resumed/pong/error carrying its ref. */
+  get maxFrameBytes() {
+    return this.limits?.max_frame_bytes || DEFAULT_MAX_FRAME_BYTES;
+  }
+
+  /**
+   * Send a frame and wait for the ack/resumed/pong/error carrying its ref. A frame over the
+   * server's `max_frame_bytes` is refused here (code `frame_too_large`), never sent: the server
+   * would close the socket (1009), and a retry after the reconnect would do it again.
+   */
   request(frame) {
     if (!this.ready) return Promise.reject(Object.assign(new Error("offline"), { code: "offline" }));
     const ref = `r${this._nextRef++}`;
+    const text = JSON.stringify({ ...frame, ref });
+    const bytes = encoder.encode(text).length;
+    if (bytes > this.maxFrameBytes) {
+      const error = new Error("frame too large");
+      return Promise.reject(Object.assign(error, { code: "frame_too_large", bytes, max: this.maxFrameBytes }));
+    }
     return new Promise((resolve, reject) => {
       this._pending.set(ref, { resolve, reject });
-      this.ws.send(JSON.stringify({ ...frame, ref }));
+      this.ws.send(text);
     });
   }
 
   async _open() {
     clearTimeout(this._retryTimer);
+    if (this.networkDown) return this._scheduleRetry(1006); // the `online` event comes first
     this._setState("connecting");
     if (!this.api.access) {
       try {
@@ -125,6 +159,7 @@ export class Connection extends EventTarget {
     }
     if (frame.type === "pong") {
       clearTimeout(this._pongTimer);
+      this._pongTimer = null;
       this._settle(frame.ref, frame, true);
       return;
     }
@@ -134,6 +169,18 @@ export class Connection extends EventTarget {
       if (frame.type === "ack" || frame.type === "resumed" || frame.type === "error") return;
     }
     this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
+  }
+
+  /** Give up on `ws` now (dead link): the close event it may fire later is ignored. */
+  _drop(ws, code) {
+    if (!ws || ws !== this.ws || this.state === "stopped") return;
+    this.ws = null;
+    try {
+      ws.close(HEARTBEAT_TIMEOUT, "connection lost");
+    } catch {
+      // already closing
+    }
+    this._onClose(code);
   }
 
   _settle(ref, frame, ok) {
@@ -188,19 +235,23 @@ export class Connection extends EventTarget {
   _startHeartbeat() {
     this._stopHeartbeat();
     const every = Math.min(HEARTBEAT_MS, 1000 * (this.limits?.heartbeat_interval_s || 20));
+    const timeout = Math.min(PONG_TIMEOUT_MS, every);
     this._beatTimer = setInterval(() => {
       if (!this.ready) return;
-      this.ws.send(JSON.stringify({ type: "ping", ref: `p${this._nextRef++}` }));
-      clearTimeout(this._pongTimer);
+      const ws = this.ws;
+      ws.send(JSON.stringify({ type: "ping", ref: `p${this._nextRef++}` }));
+      if (this._pongTimer) return; // one outstanding ping at a time; its deadline stands
       this._pongTimer = setTimeout(() => {
-        if (this.ws) this.ws.close(HEARTBEAT_TIMEOUT, "no pong");
-      }, PONG_TIMEOUT_MS);
+        this._pongTimer = null;
+        this._drop(ws, HEARTBEAT_TIMEOUT);
+      }, timeout);
     }, every);
   }
 
   _stopHeartbeat() {
     clearInterval(this._beatTimer);
     clearTimeout(this._pongTimer);
+    this._pongTimer = null;
   }
 
   _setState(state) {

@@ -7,12 +7,18 @@
 //   server's copy (same sender and client_id) is applied, from a live event, a resume replay or
 //   a history page; retries reuse the client_id, so the server deduplicates them;
 // - after every (re)connect the client resumes from its own `seq`, so nothing sent while it was
-//   away is missed; `not_recoverable` drops the conversation's messages and reloads history.
+//   away is missed; `not_recoverable` drops the conversation's messages and reloads history;
+// - a message whose encoded frame is over the server's frame limit is refused before it is
+//   queued, and any send that fails is marked failed on its own: one message never blocks the
+//   others (each is sent independently, with its own client_id) — sending.js;
+// - the queue of unacknowledged messages survives a reload (outbox.js).
 
 import { ApiError } from "./api.js";
-import { bodyLength, clientId } from "./ids.js";
+import { sending } from "./sending.js";
 
 export const PAGE = 50;
+const HISTORY_MAX_LIMIT = 100; // the server's history_max_limit (docs/protocol.md)
+const JUMP_MAX_PAGES = 50; // a search hit up to 5000 events back is loaded
 const TYPING_MS = 5000;
 
 export class Store extends EventTarget {
@@ -39,6 +45,7 @@ export class Store extends EventTarget {
 
   /** Coalesce change notifications into one render per frame. */
   changed() {
+    if (this.outbox) this.outbox.save(this.convs.values());
     if (this._scheduled) return;
     this._scheduled = true;
     requestAnimationFrame(() => {
@@ -70,6 +77,15 @@ export class Store extends EventTarget {
       .catch(() => {})
       .finally(() => setTimeout(() => this._userFetch.delete(id), 30000));
     this._userFetch.set(id, job);
+  }
+
+  /**
+   * A contact's presence as we may show it: while we are not connected what we knew is stale,
+   * so nobody is shown online ("unknown" until the next `ready` reloads presence).
+   */
+  presenceOf(userId) {
+    if (!this.conn.ready) return { state: "unknown", last_seen: null };
+    return this.presence.get(userId) || { state: "offline", last_seen: null };
   }
 
   // -- conversations ---------------------------------------------------------------------
@@ -186,18 +202,31 @@ export class Store extends EventTarget {
     }
   }
 
-  async loadOlder(conv) {
+  async loadOlder(conv, limit = PAGE) {
     if (conv.loading || !conv.hasOlder || conv.oldest === null) return false;
     conv.loading = true;
     try {
-      const { messages } = await this.api.history(conv.id, { before: conv.oldest, limit: PAGE });
+      const { messages } = await this.api.history(conv.id, { before: conv.oldest, limit });
       this._insertHistory(conv, messages);
-      conv.hasOlder = messages.length === PAGE && messages[0].seq > 1;
+      conv.hasOlder = messages.length === limit && messages[0].seq > 1;
       return messages.length > 0;
     } finally {
       conv.loading = false;
       this.changed();
     }
+  }
+
+  /**
+   * Load older pages until message `seq` is loaded (a search hit far back), in the largest
+   * pages history allows; bounded, so a hit years back cannot fetch forever. The pages stay
+   * contiguous with what is shown, so scrolling and anchoring keep working around it.
+   */
+  async loadUntil(conv, seq) {
+    for (let i = 0; i < JUMP_MAX_PAGES && !conv.messages.has(seq); i += 1) {
+      if (!conv.hasOlder || (conv.oldest !== null && conv.oldest <= seq)) break;
+      if (!(await this.loadOlder(conv, HISTORY_MAX_LIMIT))) break;
+    }
+    return conv.messages.has(seq);
   }
 
   _insertHistory(conv, messages) {
@@ -362,98 +391,13 @@ export class Store extends EventTarget {
       if (err.code === "disconnected" || err.code === "offline") return; // next ready redoes it
       console.warn("resume failed", err);
     }
+    this.restoreOutbox();
     for (const conv of this.convs.values()) this.flush(conv);
     if (this.active) {
       const conv = this.convs.get(this.active);
       if (conv) this.markRead(conv);
     }
     this.changed();
-  }
-
-  // -- sending ---------------------------------------------------------------------------
-  /** Validate and queue a message; returns an error {code, vars} or null. */
-  send(conv, text) {
-    const error = this.validate(text);
-    if (error) return error;
-    const id = clientId();
-    conv.pending.set(id, {
-      client_id: id,
-      body: text.trimEnd(),
-      ts: Date.now(),
-      status: "pending",
-      inflight: false,
-      error: null,
-    });
-    this.flush(conv);
-    this.changed();
-    return null;
-  }
-
-  validate(text) {
-    if (!text.trim()) return { code: "body_empty", vars: {} };
-    const n = bodyLength(text);
-    if (n > this.maxBody) return { code: "body_too_long", vars: { n, max: this.maxBody } };
-    return null;
-  }
-
-  retry(conv, id) {
-    const p = conv.pending.get(id);
-    if (!p) return;
-    p.status = "pending";
-    p.error = null;
-    this.flush(conv);
-    this.changed();
-  }
-
-  /** Send every queued message of the conversation, in order, with its original client_id. */
-  flush(conv) {
-    if (!this.conn.ready) return;
-    for (const p of conv.pending.values()) {
-      if (p.status !== "pending" || p.inflight) continue;
-      p.inflight = true;
-      this.conn
-        .request({ type: "send", conversation_id: conv.id, client_id: p.client_id, body: p.body })
-        .then((ack) => {
-          p.inflight = false;
-          if (conv.messages.has(ack.seq) || ack.seq <= conv.seq) {
-            const msg = conv.messages.get(ack.seq);
-            if (!msg || msg.client_id === p.client_id) conv.pending.delete(p.client_id);
-          }
-        })
-        .catch((err) => {
-          p.inflight = false;
-          if (err.code === "disconnected" || err.code === "offline") return; // resent on ready
-          p.status = "failed";
-          p.error = err.code || "internal";
-        })
-        .finally(() => this.changed());
-    }
-  }
-
-  async edit(conv, seq, text) {
-    const error = this.validate(text);
-    if (error) return error;
-    try {
-      await this.conn.request({
-        type: "edit",
-        conversation_id: conv.id,
-        seq,
-        client_id: clientId(),
-        body: text.trimEnd(),
-      });
-      return null;
-    } catch (err) {
-      return { code: err.code || "internal", vars: {} };
-    }
-  }
-
-  async remove(conv, seq) {
-    try {
-      await this.conn.request({ type: "delete", conversation_id: conv.id, seq, client_id: clientId() });
-      return null;
-    } catch (err) {
-      return { code: err.code || "internal", vars: {} };
-    }
   }
 
   typing(conv) {
@@ -488,3 +432,6 @@ export class Store extends EventTarget {
     return { code: "network", vars: {} };
   }
 }
+
+// Sending (queue, validation, edit, delete) lives in its own module, as methods of Store.
+Object.assign(Store.prototype, sending);

@@ -3,7 +3,7 @@
 // Message text is set with textContent only, never parsed as HTML.
 
 import { fill, h, reconcile } from "../dom.js";
-import { errorText, formatDay, formatTime, t } from "../i18n.js";
+import { errorText, formatAgo, formatDay, formatTime, t } from "../i18n.js";
 import { bodyLength } from "../ids.js";
 
 export class ConversationView {
@@ -13,7 +13,7 @@ export class ConversationView {
     this.editing = null; // seq being edited
     this.confirmDelete = null;
     this.stick = true;
-    this.title = h("h2", { class: "chat-title", id: "chat-title" });
+    this.title = h("h2", { class: "chat-title", id: "chat-title", dir: "auto" });
     this.subtitle = h("p", { class: "chat-sub muted" });
     this.membersButton = h("button", { type: "button", class: "members-btn", onclick: () => onMembers() }, t("group.manage"));
     this.older = h("button", { type: "button", class: "load-older link", onclick: () => this.loadOlder() }, t("chat.loadOlder"));
@@ -21,6 +21,18 @@ export class ConversationView {
     this.list = h("ol", { class: "messages", role: "log", "aria-label": t("chat.messages") });
     this.scroller = h("div", { class: "scroller", tabindex: "0", "aria-labelledby": "chat-title" }, this.older, this.start, this.list);
     this.scroller.addEventListener("scroll", () => this.onScroll());
+    // One Tab stop for the whole list (roving tabindex): the current message, with its own
+    // Edit/Delete; the arrow keys move between messages. So reaching the composer takes a few
+    // Tab presses however many messages are shown.
+    this.roving = null; // key of the current message
+    this.list.addEventListener("keydown", (e) => this.onListKey(e));
+    this.list.addEventListener("focusin", (e) => {
+      const li = e.target.closest && e.target.closest("li.msg");
+      if (li && li.dataset.key !== this.roving) {
+        this.roving = li.dataset.key;
+        this.updateRoving();
+      }
+    });
     this.typingLine = h("p", { class: "typing muted", "aria-live": "polite" });
     this.error = h("p", { class: "error", role: "alert", id: "composer-error" });
     this.counter = h("span", { class: "counter muted", "aria-live": "polite" });
@@ -71,6 +83,21 @@ export class ConversationView {
     );
     this.el = h("section", { class: "chat", "aria-labelledby": "chat-title" }, this.placeholder, this.body);
     this.current = null;
+    // "last seen 5 minutes ago" ages without any event: refresh the header now and then.
+    const ageing = setInterval(() => {
+      if (!this.el.isConnected) clearInterval(ageing); // a rebuilt shell replaced this view
+      else if (this.conv) this.render();
+    }, 30000);
+    this.highlight = null; // seq of the search hit to show highlighted
+    this.revealing = null; // seq to scroll into view at the next render
+  }
+
+  /** Scroll message `seq` into view and highlight it (a search hit); focus goes to it. */
+  reveal(seq) {
+    this.highlight = seq;
+    this.revealing = seq;
+    this.stick = false;
+    this.render();
   }
 
   get conv() {
@@ -83,12 +110,43 @@ export class ConversationView {
 
   opened() {
     this.stick = true;
+    this.highlight = null;
     this.editing = null;
     this.error.textContent = "";
     this.editBar.hidden = true;
     this.input.value = "";
     this.updateCounter();
     this.list.replaceChildren();
+    this.roving = null;
+  }
+
+  onListKey(e) {
+    const li = e.target;
+    if (!(li instanceof HTMLElement) || !li.matches("li.msg")) return;
+    const msgs = [...this.list.querySelectorAll(":scope > li.msg")];
+    const at = msgs.indexOf(li);
+    const to = { ArrowUp: at - 1, ArrowDown: at + 1, Home: 0, End: msgs.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = msgs[Math.max(0, Math.min(msgs.length - 1, to))];
+    if (next) next.focus();
+  }
+
+  /** Only the current message (default: the newest) and its buttons are Tab stops. */
+  updateRoving() {
+    const msgs = this.list.querySelectorAll(":scope > li.msg");
+    let current = null;
+    for (const li of msgs) if (li.dataset.key === this.roving) current = li;
+    if (!current) current = msgs[msgs.length - 1] || null;
+    for (const li of msgs) {
+      // Written only when it changes (long lists); the attribute, since an <li> without one
+      // reports tabIndex -1 yet is not focusable.
+      const want = li === current ? "0" : "-1";
+      if (li.getAttribute("tabindex") !== want) li.setAttribute("tabindex", want);
+      for (const button of li.querySelectorAll("button")) {
+        if (button.getAttribute("tabindex") !== want) button.setAttribute("tabindex", want);
+      }
+    }
   }
 
   onScroll() {
@@ -100,7 +158,14 @@ export class ConversationView {
   async loadOlder() {
     const conv = this.conv;
     if (!conv || !conv.loaded) return;
-    await this.store.loadOlder(conv);
+    if (!(await this.store.loadOlder(conv).catch(() => false))) return;
+    // Still at the top (the page was short, or the wheel kept going while it loaded): go on,
+    // once this render has placed the anchor. Each round needs a page that added messages.
+    requestAnimationFrame(() => {
+      requestAnimationFrame(() => {
+        if (this.conv === conv && this.scroller.scrollTop < 60) this.loadOlder();
+      });
+    });
   }
 
   onInput() {
@@ -123,7 +188,7 @@ export class ConversationView {
     const text = this.input.value;
     let error;
     if (this.editing !== null) {
-      error = this.store.validate(text) || (await this.store.edit(conv, this.editing, text));
+      error = this.store.validate(text, conv, this.editing) || (await this.store.edit(conv, this.editing, text));
       if (!error) this.cancelEdit();
     } else {
       error = this.store.send(conv, text);
@@ -182,8 +247,11 @@ export class ConversationView {
     this.title.textContent = store.title(conv);
     if (conv.kind === "direct") {
       const other = store.otherMember(conv);
-      const state = (other && store.presence.get(other.user_id)?.state) || "offline";
-      this.subtitle.textContent = t(`presence.${state}`);
+      const presence = other ? store.presenceOf(other.user_id) : { state: "offline", last_seen: null };
+      const state = presence.state;
+      this.subtitle.textContent = state === "offline" && presence.last_seen
+        ? t("presence.lastSeen", { when: formatAgo(presence.last_seen) })
+        : t(`presence.${state}`);
       this.subtitle.className = `chat-sub muted presence-${state}`;
       this.membersButton.hidden = true;
     } else {
@@ -208,10 +276,15 @@ export class ConversationView {
     const store = this.store;
     const s = this.scroller;
     const stick = this.stick;
+    // The reader's anchor: the first message (not a day separator, which moves to the top
+    // when an older page of the same day arrives) whose bottom is below the top edge. Its
+    // distance from the top edge is restored after the update, so inserting a page above
+    // never moves what the reader is looking at (the scroller has overflow-anchor: none, so
+    // the browser's own anchoring does not adjust a second time).
     let anchor = null;
     let anchorTop = 0;
     if (!stick) {
-      for (const li of this.list.children) {
+      for (const li of this.list.querySelectorAll(":scope > li.msg")) {
         if (li.offsetTop + li.offsetHeight > s.scrollTop) {
           anchor = li;
           anchorTop = li.offsetTop - s.scrollTop;
@@ -251,8 +324,11 @@ export class ConversationView {
               it.msg.deleted,
               it.msg.edited_ts,
               it.msg.status,
+              it.msg.error,
+              store.conn.ready,
               it.seen,
               this.confirmDelete === it.msg.seq,
+              this.highlight === it.msg.seq,
               store.userName(it.msg.sender_id || store.me.id),
             ]),
       create: (it) => h("li", {}),
@@ -260,6 +336,15 @@ export class ConversationView {
     });
     if (stick) s.scrollTop = s.scrollHeight;
     else if (anchor && anchor.isConnected) s.scrollTop = anchor.offsetTop - anchorTop;
+    this.updateRoving();
+    if (this.revealing !== null) {
+      const hit = this.list.querySelector(`li.msg[data-seq="${this.revealing}"]`);
+      this.revealing = null;
+      if (hit) {
+        hit.scrollIntoView({ block: "center" });
+        hit.focus({ preventScroll: true });
+      }
+    }
   }
 
   fillDay(li, it) {
@@ -273,7 +358,8 @@ export class ConversationView {
     const m = it.msg;
     const pending = it.type === "pending";
     const mine = pending || m.sender_id === store.me.id;
-    li.className = ["msg", mine ? "mine" : "theirs", pending ? m.status : "", m.deleted ? "deleted" : ""]
+    const hit = !pending && this.highlight === m.seq;
+    li.className = ["msg", mine ? "mine" : "theirs", pending ? m.status : "", m.deleted ? "deleted" : "", hit ? "hit" : ""]
       .filter(Boolean)
       .join(" ");
     if (pending) li.dataset.clientId = m.client_id;
@@ -282,19 +368,26 @@ export class ConversationView {
       li.dataset.clientId = m.client_id || "";
     }
     const meta = [
-      h("span", { class: "author" }, store.userName(mine ? store.me.id : m.sender_id)),
+      h("span", { class: "author", dir: "auto" }, store.userName(mine ? store.me.id : m.sender_id)),
       h("time", { datetime: new Date(m.ts).toISOString() }, formatTime(m.ts)),
     ];
     if (!pending && m.edited_ts && !m.deleted) meta.push(h("span", { class: "flag edited" }, t("chat.edited")));
-    if (pending && m.status === "pending") meta.push(h("span", { class: "flag pending-flag" }, t("chat.pending")));
-    if (pending && m.status === "failed") meta.push(h("span", { class: "flag failed-flag" }, `${t("chat.failed")}: ${errorText(m.error)}`));
+    if (pending && m.status === "pending") {
+      // Not connected: say it is waiting, not "sending" (it goes out on reconnect).
+      const waiting = !store.conn.ready;
+      meta.push(h("span", { class: `flag pending-flag${waiting ? " waiting" : ""}` }, t(waiting ? "chat.waiting" : "chat.pending")));
+    }
+    if (pending && m.status === "failed") {
+      meta.push(h("span", { class: "flag failed-flag" }, `${t("chat.failed")}: ${errorText(m.error, m.errorVars || {})}`));
+    }
     const body = m.deleted
       ? h("p", { class: "body muted" }, t("chat.deleted"))
-      : h("p", { class: "body" }, m.body);
+      : h("p", { class: "body", dir: "auto" }, m.body);
     const actions = [];
     if (pending && m.status === "failed") {
       const conv = this.conv;
       actions.push(h("button", { type: "button", class: "retry", onclick: () => store.retry(conv, m.client_id) }, t("chat.retry")));
+      actions.push(h("button", { type: "button", class: "discard", onclick: () => store.discard(conv, m.client_id) }, t("chat.discard")));
     }
     if (!pending && mine && !m.deleted) {
       actions.push(h("button", { type: "button", class: "edit", onclick: () => this.startEdit(m) }, t("chat.edit")));

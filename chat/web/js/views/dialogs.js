@@ -3,6 +3,7 @@
 
 import { fill, h } from "../dom.js";
 import { errorText, t } from "../i18n.js";
+import { PeopleSearch } from "./people.js";
 
 function dialog(titleKey, ...content) {
   const el = h(
@@ -86,12 +87,12 @@ export function membersDialog(store, conv, onLeft) {
       list,
       ...conv.members.map((m) => {
         const name = store.userName(m.user_id);
-        const state = store.presence.get(m.user_id)?.state || "offline";
+        const state = store.presenceOf(m.user_id).state;
         return h(
           "li",
           {},
           h("span", { class: `dot ${state}`, role: "img", "aria-label": t(`presence.${state}`) }),
-          h("span", { class: "grow" }, name),
+          h("span", { class: "grow", dir: "auto" }, name),
           m.role === "owner" ? h("span", { class: "muted" }, t("group.owner")) : null,
           owner && m.user_id !== store.me.id
             ? h("button", { type: "button", class: "remove", onclick: () => remove(m.user_id), "aria-label": t("group.remove", { name }) }, "×")
@@ -119,7 +120,16 @@ export function membersDialog(store, conv, onLeft) {
     });
   }
 
-  const add = h("input", { id: "member-add", autocapitalize: "none", spellcheck: "false" });
+  const add = h("input", { id: "member-add", autocapitalize: "none", spellcheck: "false", autocomplete: "off" });
+  function addUser(user) {
+    run(async () => {
+      const updated = await store.api.addMember(conv.id, user.id);
+      conv.members = updated.members;
+      add.value = "";
+      store.changed();
+    });
+  }
+  const people = owner ? new PeopleSearch(store, add, addUser, "member-suggestions") : null;
   const addForm = owner
     ? h(
         "form",
@@ -132,6 +142,7 @@ export function membersDialog(store, conv, onLeft) {
               error.textContent = errorText("username_required");
               return;
             }
+            people.close();
             run(async () => {
               const [user] = await resolveUsers(store, [name]);
               const updated = await store.api.addMember(conv.id, user.id);
@@ -161,7 +172,7 @@ export function membersDialog(store, conv, onLeft) {
     t("group.leave"),
   );
   render();
-  const el = dialog("group.manage", list, addForm, error, h("div", { class: "row end" }, leave));
+  const el = dialog("group.manage", list, addForm, people ? people.list : null, error, h("div", { class: "row end" }, leave));
   (add || leave).focus();
   return el;
 }

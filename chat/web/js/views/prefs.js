@@ -4,7 +4,8 @@ import { h } from "../dom.js";
 import { LANGUAGES, lang, setLang, t } from "../i18n.js";
 import { setTheme, themeChoice } from "../theme.js";
 
-export function prefsView() {
+/** `whoami`: a line naming the signed-in user, first in the header's Settings popover. */
+export function prefsView(whoami = null) {
   const langSelect = h(
     "select",
     { id: "pref-lang", onchange: (e) => setLang(e.target.value) },
@@ -22,6 +23,7 @@ export function prefsView() {
   return h(
     "div",
     { class: "prefs" },
+    whoami ? h("p", { class: "whoami", dir: "auto" }, whoami) : null,
     h("label", { for: "pref-lang" }, t("prefs.language")),
     langSelect,
     h("label", { for: "pref-theme" }, t("prefs.theme")),

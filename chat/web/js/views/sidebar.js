@@ -2,12 +2,18 @@
 // messages), the "message a username" form, the "new group" button and message search.
 
 import { h, reconcile } from "../dom.js";
-import { errorText, t } from "../i18n.js";
+import { PeopleSearch } from "./people.js";
+import { errorText, formatDateTime, t } from "../i18n.js";
+
+// The server answers at most this many hits, newest first (GET /api/v1/search): a full page
+// means "at least this many", never "exactly".
+const SEARCH_PAGE = 50;
 
 export class Sidebar {
-  constructor(store, { onOpen, onNewGroup }) {
+  constructor(store, { onOpen, onOpenAt, onNewGroup }) {
     this.store = store;
     this.onOpen = onOpen;
+    this.onOpenAt = onOpenAt;
     this.list = h("ul", { class: "conv-list", "aria-label": t("nav.conversations") });
     this.empty = h("p", { class: "muted empty" }, t("list.empty"));
     this.dmError = h("p", { class: "error", role: "alert", id: "dm-error" });
@@ -19,11 +25,13 @@ export class Sidebar {
       autocomplete: "off",
       "aria-describedby": "dm-error",
     });
+    this.people = new PeopleSearch(store, this.dmInput, (user) => this.openWith(user));
     const dmForm = h(
       "form",
       { class: "dm-form", onsubmit: (e) => this.startDirect(e) },
       h("label", { for: "dm-username" }, t("dm.label")),
-      h("div", { class: "row" }, this.dmInput, h("button", { type: "submit" }, t("dm.start"))),
+      h("div", { class: "row combo" }, this.dmInput, h("button", { type: "submit" }, t("dm.start"))),
+      this.people.list,
       this.dmError,
     );
     this.searchInput = h("input", {
@@ -68,15 +76,25 @@ export class Sidebar {
       this.dmError.textContent = errorText("self_dm");
       return;
     }
+    this.people.close();
     try {
-      const user = await this.store.api.findUser(name);
-      this.store.rememberUser(user);
+      await this.openWith(await this.store.api.findUser(name));
+    } catch (err) {
+      const code = err.status === 400 || err.code === "not_found" ? "user_not_found" : err.code;
+      this.dmError.textContent = errorText(code || "network", { name });
+    }
+  }
+
+  /** Open (or create) the direct conversation with `user`. */
+  async openWith(user) {
+    this.dmError.textContent = "";
+    this.store.rememberUser(user);
+    try {
       const conv = this.store.addConversation(await this.store.api.openDirect(user.id));
       this.dmInput.value = "";
       this.onOpen(conv.id);
     } catch (err) {
-      const code = err.status === 400 || err.code === "not_found" ? "user_not_found" : err.code;
-      this.dmError.textContent = errorText(code || "network", { name });
+      this.dmError.textContent = errorText(err.code || "network", { name: user.username });
     }
   }
 
@@ -96,26 +114,31 @@ export class Sidebar {
       this.searchStatus.textContent = errorText(err.code || "network");
       return;
     }
-    this.searchStatus.textContent = found.length ? t("search.count", { n: found.length }) : t("search.none", { q });
+    if (!found.length) this.searchStatus.textContent = t("search.none", { q });
+    else if (found.length >= SEARCH_PAGE) this.searchStatus.textContent = t("search.capped", { n: found.length });
+    else this.searchStatus.textContent = t("search.count", { n: found.length });
     this.searchResults.replaceChildren(...found.map((m) => this.searchResult(m)));
   }
 
+  /** One hit: who wrote it, the text, where and when (in the user's date format). */
   searchResult(m) {
-    const conv = this.store.convs.get(m.conversation_id);
-    const title = conv ? this.store.title(conv) : "";
+    const store = this.store;
+    const conv = store.convs.get(m.conversation_id);
+    const where = conv && conv.kind === "group" ? t("search.in", { title: store.title(conv) }) : "";
     const when = new Date(m.ts);
     return h(
       "li",
       {},
       h(
         "button",
-        { type: "button", class: "search-hit", onclick: () => this.onOpen(m.conversation_id) },
-        h("span", { class: "conv-title" }, title),
-        h("span", { class: "preview" }, m.body),
+        { type: "button", class: "search-hit", onclick: () => this.onOpenAt(m.conversation_id, m.seq) },
+        h("span", { class: "author", dir: "auto" }, store.userName(m.sender_id)),
+        h("span", { class: "preview", dir: "auto" }, m.body),
         h(
-          "time",
-          { datetime: when.toISOString(), class: "muted" },
-          when.toLocaleString(document.documentElement.lang),
+          "span",
+          { class: "muted hit-meta" },
+          where ? h("span", { class: "where", dir: "auto" }, where) : null,
+          h("time", { datetime: when.toISOString() }, formatDateTime(m.ts)),
         ),
       ),
     );
@@ -129,7 +152,7 @@ export class Sidebar {
       key: (c) => c.id,
       sig: (c) => {
         const other = c.kind === "direct" ? store.otherMember(c) : null;
-        const presence = other ? store.presence.get(other.user_id)?.state : "";
+        const presence = other ? store.presenceOf(other.user_id).state : "";
         return JSON.stringify([
           store.title(c),
           c.lastMessage && [c.lastMessage.seq, c.lastMessage.body, c.lastMessage.deleted],
@@ -149,7 +172,7 @@ export class Sidebar {
     const parts = [];
     if (c.kind === "direct") {
       const other = store.otherMember(c);
-      const state = (other && store.presence.get(other.user_id)?.state) || "offline";
+      const state = other ? store.presenceOf(other.user_id).state : "offline";
       parts.push(
         h("span", { class: `dot ${state}`, role: "img", "aria-label": t(`presence.${state}`) }),
       );
@@ -175,7 +198,12 @@ export class Sidebar {
         onclick: () => this.onOpen(c.id),
       },
       parts,
-      h("span", { class: "conv-text" }, h("span", { class: "conv-title" }, title), h("span", { class: "preview" }, preview)),
+      h(
+        "span",
+        { class: "conv-text" },
+        h("span", { class: "conv-title", dir: "auto" }, title),
+        h("span", { class: "preview", dir: "auto" }, preview),
+      ),
       badge,
     );
     const hadFocus = li.contains(document.activeElement);

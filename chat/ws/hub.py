@@ -1,0 +1,134 @@
+"""The per-process hub: one bus subscription per process, fanned out to local sockets.
+
+Each event is parsed once per process (to learn its conversation and seq) and its bytes are
+written unchanged to every recipient: encode once, write many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from chat.runtime import Runtime
+from chat.ws import close_codes
+from chat.ws.wire import FrameCache
+
+if TYPE_CHECKING:
+    from chat.ws.gateway import GatewayHandler
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Per-process state shared by all sockets: channel routing and the bus subscription."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.routes: dict[str, set[GatewayHandler]] = {}
+        self.sockets: set[GatewayHandler] = set()
+        self._subscription: Any = None
+        self._starting: asyncio.Lock | None = None
+        self._emptied = asyncio.Event()
+        self.frames = FrameCache()
+        self._frame_counters: dict[str, Any] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def of(cls, rt: Runtime) -> Gateway:
+        gateway = rt.parts.get("gateway")
+        if gateway is None:
+            gateway = rt.parts["gateway"] = cls(rt)
+            rt.on_drain(gateway.drain)
+        assert isinstance(gateway, Gateway)
+        return gateway
+
+    async def start(self) -> None:
+        if self._subscription is not None:
+            return
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._subscription is None:
+                self._subscription = await self.rt.chat.ports.bus.open(self)
+
+    # -- Listener (called by the bus on this loop) -----------------------------------------
+    def on_message(self, channel: str, payload: bytes) -> None:
+        handlers = self.routes.get(channel)
+        if not handlers:
+            return
+        frame = orjson.loads(payload)
+        kind = frame.get("type")
+        if kind == "message":
+            cid, seq, ts = frame["conversation_id"], frame["seq"], frame["ts"]
+            for h in tuple(handlers):
+                h.cursors.live(cid, seq, ts, payload)
+        elif kind == "_control":
+            for h in tuple(handlers):
+                h.control(frame)
+        else:
+            # typing, presence, read, conversation: ephemeral, no seq; written as they come.
+            for h in tuple(handlers):
+                h.send_frame(payload, kind)
+
+    def on_reset(self) -> None:
+        """The bus may have dropped messages: every socket re-reads its conversations' logs."""
+        for h in tuple(self.sockets):
+            for cid in tuple(h.cursors.cursors):
+                h.cursors.fill(cid)
+
+    # -- routing --------------------------------------------------------------------------
+    async def join(self, handler: GatewayHandler, channels: list[str]) -> None:
+        new = []
+        for channel in channels:
+            subs = self.routes.setdefault(channel, set())
+            if not subs:
+                new.append(channel)
+            subs.add(handler)
+        if new:
+            await self._subscription.subscribe(new)
+
+    async def leave(self, handler: GatewayHandler, channels: list[str]) -> None:
+        gone = []
+        for channel in channels:
+            subs = self.routes.get(channel)
+            if subs is None:
+                continue
+            subs.discard(handler)
+            if not subs:
+                del self.routes[channel]
+                gone.append(channel)
+        if gone and self._subscription is not None:
+            await self._subscription.unsubscribe(gone)
+
+    async def drain(self) -> None:
+        """SIGTERM: ask every client to reconnect elsewhere (1012), then wait for them."""
+        for h in tuple(self.sockets):
+            h.close_with(close_codes.RESTARTING)
+        self._emptied.clear()
+        if self.sockets:
+            try:
+                await asyncio.wait_for(self._emptied.wait(), self.rt.settings.drain_timeout_s)
+            except TimeoutError:
+                log.warning("%d sockets still open after the drain timeout", len(self.sockets))
+
+    def frames_out(self, kind: str) -> Any:
+        """The counter child for a frame type, looked up once: this is on the per-recipient path."""
+        counter = self._frame_counters.get(kind)
+        if counter is None:
+            counter = self._frame_counters[kind] = self.rt.metrics.frames_out.labels(kind)
+        return counter
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run in the background, keeping a reference so the task is not collected."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget(self, handler: GatewayHandler) -> None:
+        self.sockets.discard(handler)
+        if not self.sockets:
+            self._emptied.set()

@@ -1,0 +1,198 @@
+"""The socket-facing writer of one WebSocket: coalescing, a byte budget, backpressure.
+
+Frames are queued here (whole, already framed: see `wire.py`) and handed to Tornado's stream
+one write at a time: a write of everything queued (at most `WRITE_CHUNK_BYTES`) goes out once
+the previous one reached the kernel. So Tornado's own buffer never holds more than one chunk,
+and the rest stays here as whole frames that can be dropped without cutting a frame in two.
+
+Guarantees kept here:
+- Memory per socket is bounded: frames queued here plus the chunk in Tornado plus what the
+  kernel reports still unsent (`SIOCOUTQNSD`, Linux) may not exceed `max_bytes`, nor the frames
+  here and in Tornado `max_frames`; `queue` answers False past either, and the caller closes the
+  socket with 4008 (slow consumer).
+- A socket closed for being slow hears its close code: `discard` drops the frames queued here,
+  so the close frame Tornado writes next sits behind at most one chunk, not behind the backlog
+  (which Tornado's abort, 5 s after the close frame, would drop together with the close frame).
+- A writer that must not outrun its reader (a resume's replay) awaits `drain`, which returns
+  once everything queued is in the kernel and the kernel's unsent bytes are at most `low`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fcntl
+import logging
+import struct
+
+import tornado.iostream
+
+log = logging.getLogger(__name__)
+
+SIOCOUTQNSD = 0x894B
+"""linux/sockios.h: bytes in a TCP socket's send queue not yet sent (excludes sent-but-unacked
+bytes, which the peer's receive window bounds)."""
+WRITE_CHUNK_BYTES = 64 * 1024
+"""Most bytes handed to Tornado in one write (whole frames; one larger frame goes alone)."""
+KERNEL_POLL_S = 0.01
+"""`drain` re-reads the kernel's unsent bytes this often while they are above its mark: the
+kernel does not say when its queue empties, and Tornado's write notifications stop once our
+bytes are in the kernel."""
+
+
+class Outbound:
+    __slots__ = (
+        "_check_every",
+        "_inflight_bytes",
+        "_inflight_frames",
+        "_kernel",
+        "_max_bytes",
+        "_max_frames",
+        "_pending",
+        "_pending_bytes",
+        "_scheduled",
+        "_since_check",
+        "_stream",
+        "_waiters",
+        "_writing",
+        "closed",
+    )
+
+    def __init__(self, max_frames: int, max_bytes: int) -> None:
+        self._max_frames = max_frames
+        self._max_bytes = max_bytes
+        # The kernel is asked every 1/16 of the budget queued (one ioctl per 64 KiB at the
+        # default): cheap on the fan-out path, and the budget overshoots by at most that.
+        self._check_every = max(1, max_bytes // 16)
+        self._stream: tornado.iostream.IOStream | None = None
+        self._pending: collections.deque[bytes] = collections.deque()
+        self._pending_bytes = 0
+        self._inflight_frames = 0
+        self._inflight_bytes = 0
+        self._writing: asyncio.Future[None] | None = None
+        self._scheduled = False
+        self._kernel = 0
+        self._since_check = 0
+        self._waiters: list[asyncio.Future[None]] = []
+        self.closed = False
+
+    def attach(self, stream: tornado.iostream.IOStream | None) -> None:
+        self._stream = stream
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes not yet sent: queued here, in Tornado's buffer, and (last reading) the kernel's."""
+        return self._pending_bytes + self._inflight_bytes + self._kernel
+
+    @property
+    def queued_frames(self) -> int:
+        return len(self._pending) + self._inflight_frames
+
+    def queue(self, frame: bytes) -> bool:
+        """Queue a frame for the next write; False when the socket is over its budget."""
+        if self.closed:
+            return True
+        self._pending.append(frame)
+        self._pending_bytes += len(frame)
+        self._since_check += len(frame)
+        if self._since_check >= self._check_every:
+            self._since_check = 0
+            self._kernel = self._kernel_unsent()
+        if self.queued_frames > self._max_frames or self.queued_bytes > self._max_bytes:
+            return False
+        if not self._scheduled and self._writing is None:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return True
+
+    def flush_all(self) -> None:
+        """Hand everything queued to Tornado now (before a close frame that must follow it)."""
+        while self._pending and not self.closed:
+            self._write()
+
+    def discard(self) -> None:
+        """Drop what is queued here (whole frames; Tornado keeps at most the chunk it has)."""
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self.discard()
+
+    async def drain(self, low: int) -> None:
+        """Wait until everything queued is in the kernel and at most `low` bytes of it are
+        unsent; returns at once when the socket is closed."""
+        while not self.closed:
+            if self._pending or self._writing is not None:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+                continue
+            self._kernel = self._kernel_unsent()
+            if self._kernel <= low:
+                return
+            await asyncio.sleep(KERNEL_POLL_S)
+
+    # -- internals --------------------------------------------------------------------------
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._writing is None and self._pending and not self.closed:
+            self._write()
+
+    def _write(self) -> None:
+        stream = self._stream
+        if stream is None or stream.closed():
+            self.close()
+            return
+        frames = [self._pending.popleft()]
+        size = len(frames[0])
+        while self._pending and size + len(self._pending[0]) <= WRITE_CHUNK_BYTES:
+            frame = self._pending.popleft()
+            frames.append(frame)
+            size += len(frame)
+        self._pending_bytes -= size
+        self._inflight_frames += len(frames)
+        self._inflight_bytes += size
+        try:
+            written = stream.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        except tornado.iostream.StreamClosedError:
+            self.close()
+            return
+        self._writing = written
+        written.add_done_callback(lambda f: self._written(f, len(frames), size))
+
+    def _written(self, future: asyncio.Future[None], frames: int, size: int) -> None:
+        self._inflight_frames -= frames
+        self._inflight_bytes -= size
+        if self._writing is future:
+            self._writing = None
+        if future.cancelled() or future.exception() is not None:
+            # Retrieved, so a closed stream does not log "exception was never retrieved".
+            self.close()
+            return
+        if self._writing is None and self._pending and not self.closed:
+            self._write()
+        elif not self._pending:
+            self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _kernel_unsent(self) -> int:
+        stream = self._stream
+        if stream is None or stream.closed():
+            return 0
+        try:
+            raw = fcntl.ioctl(stream.socket.fileno(), SIOCOUTQNSD, b"\0\0\0\0")
+        except OSError:
+            # Not Linux (or not TCP): only the bytes queued in this process are counted.
+            return 0
+        return int(struct.unpack("i", raw)[0])

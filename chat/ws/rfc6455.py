@@ -1,0 +1,45 @@
+"""Tornado's WebSocket protocol with close codes for the frames it refuses.
+
+Tornado 6.6 (`WebSocketProtocol13`) tears the TCP connection down without a close frame
+(`_abort`) when a client breaks RFC 6455 (reserved bits without an extension, a fragmented or
+over-long control frame, a continuation with nothing to continue, a new message inside a
+fragmented one, an unknown opcode) or sends a text message that is not UTF-8. RFC 6455 §7.4
+names codes for both; this subclass sends the close frame first, then aborts as before:
+- 1007 when the abort happens while a `UnicodeDecodeError` is being handled (Tornado calls
+  `_abort` inside its `except UnicodeDecodeError` around decoding a text message);
+- 1011 when it happens while another exception is being handled (a handler callback failed);
+- 1002 otherwise: every other `_abort` with the stream open and no close frame sent yet is one
+  of the protocol violations above (the other callers run after the stream closed, or after
+  Tornado already sent a close frame, e.g. 1009 for an over-long message).
+Not covered, because Tornado does not check it: an unmasked client frame is accepted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import sys
+
+import tornado.iostream
+import tornado.websocket
+
+PROTOCOL_ERROR = 1002
+INVALID_DATA = 1007
+INTERNAL = 1011
+
+
+class StrictProtocol(tornado.websocket.WebSocketProtocol13):
+    def _abort(self) -> None:
+        stream = self.stream
+        if not self.server_terminated and stream is not None and not stream.closed():
+            handling = sys.exc_info()[1]
+            if isinstance(handling, UnicodeDecodeError):
+                code, reason = INVALID_DATA, b"text frame is not valid UTF-8"
+            elif isinstance(handling, Exception):
+                code, reason = INTERNAL, b"internal error"
+            else:
+                code, reason = PROTOCOL_ERROR, b"RFC 6455 protocol violation"
+            with contextlib.suppress(tornado.iostream.StreamClosedError):
+                self._write_frame(True, 0x8, struct.pack(">H", code) + reason)
+            self.server_terminated = True
+        super()._abort()
