@@ -188,8 +188,17 @@ async def test_rotating_the_database_password_rolls_the_pods(
         )
 
     await poll("every chat pod replaced and Ready with the new password", all_replaced, 300)
+
+    def old_pods_gone() -> bool:  # terminating ones too: they still hold sockets while draining
+        selector = f"app.kubernetes.io/instance={services.CLUSTER}"
+        names = {p["metadata"]["name"] for p in deployed.get("pods", "-l", selector)["items"]}
+        return not names & before
+
+    await poll("the old pods to finish draining", old_pods_gone, 120)
     await traffic.wait_acked(traffic.acked() + 10, 60)
-    await traffic.finish()
+    report = await traffic.finish()
+    # Every client was on an old gateway and had to move to a new one.
+    assert report["close codes"].get(1012, 0) >= 1, report
 
 
 async def test_rolling_upgrade_migrates_first_then_drains_with_1012(
@@ -220,6 +229,15 @@ async def test_rolling_upgrade_migrates_first_then_drains_with_1012(
         )
 
     await poll("every component on the new version", upgraded, 420)
+
+    def old_pods_gone() -> bool:
+        # Terminating pods too: an old gateway drains (preStop, then 1012) after it stopped
+        # counting as a replica.
+        selector = f"app.kubernetes.io/instance={services.CLUSTER}"
+        everything = deployed.get("pods", "-l", selector)["items"]
+        return all(c["image"] == new_image for p in everything for c in p["spec"]["containers"])
+
+    await poll("the old pods to finish draining", old_pods_gone, 120)
     # The migration for the new image ran to completion before any workload changed image.
     jobs = deployed.get("jobs")["items"]
     job = next(
