@@ -3,6 +3,7 @@ per-route metrics."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -14,6 +15,23 @@ from chat.domain.errors import ChatError, InvalidRequest, PayloadTooLarge, Unaut
 from chat.runtime import Runtime
 
 MAX_JSON_BODY = 64 * 1024
+
+MAX_SEQ = 2**63 - 1
+"""The largest seq or cursor a path or query accepts: what every store can hold (SQLite and
+PostgreSQL bigint, MongoDB int64)."""
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: `[0-9]`, not `\d` (which matches U+0661)
+
+
+def parse_seq(raw: str, name: str) -> int:
+    """A non-negative decimal integer of ASCII digits, nothing else: no sign, no spaces, no
+    `_`, no other scripts' digits (all of which `int()` would accept), at most MAX_SEQ."""
+    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_SEQ:
+        raise InvalidRequest(
+            f"{name} must be an integer of ASCII digits from 0 to {MAX_SEQ}",
+            code="invalid_request",
+        )
+    return int(raw)
+
 
 _HTTP_CODES = {
     400: "invalid_request",
@@ -59,13 +77,9 @@ class JsonHandler(tornado.web.RequestHandler):
         return body
 
     def query_int(self, name: str) -> int | None:
-        raw = self.get_query_argument(name, None)
-        if raw is None:
-            return None
-        try:
-            return int(raw)
-        except ValueError as exc:
-            raise InvalidRequest(f"{name} must be an integer", code="invalid_request") from exc
+        # strip=False: Tornado would otherwise trim " 1 " to "1" before we see it.
+        raw = self.get_query_argument(name, None, strip=False)
+        return None if raw is None else parse_seq(raw, name)
 
     async def principal(self) -> Principal:
         header = self.request.headers.get("Authorization", "")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chat.api import views
-from chat.api.base import JsonHandler
+from chat.api.base import JsonHandler, parse_seq
 from chat.api.openapi_parts import op
 from chat.domain.errors import InvalidRequest
 from chat.domain.frames import conversation_dict, message_dict, presence_dict
@@ -160,23 +160,21 @@ class MessageHandler(JsonHandler):
         ),
     }
 
-    def _seq(self, raw: str) -> int:
-        if not raw.isdigit():
-            raise InvalidRequest("seq must be a positive integer")
-        return int(raw)
-
     async def patch(self, conversation_id: str, seq: str) -> None:
         who = await self.principal()
         body = self.json_body()
         result = await self.rt.chat.messaging.edit(
-            who, conversation_id, self._seq(seq), body.get("client_id"), body.get("body")
+            who, conversation_id, parse_seq(seq, "seq"), body.get("client_id"), body.get("body")
         )
         self.send_json(views.appended(result))
 
     async def delete(self, conversation_id: str, seq: str) -> None:
         who = await self.principal()
         result = await self.rt.chat.messaging.delete(
-            who, conversation_id, self._seq(seq), self.get_query_argument("client_id", None)
+            who,
+            conversation_id,
+            parse_seq(seq, "seq"),
+            self.get_query_argument("client_id", None, strip=False),
         )
         self.send_json(views.appended(result))
 

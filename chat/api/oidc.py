@@ -89,6 +89,7 @@ class OidcCallbackHandler(_OidcHandler):
             None,
             302,
             auth=False,
+            errors=(404,),
             query=("code", "state", "error"),
         )
     }

@@ -50,10 +50,21 @@ def op(
         operation["security"] = []
     if query:
         operation["parameters"] = [
-            {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
-            for q in query
+            {"name": q, "in": "query", "required": False, "schema": param_schema(q)} for q in query
         ]
     return operation
+
+
+# Parameters that are numbers: ASCII digits only (no sign, spaces, `_` or other scripts'
+# digits), at most 2^63-1; anything else is 400 `invalid_request`.
+NUMERIC_PARAMS = frozenset({"seq", "before", "after", "limit"})
+_NUMBER = {"type": "string", "pattern": "^[0-9]{1,19}$", "maxLength": 19}
+
+
+def param_schema(name: str) -> dict[str, Any]:
+    if name in NUMERIC_PARAMS:
+        return {**_NUMBER, "description": "a decimal integer from 0 to 9223372036854775807"}
+    return {"type": "string"}
 
 
 def _obj(required: list[str], **props: Any) -> dict[str, Any]:
