@@ -9,12 +9,18 @@ from typing import Any
 
 import orjson
 import tornado.web
+from tornado.http1connection import HTTP1Connection
 
+from chat.api.body import (
+    MAX_DRAIN_BYTES,
+    MAX_JSON_BODY,
+    BoundedBody,
+    declared_length,
+    too_large,
+)
 from chat.domain.accounts import Principal
-from chat.domain.errors import ChatError, InvalidRequest, PayloadTooLarge, Unauthenticated
+from chat.domain.errors import ChatError, InvalidRequest, Unauthenticated
 from chat.runtime import Runtime
-
-MAX_JSON_BODY = 64 * 1024
 
 MAX_SEQ = 2**63 - 1
 """The largest seq or cursor a path or query accepts: what every store can hold (SQLite and
@@ -44,13 +50,33 @@ _HTTP_CODES = {
 }
 
 
+@tornado.web.stream_request_body
 class JsonHandler(tornado.web.RequestHandler):
+    """Bodies are streamed into a `BoundedBody` so the limits of chat.api.body apply."""
+
     route = ""
     rt: Runtime
 
     def initialize(self, rt: Runtime) -> None:
         self.rt = rt
         self._started = time.perf_counter()
+        self._body = BoundedBody()
+
+    def prepare(self) -> None:
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            # The server's own cap would answer a bare 400 (or reset); ours answers 413 JSON.
+            connection.set_max_body_size(2**62)
+        declared = declared_length(self.request.headers.get("Content-Length"))
+        if declared is not None and declared > MAX_JSON_BODY:
+            expects = self.request.headers.get("Expect", "").lower() == "100-continue"
+            if expects or declared > MAX_DRAIN_BYTES:
+                raise too_large()  # answered now; the unread body closes the connection
+
+    def data_received(self, chunk: bytes) -> None:
+        if not self._body.feed(chunk) and not self._finished:
+            exc = too_large()
+            self.send_error(exc.status, exc_info=(type(exc), exc, None))
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json")
@@ -66,10 +92,12 @@ class JsonHandler(tornado.web.RequestHandler):
         self.finish(orjson.dumps(payload))
 
     def json_body(self) -> dict[str, Any]:
-        if len(self.request.body) > MAX_JSON_BODY:
-            raise PayloadTooLarge("request body too large", limit=MAX_JSON_BODY)
+        """The body as a JSON object; no body at all counts as `{}`."""
+        raw = self._body.data()
+        if not raw:
+            return {}
         try:
-            body = orjson.loads(self.request.body or b"{}")
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise InvalidRequest("request body is not valid JSON", code="bad_json") from exc
         if not isinstance(body, dict):
@@ -124,4 +152,5 @@ class JsonHandler(tornado.web.RequestHandler):
 
 class NotFoundHandler(JsonHandler):
     def prepare(self) -> None:
+        super().prepare()
         raise tornado.web.HTTPError(404, reason="no such route")

@@ -38,6 +38,8 @@ def op(
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}
             },
         }
+        # Every body is JSON of at most 64 KiB (chat.api.body): 413 always applies.
+        errors = tuple(sorted({*errors, 413}))
     ok: dict[str, Any] = {"description": _REASONS.get(status, "OK")}
     if response:
         ok["content"] = {
