@@ -16,6 +16,7 @@ from chat.api.body import (
     MAX_JSON_BODY,
     BoundedBody,
     declared_length,
+    require_json,
     too_large,
 )
 from chat.domain.accounts import Principal
@@ -46,6 +47,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     429: "rate_limited",
 }
 
@@ -96,6 +98,7 @@ class JsonHandler(tornado.web.RequestHandler):
         raw = self._body.data()
         if not raw:
             return {}
+        require_json(self.request.headers.get("Content-Type"))
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

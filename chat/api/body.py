@@ -1,4 +1,4 @@
-"""Request bodies: bounded in memory, and always answered with a JSON error.
+"""Request bodies: JSON only, bounded in memory, and always answered with a JSON error.
 
 Handlers stream the body (Tornado's `stream_request_body`) instead of letting the server buffer
 it, so the limits are ours, not the server's bare `400` and reset:
@@ -8,11 +8,13 @@ it, so the limits are ours, not the server's bare `400` and reset:
 - a body declared (Content-Length) or found to be over `MAX_DRAIN_BYTES` is answered `413` at
   once and the connection is closed: draining it would only waste bandwidth. So is a declared
   oversize body sent with `Expect: 100-continue`, whose client then never sends it;
+- a non-empty body must be `Content-Type: application/json` (optionally `; charset=utf-8`),
+  else `415 unsupported_media_type`; JSON is UTF-8 by definition (RFC 8259).
 """
 
 from __future__ import annotations
 
-from chat.domain.errors import PayloadTooLarge
+from chat.domain.errors import PayloadTooLarge, UnsupportedMediaType
 
 MAX_JSON_BODY = 64 * 1024
 """Largest request body accepted (bytes)."""
@@ -57,3 +59,16 @@ class BoundedBody:
         if self.too_large:
             raise too_large()
         return bytes(self._kept)
+
+
+def require_json(content_type: str | None) -> None:
+    media, _, params = (content_type or "").partition(";")
+    charset = ""
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    if media.strip().lower() != "application/json" or charset not in ("", "utf-8"):
+        raise UnsupportedMediaType(
+            "send the body as Content-Type: application/json", code="unsupported_media_type"
+        )

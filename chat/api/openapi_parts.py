@@ -15,6 +15,7 @@ _REASONS = {
     404: "Not found",
     409: "Conflict",
     413: "Too large",
+    415: "Body is not JSON",
     429: "Rate limited",
     503: "Unavailable",
 }
@@ -38,8 +39,8 @@ def op(
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}
             },
         }
-        # Every body is JSON of at most 64 KiB (chat.api.body): 413 always applies.
-        errors = tuple(sorted({*errors, 413}))
+        # Every body is JSON of at most 64 KiB (chat.api.body): 413 and 415 always apply.
+        errors = tuple(sorted({*errors, 413, 415}))
     ok: dict[str, Any] = {"description": _REASONS.get(status, "OK")}
     if response:
         ok["content"] = {

@@ -5,7 +5,8 @@ reset (issue 10, item 11); bodies must be declared JSON, else 415 (item 13)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import orjson
@@ -114,3 +115,59 @@ async def test_hopeless_bodies_are_refused_before_they_are_sent(base_url: str, e
     assert b"100 (Continue)" not in answer
     body = rest.partition(b"\r\n\r\n")[2]
     assert orjson.loads(body)["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/xml",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+        "application/jsonx",
+        "multipart/form-data",
+    ],
+)
+async def test_bodies_that_are_not_declared_json_get_415(
+    base_url: str, content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        r = await client.post(REGISTER, content=_registration(), headers=headers)
+    assert r.status_code == 415, r.text
+    assert r.json()["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8"],
+)
+async def test_json_bodies_with_or_without_charset_are_read(
+    base_url: str, content_type: str
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        r = await client.post(
+            REGISTER, content=_registration(), headers={"Content-Type": content_type}
+        )
+        assert r.status_code == 201, r.text
+        # No body at all needs no Content-Type.
+        token = r.json()["access_token"]
+        out = await client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})
+        assert out.status_code == 204, out.text
+
+
+def _openapi_ops(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for route, ops in doc["paths"].items():
+        for method, op in ops.items():
+            yield route, method, op
+
+
+async def test_the_openapi_document_says_bodies_are_json_with_413_and_415(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        doc = (await client.get("/openapi.json")).json()
+    with_bodies = [(r, m, op) for r, m, op in _openapi_ops(doc) if "requestBody" in op]
+    assert with_bodies
+    for route, method, op in with_bodies:
+        assert list(op["requestBody"]["content"]) == ["application/json"], (route, method)
+        assert {"413", "415"} <= set(op["responses"]), (route, method)
