@@ -131,7 +131,7 @@ class JsonHandler(tornado.web.RequestHandler):
             error = exc.to_dict()
             if exc.code == "rate_limited" and "retry_after_ms" in exc.details:
                 retry = int(exc.details["retry_after_ms"])  # type: ignore[call-overload]
-                self.set_header("Retry-After", str(max(1, retry // 1000)))
+                self.set_header("Retry-After", str(max(1, -(-retry // 1000))))  # ceil
         else:
             code = _HTTP_CODES.get(status_code, "internal")
             reason = self._reason if status_code != 500 else "internal server error"

@@ -40,7 +40,18 @@ def document() -> dict[str, Any]:
                 "Error": {
                     "description": "An error with a stable code",
                     "content": {"application/json": {"schema": ref("Error")}},
-                }
+                },
+                "RateLimited": {
+                    "description": "`rate_limited`: over a token bucket; `details.retry_after_ms`"
+                    " (and `details.scope` for login and registration: `ip` or `username`)",
+                    "headers": {
+                        "Retry-After": {
+                            "description": "Seconds to wait before retrying",
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    },
+                    "content": {"application/json": {"schema": ref("Error")}},
+                },
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

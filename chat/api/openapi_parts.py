@@ -48,7 +48,8 @@ def op(
         }
     operation["responses"][str(status)] = ok
     for code in errors:
-        operation["responses"][str(code)] = {"$ref": "#/components/responses/Error"}
+        name = "RateLimited" if code == 429 else "Error"
+        operation["responses"][str(code)] = {"$ref": f"#/components/responses/{name}"}
     if not auth:
         operation["security"] = []
     if query:
