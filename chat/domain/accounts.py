@@ -168,9 +168,15 @@ class AccountService:
         if not isinstance(raw, str):
             raise Unauthenticated("refresh token missing", code="token_invalid")
         presented = RefreshToken.parse(raw)
-        replacement = RefreshToken.new(presented.family_id)
+        # Deterministic, so a retry of this rotation within the grace window gets the same
+        # new token instead of logging the user out (docs/auth.md).
+        replacement = presented.successor(self._tokens.rotation_key)
         outcome = await self._sessions.rotate(
-            presented.family_id, presented.hash, replacement.hash, self._refresh_ttl_s
+            presented.family_id,
+            presented.hash,
+            replacement.hash,
+            self._refresh_ttl_s,
+            grace_s=self._limits.refresh_grace_s,
         )
         if outcome.reused:
             # A token that was already rotated came back: someone holds a copy. The family is
