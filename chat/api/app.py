@@ -51,4 +51,5 @@ def make_app(
         compress_response=False,
         cookie_secret=rt.cookie_secret,
         xheaders=True,
+        chat_serves=tuple(name for name, on in (("api", api), ("gateway", gateway)) if on),
     )

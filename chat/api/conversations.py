@@ -104,7 +104,8 @@ class MessagesHandler(JsonHandler):
     docs = {
         "get": op(
             "History page: `before` (newest first page when absent) or `after` a seq, "
-            "`limit` <= 100; ascending seq",
+            "`limit` <= 100; ascending seq. `archive_unavailable: true`: the archive is down, "
+            "the page comes from the recent log only and older pages are unavailable for now",
             None,
             "MessagePage",
             errors=(400, 401, 403),
@@ -123,14 +124,19 @@ class MessagesHandler(JsonHandler):
     async def get(self, conversation_id: str) -> None:
         who = await self.principal()
         limit = self.query_int("limit")
-        messages = await self.rt.chat.messaging.history(
+        page = await self.rt.chat.messaging.history(
             who,
             conversation_id,
             before=self.query_int("before"),
             after=self.query_int("after"),
             limit=50 if limit is None else limit,
         )
-        self.send_json({"messages": [message_dict(m) for m in messages]})
+        self.send_json(
+            {
+                "messages": [message_dict(m) for m in page.messages],
+                "archive_unavailable": page.archive_unavailable,
+            }
+        )
 
     async def post(self, conversation_id: str) -> None:
         who = await self.principal()

@@ -147,7 +147,18 @@ SCHEMAS: dict[str, Any] = {
         edited_ts={"type": ["integer", "null"]},
         deleted=_BOOL,
     ),
-    "MessagePage": _obj(["messages"], messages={"type": "array", "items": ref("Message")}),
+    "MessagePage": _obj(
+        ["messages"],
+        messages={"type": "array", "items": ref("Message")},
+        archive_unavailable={
+            "type": "boolean",
+            "description": "History only: true when the message archive could not be reached."
+            " The page then comes from the hot log (every event not yet archived plus the most"
+            " recent archived ones); older pages are unavailable until the archive is back: a"
+            " `before` page below the log's start is empty, an `after` page starting below it"
+            " is empty.",
+        },
+    ),
     "SendMessage": _obj(["client_id", "body"], client_id=_STR, body=_STR),
     "EditMessage": _obj(["client_id", "body"], client_id=_STR, body=_STR),
     "Event": _obj(
