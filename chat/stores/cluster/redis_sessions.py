@@ -1,10 +1,10 @@
 """Refresh-token families in Redis. Only token hashes are stored.
 
-Keys: `chat:session:{fid}` hash (user, token, revoked, prev, rotated_at), `chat:session:{fid}:spent` set of rotated
-hashes (both in the family's slot, so one script sees both), `chat:user_sessions:{uid}` set of
-the user's family ids (another slot: kept up to date outside the scripts; a stale id in it is
-harmless because revoking a missing family is a no-op). Everything expires `ttl_s` after the
-family was last used, as refresh tokens do.
+Keys: `chat:session:{fid}` hash (user, token, revoked, and `prev`, `rotated_at` of the latest
+rotation), `chat:session:{fid}:spent` set of rotated hashes (both in the family's slot, so one
+script sees both), `chat:user_sessions:{uid}` set of the user's family ids (another slot: kept
+up to date outside the scripts; a stale id in it is harmless because revoking a missing family
+is a no-op). Everything expires `ttl_s` after the family was last used, as refresh tokens do.
 """
 
 from __future__ import annotations
