@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import tornado.web
 from tornado.http1connection import HTTP1Connection
+from tornado.log import access_log
 
 from chat.api.body import (
     MAX_DRAIN_BYTES,
@@ -20,7 +21,7 @@ from chat.api.body import (
     too_large,
 )
 from chat.domain.accounts import Principal
-from chat.domain.errors import ChatError, InvalidRequest, Unauthenticated
+from chat.domain.errors import ChatError, InvalidRequest, Unauthenticated, Unavailable
 from chat.runtime import Runtime
 
 MAX_SEQ = 2**63 - 1
@@ -58,6 +59,8 @@ class JsonHandler(tornado.web.RequestHandler):
 
     route = ""
     rt: Runtime
+    unavailable = ""
+    """Set when the request failed because a dependency is down (an expected 503)."""
 
     def initialize(self, rt: Runtime) -> None:
         self.rt = rt
@@ -143,6 +146,11 @@ class JsonHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ChatError) and value.status < 500:
             return  # a client error, answered with its code; not a server fault
+        if isinstance(value, Unavailable):
+            # Expected while a dependency is down, and answered 503 naming it: no traceback;
+            # the access line (log_request) says it, as a warning.
+            self.unavailable = f"{value.code}: {value.message}"
+            return
         super().log_exception(typ, value, tb)
 
     def on_finish(self) -> None:
@@ -157,3 +165,26 @@ class NotFoundHandler(JsonHandler):
     def prepare(self) -> None:
         super().prepare()
         raise tornado.web.HTTPError(404, reason="no such route")
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access line (its `log_function`), except that an expected 503 — a dependency
+    is down — is one warning line naming it, not an error."""
+    status = handler.get_status()
+    unavailable = getattr(handler, "unavailable", "")
+    if status < 400:
+        emit = access_log.info
+    elif status < 500 or unavailable:
+        emit = access_log.warning
+    else:
+        emit = access_log.error
+    request = handler.request
+    emit(
+        "%d %s %s (%s) %.2fms%s",
+        status,
+        request.method,
+        request.path,  # not the query: it may carry secrets (OIDC codes)
+        request.remote_ip,
+        1000.0 * request.request_time(),
+        f": {unavailable}" if unavailable else "",
+    )

@@ -136,6 +136,17 @@ async def test_an_archive_outage_delays_history_not_chat(
     fresh = await api.history(carol, group)
     assert [m["body"] for m in fresh] == ["hello group"]
 
+    # What needs the archive says so with 503, logged as one warning line, not a traceback.
+    caplog.clear()
+    search = await api.http.get("/api/v1/search", headers=bob.auth, params={"q": "old"})
+    assert search.status_code == 503, search.text
+    assert search.json()["error"]["code"] == "dependency_unavailable"
+    lines = [rec for rec in caplog.records if rec.name.startswith(("chat.api", "tornado"))]
+    assert [(rec.levelno, rec.exc_info) for rec in lines] == [(logging.WARNING, None)], [
+        rec.getMessage() for rec in lines
+    ]
+    assert lines[0].getMessage().startswith("503 GET /api/v1/search (")
+    assert "dependency_unavailable: MongoDB" in lines[0].getMessage()
     await wb.close()
 
     # Back: history is whole again once the archive answers (after the breaker's cool-off).
