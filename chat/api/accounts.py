@@ -124,7 +124,7 @@ class UsersHandler(JsonHandler):
 
 class UserHandler(JsonHandler):
     route = "/api/v1/users/{user_id}"
-    docs = {"get": op("A user by id", None, "User", errors=(401, 404))}
+    docs = {"get": op("A user by id", None, "User", errors=(400, 401, 404))}
 
     async def get(self, user_id: str) -> None:
         await self.principal()

@@ -51,7 +51,12 @@ class ConversationsHandler(JsonHandler):
 class ConversationHandler(JsonHandler):
     route = "/api/v1/conversations/{conversation_id}"
     docs = {
-        "get": op("One conversation with its members", None, "Conversation", errors=(401, 403, 404))
+        "get": op(
+            "One conversation with its members",
+            None,
+            "Conversation",
+            errors=(400, 401, 403, 404),
+        )
     }
 
     async def get(self, conversation_id: str) -> None:

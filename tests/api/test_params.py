@@ -1,23 +1,28 @@
 """Path and query parameters: numbers are ASCII digits in range, and arbitrary strings in every
 parameter of every documented route get a documented status with a stable error `code` — never
-a 500 or a traceback (issue 10, item 10)."""
+a 500 or a traceback (issue 10, item 10), on the embedded and the cluster backend."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat.api.openapi import document
+from chat.config import Backend
+from tests.servers import PostgresServer, RedisServer
 from tests.support.clients import Account
-from tests.support.fixtures import Server
+from tests.support.fixtures import Server, start_server, with_limits
 
 
 @dataclass(frozen=True)
@@ -27,12 +32,65 @@ class World:
     cid: str
 
 
-@pytest.fixture(scope="module")
-async def world(server: Server) -> World:
+async def _world(server: Server) -> World:
     alice, bob = await server.api.register(), await server.api.register()
     cid = await server.api.group(alice, bob)
     await server.api.send(alice, cid, "hello one")
     return World(alice, bob, cid)
+
+
+@pytest.fixture(scope="module")
+async def world(server: Server) -> World:
+    return await _world(server)
+
+
+@pytest.fixture(scope="module")
+async def cluster_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+    postgres_server: PostgresServer,
+    mongodb_uri: str,
+) -> AsyncIterator[Server]:
+    """One cluster-backed server for the module, on a schema and Redis database of its own."""
+    from chat.stores.cluster.migrations import migrate_postgres
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await admin.close()
+    dsn = f"{postgres_server.dsn}?search_path={schema}"
+    await migrate_postgres(dsn)
+    db = 62  # the per-test databases cycle through 1..63, flushing each before use
+    with redis_server.client(db) as r:
+        r.flushdb()
+    srv = await start_server(
+        tmp_path_factory.mktemp("cluster-params"),
+        with_limits(send_burst=10_000, send_rate_per_s=10_000),
+        backend=Backend.CLUSTER,
+        redis_url=f"redis://127.0.0.1:{redis_server.port}/{db}",
+        postgres_dsn=dsn,
+        mongodb_uri=mongodb_uri,
+        mongodb_database=f"t_{uuid.uuid4().hex[:16]}",
+        jwt_secret="test-secret-" + "x" * 32,
+    )
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture(scope="module", params=["embedded", "cluster"])
+def backend_server(request: pytest.FixtureRequest) -> Server:
+    """Synchronous, so it may pull the (async) server fixtures by name."""
+    srv: Server = request.getfixturevalue(
+        "server" if request.param == "embedded" else "cluster_server"
+    )
+    return srv
+
+
+@pytest.fixture(scope="module")
+async def backend(backend_server: Server) -> tuple[Server, World]:
+    return backend_server, await _world(backend_server)
 
 
 @pytest.mark.parametrize(
@@ -99,14 +157,14 @@ def test_the_document_lists_parameters() -> None:
 
 @pytest.mark.parametrize(("route", "method", "name", "where"), _cases())
 async def test_arbitrary_strings_in_every_parameter(
-    server: Server,
-    world: World,
+    backend: tuple[Server, World],
     caplog: pytest.LogCaptureFixture,
     route: str,
     method: str,
     name: str,
     where: str,
 ) -> None:
+    server, world = backend
     op = document()["paths"][route][method.lower()]
     documented = {int(code) for code in op["responses"]}
     defaults = _defaults(world)
@@ -131,7 +189,7 @@ async def test_arbitrary_strings_in_every_parameter(
     )
 
     @settings(
-        max_examples=25,
+        max_examples=25 if server.settings.backend is Backend.EMBEDDED else 10,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow],
