@@ -20,6 +20,9 @@ async def start(
 ) -> tuple[Runtime, tornado.httpserver.HTTPServer]:
     rt = await open_runtime(settings)
     app = make_app(rt, api=api, gateway=gateway, web=web)
+    # The cap for routes that are not JSON handlers (web client, WebSocket upgrade): JSON
+    # handlers lift it per request and apply their own limits (chat/api/body.py), so an
+    # oversize body gets a 413 JSON error instead of Tornado's bare 400 and a reset.
     server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=1024 * 1024)
     server.listen(settings.port, settings.host)
     if worker:
