@@ -325,6 +325,7 @@ async def run_chat(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None
                     "CHAT_LIMIT_SEND_BURST": "100000",
                     "CHAT_LIMIT_MAX_CONNECTIONS_PER_USER": "1000",
                     "CHAT_LIMIT_OUTBOUND_QUEUE_FRAMES": "100000",
+                    "CHAT_LIMIT_REGISTER_BURST_PER_IP": "100000",  # all bench users, one IP
                 },
             )
             await asyncio.to_thread(cluster.start)
