@@ -10,7 +10,9 @@ from chat.api.openapi_parts import op
 
 class HealthHandler(JsonHandler):
     route = "/healthz"
-    docs = {"get": op("Liveness: the process serves requests", None, "Health", auth=False)}
+    docs = {
+        "get": op("Liveness: the process serves requests", None, "Health", auth=False, stores=False)
+    }
 
     def get(self) -> None:
         self.send_json({"status": "ok"})

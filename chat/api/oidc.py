@@ -32,6 +32,7 @@ class OidcInfoHandler(JsonHandler):
             None,
             "OidcInfo",
             auth=False,
+            stores=False,
         )
     }
 

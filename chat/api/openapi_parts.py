@@ -30,8 +30,13 @@ def op(
     auth: bool = True,
     errors: tuple[int, ...] = (),
     query: tuple[str, ...] = (),
+    stores: bool = True,
 ) -> dict[str, Any]:
+    """One operation. `stores`: it reads or writes a store, so it answers `503
+    dependency_unavailable` while one it needs is down."""
     operation: dict[str, Any] = {"summary": summary, "responses": {}}
+    if stores:
+        errors = tuple(sorted({*errors, 503}))
     if request:
         operation["requestBody"] = {
             "required": True,
