@@ -142,8 +142,14 @@ def build_tokens(settings: Settings, clock: Clock) -> TokenIssuer:
 
 
 async def open_runtime(
-    settings: Settings, *, clock: Clock = system_clock, hasher: PasswordHasher | None = None
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    hasher: PasswordHasher | None = None,
+    archive_optional: bool = False,
 ) -> Runtime:
+    """`archive_optional`: an API or gateway process (not a worker) starts while MongoDB is
+    down, as it keeps running through such an outage (guarantee 5)."""
     loop = asyncio.get_running_loop()
     if settings.backend is Backend.EMBEDDED:
         from chat.stores.embedded import open_embedded_ports
@@ -157,7 +163,7 @@ async def open_runtime(
 
         broker, flags = cluster_broker_and_flags(settings)
         queue = DramatiqQueue(flags, blocking_send=True)
-        opened = await open_cluster_ports(settings, queue)
+        opened = await open_cluster_ports(settings, queue, archive_optional=archive_optional)
     chat = build_chat(
         opened.ports,
         limits=settings.limits,

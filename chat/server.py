@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 async def start(
     settings: Settings, *, api: bool, gateway: bool, web: bool, worker: bool
 ) -> tuple[Runtime, tornado.httpserver.HTTPServer]:
-    rt = await open_runtime(settings)
+    # Serving HTTP and WebSockets needs no archive: start even while MongoDB is down.
+    rt = await open_runtime(settings, archive_optional=not worker)
     app = make_app(rt, api=api, gateway=gateway, web=web)
     # The cap for routes that are not JSON handlers (web client, WebSocket upgrade): JSON
     # handlers lift it per request and apply their own limits (chat/api/body.py), so an

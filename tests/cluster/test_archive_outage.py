@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ import tornado.httpserver
 from chat.api.app import make_app
 from chat.config import Backend, Settings
 from tests.servers import FerretServer
+from tests.support.clients import Api, Ws
 from tests.support.fixtures import Server, free_port, start_server, with_limits
 
 
@@ -152,3 +154,39 @@ async def test_an_archive_outage_delays_history_not_chat(
     # Back: history is whole again once the archive answers (after the breaker's cool-off).
     private_ferretdb.start()
     await _archived(server, dm, last_before + 1)
+
+
+# PyMongo's monitor keeps trying the stopped server; closing it mid-connect leaves a socket
+# for the collector (see tests/cluster/test_unreachable.py), collected below.
+@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+async def test_api_and_gateway_start_while_the_archive_is_down(
+    tmp_path: Path, cluster_settings: Settings, private_ferretdb: FerretServer
+) -> None:
+    from chat.server import start
+
+    uri = private_ferretdb.uri + "?serverSelectionTimeoutMS=500"
+    private_ferretdb.stop()
+    settings = replace(cluster_settings, mongodb_uri=uri, port=free_port(), data_dir=tmp_path)
+    rt, http = await start(settings, api=True, gateway=True, web=False, worker=False)
+    base = f"http://127.0.0.1:{settings.port}"
+    api = Api(base)
+    try:
+        ready = await api.http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        alice, bob = await api.register(), await api.register()
+        cid = await api.dm(alice, bob)
+        wb = await Ws.connect(f"ws://127.0.0.1:{settings.port}/ws", settings.origin)
+        await wb.auth(bob.access)
+        await api.send(alice, cid, "started without the archive")
+        await wb.wait(lambda f: f.get("body") == "started without the archive")
+        page = await api.http.get(f"/api/v1/conversations/{cid}/messages", headers=bob.auth)
+        assert page.json()["archive_unavailable"] is True
+        assert [m["body"] for m in page.json()["messages"]] == ["started without the archive"]
+        await wb.close()
+    finally:
+        http.stop()
+        await rt.drain()
+        await http.close_all_connections()
+        await api.close()
+        await rt.close()
+        gc.collect()
