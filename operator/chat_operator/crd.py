@@ -81,7 +81,7 @@ def _string_map(max_properties: int = 32, value_len: int = 1024) -> Schema:
 
 def _key_rule(what: str) -> Schema:
     return {
-        "rule": f"self.all(k, k.size() <= 253 && k.matches('{QUALIFIED_KEY}'))",
+        "rule": f"self.all(k, k.size() <= 253 && k.matches(r'{QUALIFIED_KEY}'))",
         "message": f"{what} keys must be valid label keys ([prefix/]name, name at most 63 "
         "characters of alphanumerics, '-', '_' and '.')",
     }
@@ -279,7 +279,7 @@ def _dependency(default_key: str, extra: Schema | None = None) -> Schema:
             },
             {
                 "rule": "!has(self.url) || (!self.url.contains('@') && "
-                f"!self.url.matches('{CREDENTIAL_QUERY}'))",
+                f"!self.url.matches(r'{CREDENTIAL_QUERY}'))",
                 "message": "url must not carry credentials (user:password@ or a password/token "
                 "query parameter); store it in a Secret and use secretRef",
                 "fieldPath": ".url",
@@ -313,7 +313,7 @@ def spec_schema() -> Schema:
                 **{
                     "x-kubernetes-validations": [
                         {
-                            "rule": f"self.matches('{SEMVER}')",
+                            "rule": f"self.matches(r'{SEMVER}')",
                             "message": "version must be a semantic version without build "
                             "metadata, e.g. 1.2.0 or 1.2.0-rc.1 (it is also the image tag, "
                             "and '+' is not allowed in a tag)",
@@ -339,7 +339,7 @@ def spec_schema() -> Schema:
                         **{
                             "x-kubernetes-validations": [
                                 {
-                                    "rule": f"self.matches('{IMAGE_TAG}')",
+                                    "rule": f"self.matches(r'{IMAGE_TAG}')",
                                     "message": "image.tag must be a valid image tag "
                                     "(letters, digits, '_', '.', '-'; at most 128)",
                                 }
@@ -386,7 +386,7 @@ def spec_schema() -> Schema:
                         **{
                             "x-kubernetes-validations": [
                                 {
-                                    "rule": f"self.matches('{DNS_SUBDOMAIN}') && "
+                                    "rule": f"self.matches(r'{DNS_SUBDOMAIN}') && "
                                     "self.split('.').all(l, l.size() <= 63)",
                                     "message": "ingress.host must be a DNS-1123 host name "
                                     "(lowercase labels of at most 63 characters separated by "
@@ -619,6 +619,24 @@ def crd() -> Schema:
                             **column,
                             "name": "WS",
                             "jsonPath": ".status.components.websocket.summary",
+                        },
+                        # GEN != OBSERVED: status describes an older spec (the operator
+                        # is down, or the last pass could not apply every child).
+                        {
+                            "name": "Gen",
+                            "type": "integer",
+                            "jsonPath": ".metadata.generation",
+                        },
+                        {
+                            "name": "Observed",
+                            "type": "integer",
+                            "jsonPath": ".status.observedGeneration",
+                        },
+                        {
+                            **column,
+                            "name": "Reason",
+                            "jsonPath": '.status.conditions[?(@.type=="Degraded")].reason',
+                            "priority": 1,
                         },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
