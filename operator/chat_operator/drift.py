@@ -67,7 +67,9 @@ def covers(live: Any, desired: Any) -> bool:
 def up_to_date(stamped_manifest: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
     want = (stamped_manifest["metadata"].get("annotations") or {}).get(APPLIED_ANNOTATION)
     have = (live["metadata"].get("annotations") or {}).get(APPLIED_ANNOTATION)
-    return want is not None and want == have and covers(live, stamped_manifest)
+    # List items carry no apiVersion/kind; the collection they came from says both.
+    body = {k: v for k, v in stamped_manifest.items() if k not in ("apiVersion", "kind")}
+    return want is not None and want == have and covers(live, body)
 
 
 def _at(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
