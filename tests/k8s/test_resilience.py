@@ -190,3 +190,19 @@ def test_two_replicas_one_leader_and_failover(
     wait_for(
         "first replica leads again", lambda: lease_holder(control_plane) == operator.identity, BOUND
     )
+
+
+def test_the_finalizer_of_older_operators_is_removed_on_upgrade(
+    control_plane: ControlPlane, operator: OperatorProcess, release: str, namespace: str
+) -> None:
+    ns = namespace
+    manifest = example("chatcluster-minimal.yaml").read_text()
+    manifest = manifest.replace(
+        "  name: chat\n", "  name: chat\n  finalizers: [chatcluster.dev/operator]\n"
+    )
+    control_plane.kubectl("apply", "-n", ns, "-f", "-", stdin=manifest)
+    wait_for(
+        "old finalizer removed",
+        lambda: not cluster(control_plane, ns, "chat")["metadata"].get("finalizers"),
+        BOUND,
+    )
