@@ -24,6 +24,9 @@ def configure(fmt: str, verbose: bool) -> None:
     object per line; the ChatCluster is in the ``object`` field, and also in the prefix)."""
     log_format = kopf.LogFormat.JSON if fmt == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=verbose, log_format=log_format, log_prefix=True, log_refkey="object")
+    # Kopf logs "Handler ... succeeded" per watch event at INFO; our handlers only queue a key,
+    # and every Deployment status change is an event: keep its per-object lines to warnings.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 class ClusterLogger(logging.LoggerAdapter[logging.Logger]):

@@ -15,9 +15,11 @@ from chat_operator import logs
 def root_handlers() -> Iterator[None]:
     root = logging.getLogger()
     saved, level = list(root.handlers), root.level
+    kopf_level = logging.getLogger("kopf.objects").level
     yield
     root.handlers[:] = saved
     root.setLevel(level)
+    logging.getLogger("kopf.objects").setLevel(kopf_level)
 
 
 def test_text_lines_carry_the_cluster(
