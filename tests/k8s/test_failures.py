@@ -6,6 +6,7 @@ taken over (docs/operator.md, "When things go wrong")."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -64,6 +65,15 @@ def warnings(plane: ControlPlane, ns: str, reason: str | None = None) -> list[di
     return items
 
 
+def printed_columns(table: str) -> dict[str, str]:
+    """`kubectl get` output by header, cut at the header's column starts (empty cells are
+    blank, so splitting on whitespace would shift them)."""
+    header, row = table.splitlines()[:2]
+    starts = [m.start() for m in re.finditer(r"\S+", header)] + [len(row) + 1]
+    names = header.split()
+    return {n: row[a:b].strip() for n, a, b in zip(names, starts, starts[1:], strict=False)}
+
+
 def cond(plane: ControlPlane, ns: str, kind: str) -> dict[str, Any]:
     return condition(cluster(plane, ns, "chat"), kind) or {}
 
@@ -106,8 +116,14 @@ def test_refused_child_is_reported_and_the_rest_applied(
         obj = cluster(control_plane, ns, "chat")
         assert condition(obj, "Ready")["status"] == "False"  # type: ignore[index]
         assert obj["status"]["phase"] == "Degraded"
-        # Honest generation: nothing has fully applied generation 1.
+        # Honest generation: nothing has fully applied generation 1, and `kubectl get` shows it.
         assert obj["status"].get("observedGeneration", 0) < obj["metadata"]["generation"]
+        table = control_plane.kubectl("get", "chatcluster", "chat", "-n", ns, "-o", "wide").stdout
+        columns = printed_columns(table)
+        assert columns["READY"] == "False"
+        assert columns["GEN"] == "1"
+        assert columns["OBSERVED"] in ("0", "<none>")
+        assert columns["REASON"] == "ApplyFailed"
         # The other children went ahead: one bad child does not block the rest.
         wait_for("api Deployment", lambda: deployment(control_plane, ns, "chat-api"), BOUND)
         assert control_plane.try_get("service", "chat-api", "-n", ns) is not None
