@@ -20,7 +20,8 @@ from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
 # on reuse) happen in one script, so two concurrent refreshes with the same token cannot both win.
 # `prev` and `rotated_at` (ms, Redis's clock) remember the latest rotation: presenting its old
 # token again within the grace window (ARGV[4], ms), asking for the same successor, is a retry
-# (reply 2) and changes nothing; any other spent token revokes the family (reply 1).
+# (reply 2) and changes nothing; any other spent token revokes the family (reply 1). A window of
+# 0 allows no retry at all, even one within the same millisecond.
 _ROTATE = """
 local h = redis.call('HMGET', KEYS[1], 'user', 'token', 'revoked', 'prev', 'rotated_at')
 if not h[1] or h[3] == '1' then return {false, 0} end
@@ -33,7 +34,8 @@ if h[2] == ARGV[1] then
   redis.call('EXPIRE', KEYS[2], ARGV[3])
   return {h[1], 0}
 end
-if h[4] == ARGV[1] and h[2] == ARGV[2] and now - tonumber(h[5]) <= tonumber(ARGV[4]) then
+local grace = tonumber(ARGV[4])
+if grace > 0 and h[4] == ARGV[1] and h[2] == ARGV[2] and now - tonumber(h[5]) <= grace then
   return {h[1], 2}
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then

@@ -61,7 +61,8 @@ class SqliteSessionStore:
             )
             last = await cursor.fetchone()
             if (
-                last is not None
+                grace_s > 0  # no window: not even a retry within the same clock tick
+                and last is not None
                 and last["previous_hash"] == presented_hash
                 and row["token_hash"] == new_hash
                 and now - last["rotated_at"] <= grace_s
