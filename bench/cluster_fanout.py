@@ -326,6 +326,7 @@ async def run_chat(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None
                     "CHAT_LIMIT_MAX_CONNECTIONS_PER_USER": "1000",
                     "CHAT_LIMIT_OUTBOUND_QUEUE_FRAMES": "100000",
                     "CHAT_LIMIT_OUTBOUND_QUEUE_BYTES": str(256 * 1024 * 1024),
+                    "CHAT_LIMIT_REGISTER_BURST_PER_IP": "100000",  # all bench users, one IP
                 },
             )
             await asyncio.to_thread(cluster.start)

@@ -93,6 +93,7 @@ async def start_server(
             CHAT_LIMIT_SEND_RATE_PER_S="100000",
             CHAT_LIMIT_SEND_BURST="100000",
             CHAT_LIMIT_MAX_CONNECTIONS_PER_USER="10",
+            CHAT_LIMIT_REGISTER_BURST_PER_IP="100000",  # every bench user signs up from here
         )
         cmd = [sys.executable, "-m", "chat", "dev", "--data-dir", str(data_dir)]
         cmd += ["--port", str(port)]

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,19 +61,32 @@ class Runtime:
         self.draining = True
         await asyncio.gather(*(hook() for hook in self._drain_hooks))
 
-    async def check_dependencies(self) -> dict[str, str]:
-        """Each store by the port it serves: "ok", or the error, which names the dependency
-        (SQLite file, Redis, PostgreSQL or MongoDB). Readiness fails on any other answer."""
+    async def check_dependencies(
+        self, serves: Iterable[str] = ("api", "gateway")
+    ) -> dict[str, str]:
+        """The dependencies the process needs to serve `serves` ("api", "gateway"), by name:
+        "ok", or the error. Readiness fails on any other answer, so only what the component
+        cannot work without is probed (guarantee 5): a gateway needs Redis, the API Redis and
+        PostgreSQL, embedded mode its SQLite files. The archive (MongoDB) is never a readiness
+        dependency: an archive outage delays persistence and older history, not chat."""
         ports = self.chat.ports
-        probes = {
-            "log": ports.log.last_seq("readiness-probe"),
-            "accounts": ports.accounts.get_user("readiness-probe"),
-            "archive": ports.archive.watermark("readiness-probe"),
-        }
+        probes: dict[str, Callable[[], Awaitable[object]]]
+        if self.settings.backend is Backend.EMBEDDED:
+
+            async def sqlite() -> None:
+                await ports.log.last_seq("readiness-probe")  # messages.db
+                await ports.accounts.get_user("readiness-probe")  # accounts.db
+
+            probes = {"sqlite": sqlite}
+        else:
+            # A plain read: the log's own calls may consult the archive (a missing head).
+            probes = {"redis": lambda: ports.sessions.is_active("readiness-probe")}
+            if "api" in serves:
+                probes["postgresql"] = lambda: ports.accounts.get_user("readiness-probe")
         checks = {}
         for name, probe in probes.items():
             try:
-                await asyncio.wait_for(probe, 3.0)
+                await asyncio.wait_for(probe(), 3.0)
                 checks[name] = "ok"
             except Exception as exc:
                 checks[name] = f"{type(exc).__name__}: {exc}"
@@ -129,8 +142,14 @@ def build_tokens(settings: Settings, clock: Clock) -> TokenIssuer:
 
 
 async def open_runtime(
-    settings: Settings, *, clock: Clock = system_clock, hasher: PasswordHasher | None = None
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    hasher: PasswordHasher | None = None,
+    archive_optional: bool = False,
 ) -> Runtime:
+    """`archive_optional`: an API or gateway process (not a worker) starts while MongoDB is
+    down, as it keeps running through such an outage (guarantee 5)."""
     loop = asyncio.get_running_loop()
     if settings.backend is Backend.EMBEDDED:
         from chat.stores.embedded import open_embedded_ports
@@ -144,7 +163,7 @@ async def open_runtime(
 
         broker, flags = cluster_broker_and_flags(settings)
         queue = DramatiqQueue(flags, blocking_send=True)
-        opened = await open_cluster_ports(settings, queue)
+        opened = await open_cluster_ports(settings, queue, archive_optional=archive_optional)
     chat = build_chat(
         opened.ports,
         limits=settings.limits,

@@ -41,8 +41,12 @@ class Running:
 async def start(
     settings: Settings, *, api: bool, gateway: bool, web: bool, worker: bool
 ) -> Running:
-    rt = await open_runtime(settings)
+    # Serving HTTP and WebSockets needs no archive: start even while MongoDB is down.
+    rt = await open_runtime(settings, archive_optional=not worker)
     app = make_app(rt, api=api, gateway=gateway, web=web)
+    # The cap for routes that are not JSON handlers (web client, WebSocket upgrade): JSON
+    # handlers lift it per request and apply their own limits (chat/api/body.py), so an
+    # oversize body gets a 413 JSON error instead of Tornado's bare 400 and a reset.
     server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=1024 * 1024)
     metrics = None
     try:

@@ -25,7 +25,10 @@ class RegisterHandler(JsonHandler):
     async def post(self) -> None:
         body = self.json_body()
         pair = await self.rt.chat.accounts.register(
-            body.get("username"), body.get("password"), body.get("display_name")
+            body.get("username"),
+            body.get("password"),
+            body.get("display_name"),
+            client_ip=self.request.remote_ip or "",
         )
         self.send_json(views.tokens(pair), 201)
 
@@ -38,13 +41,15 @@ class LoginHandler(JsonHandler):
             "Login",
             "Tokens",
             auth=False,
-            errors=(400, 401, 403),
+            errors=(400, 401, 403, 429),
         )
     }
 
     async def post(self) -> None:
         body = self.json_body()
-        pair = await self.rt.chat.accounts.login(body.get("username"), body.get("password"))
+        pair = await self.rt.chat.accounts.login(
+            body.get("username"), body.get("password"), client_ip=self.request.remote_ip or ""
+        )
         self.send_json(views.tokens(pair))
 
 
@@ -119,7 +124,7 @@ class UsersHandler(JsonHandler):
 
 class UserHandler(JsonHandler):
     route = "/api/v1/users/{user_id}"
-    docs = {"get": op("A user by id", None, "User", errors=(401, 404))}
+    docs = {"get": op("A user by id", None, "User", errors=(400, 401, 404))}
 
     async def get(self, user_id: str) -> None:
         await self.principal()

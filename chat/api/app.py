@@ -8,7 +8,7 @@ from typing import Any
 import tornado.web
 from prometheus_client import CollectorRegistry
 
-from chat.api.base import NotFoundHandler
+from chat.api.base import NotFoundHandler, log_request
 from chat.api.health import MetricsHandler
 from chat.api.routes import API_HANDLERS, OPS_HANDLERS, tornado_pattern
 from chat.runtime import Runtime
@@ -53,6 +53,8 @@ def make_app(
         compress_response=False,
         cookie_secret=rt.cookie_secret,
         xheaders=True,
+        log_function=log_request,
+        chat_serves=tuple(name for name, on in (("api", api), ("gateway", gateway)) if on),
     )
 
 

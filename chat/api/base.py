@@ -3,17 +3,43 @@ per-route metrics."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 import orjson
 import tornado.web
+from tornado.http1connection import HTTP1Connection
+from tornado.log import access_log
 
+from chat.api.body import (
+    MAX_DRAIN_BYTES,
+    MAX_JSON_BODY,
+    BoundedBody,
+    declared_length,
+    require_json,
+    too_large,
+)
 from chat.domain.accounts import Principal
-from chat.domain.errors import ChatError, InvalidRequest, PayloadTooLarge, Unauthenticated
+from chat.domain.errors import ChatError, InvalidRequest, Unauthenticated, Unavailable
 from chat.runtime import Runtime
 
-MAX_JSON_BODY = 64 * 1024
+MAX_SEQ = 2**63 - 1
+"""The largest seq or cursor a path or query accepts: what every store can hold (SQLite and
+PostgreSQL bigint, MongoDB int64)."""
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: `[0-9]`, not `\d` (which matches U+0661)
+
+
+def parse_seq(raw: str, name: str) -> int:
+    """A non-negative decimal integer of ASCII digits, nothing else: no sign, no spaces, no
+    `_`, no other scripts' digits (all of which `int()` would accept), at most MAX_SEQ."""
+    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_SEQ:
+        raise InvalidRequest(
+            f"{name} must be an integer of ASCII digits from 0 to {MAX_SEQ}",
+            code="invalid_request",
+        )
+    return int(raw)
+
 
 _HTTP_CODES = {
     400: "invalid_request",
@@ -22,17 +48,40 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     429: "rate_limited",
 }
 
 
+@tornado.web.stream_request_body
 class JsonHandler(tornado.web.RequestHandler):
+    """Bodies are streamed into a `BoundedBody` so the limits of chat.api.body apply."""
+
     route = ""
     rt: Runtime
+    unavailable = ""
+    """Set when the request failed because a dependency is down (an expected 503)."""
 
     def initialize(self, rt: Runtime) -> None:
         self.rt = rt
         self._started = time.perf_counter()
+        self._body = BoundedBody()
+
+    def prepare(self) -> None:
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            # The server's own cap would answer a bare 400 (or reset); ours answers 413 JSON.
+            connection.set_max_body_size(2**62)
+        declared = declared_length(self.request.headers.get("Content-Length"))
+        if declared is not None and declared > MAX_JSON_BODY:
+            expects = self.request.headers.get("Expect", "").lower() == "100-continue"
+            if expects or declared > MAX_DRAIN_BYTES:
+                raise too_large()  # answered now; the unread body closes the connection
+
+    def data_received(self, chunk: bytes) -> None:
+        if not self._body.feed(chunk) and not self._finished:
+            exc = too_large()
+            self.send_error(exc.status, exc_info=(type(exc), exc, None))
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json")
@@ -48,10 +97,13 @@ class JsonHandler(tornado.web.RequestHandler):
         self.finish(orjson.dumps(payload))
 
     def json_body(self) -> dict[str, Any]:
-        if len(self.request.body) > MAX_JSON_BODY:
-            raise PayloadTooLarge("request body too large", limit=MAX_JSON_BODY)
+        """The body as a JSON object; no body at all counts as `{}`."""
+        raw = self._body.data()
+        if not raw:
+            return {}
+        require_json(self.request.headers.get("Content-Type"))
         try:
-            body = orjson.loads(self.request.body or b"{}")
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise InvalidRequest("request body is not valid JSON", code="bad_json") from exc
         if not isinstance(body, dict):
@@ -59,13 +111,9 @@ class JsonHandler(tornado.web.RequestHandler):
         return body
 
     def query_int(self, name: str) -> int | None:
-        raw = self.get_query_argument(name, None)
-        if raw is None:
-            return None
-        try:
-            return int(raw)
-        except ValueError as exc:
-            raise InvalidRequest(f"{name} must be an integer", code="invalid_request") from exc
+        # strip=False: Tornado would otherwise trim " 1 " to "1" before we see it.
+        raw = self.get_query_argument(name, None, strip=False)
+        return None if raw is None else parse_seq(raw, name)
 
     async def principal(self) -> Principal:
         header = self.request.headers.get("Authorization", "")
@@ -86,7 +134,7 @@ class JsonHandler(tornado.web.RequestHandler):
             error = exc.to_dict()
             if exc.code == "rate_limited" and "retry_after_ms" in exc.details:
                 retry = int(exc.details["retry_after_ms"])  # type: ignore[call-overload]
-                self.set_header("Retry-After", str(max(1, retry // 1000)))
+                self.set_header("Retry-After", str(max(1, -(-retry // 1000))))  # ceil
         else:
             code = _HTTP_CODES.get(status_code, "internal")
             reason = self._reason if status_code != 500 else "internal server error"
@@ -98,6 +146,11 @@ class JsonHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ChatError) and value.status < 500:
             return  # a client error, answered with its code; not a server fault
+        if isinstance(value, Unavailable):
+            # Expected while a dependency is down, and answered 503 naming it: no traceback;
+            # the access line (log_request) says it, as a warning.
+            self.unavailable = f"{value.code}: {value.message}"
+            return
         super().log_exception(typ, value, tb)
 
     def on_finish(self) -> None:
@@ -110,4 +163,28 @@ class JsonHandler(tornado.web.RequestHandler):
 
 class NotFoundHandler(JsonHandler):
     def prepare(self) -> None:
+        super().prepare()
         raise tornado.web.HTTPError(404, reason="no such route")
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access line (its `log_function`), except that an expected 503 — a dependency
+    is down — is one warning line naming it, not an error."""
+    status = handler.get_status()
+    unavailable = getattr(handler, "unavailable", "")
+    if status < 400:
+        emit = access_log.info
+    elif status < 500 or unavailable:
+        emit = access_log.warning
+    else:
+        emit = access_log.error
+    request = handler.request
+    emit(
+        "%d %s %s (%s) %.2fms%s",
+        status,
+        request.method,
+        request.path,  # not the query: it may carry secrets (OIDC codes)
+        request.remote_ip,
+        1000.0 * request.request_time(),
+        f": {unavailable}" if unavailable else "",
+    )

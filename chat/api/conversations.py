@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chat.api import views
-from chat.api.base import JsonHandler
+from chat.api.base import JsonHandler, parse_seq
 from chat.api.openapi_parts import op
 from chat.domain.errors import InvalidRequest
 from chat.domain.frames import conversation_dict, message_dict, presence_dict
@@ -51,7 +51,12 @@ class ConversationsHandler(JsonHandler):
 class ConversationHandler(JsonHandler):
     route = "/api/v1/conversations/{conversation_id}"
     docs = {
-        "get": op("One conversation with its members", None, "Conversation", errors=(401, 403, 404))
+        "get": op(
+            "One conversation with its members",
+            None,
+            "Conversation",
+            errors=(400, 401, 403, 404),
+        )
     }
 
     async def get(self, conversation_id: str) -> None:
@@ -104,7 +109,8 @@ class MessagesHandler(JsonHandler):
     docs = {
         "get": op(
             "History page: `before` (newest first page when absent) or `after` a seq, "
-            "`limit` <= 100; ascending seq",
+            "`limit` <= 100; ascending seq. `archive_unavailable: true`: the archive is down, "
+            "the page comes from the recent log only and older pages are unavailable for now",
             None,
             "MessagePage",
             errors=(400, 401, 403),
@@ -123,14 +129,19 @@ class MessagesHandler(JsonHandler):
     async def get(self, conversation_id: str) -> None:
         who = await self.principal()
         limit = self.query_int("limit")
-        messages = await self.rt.chat.messaging.history(
+        page = await self.rt.chat.messaging.history(
             who,
             conversation_id,
             before=self.query_int("before"),
             after=self.query_int("after"),
             limit=50 if limit is None else limit,
         )
-        self.send_json({"messages": [message_dict(m) for m in messages]})
+        self.send_json(
+            {
+                "messages": [message_dict(m) for m in page.messages],
+                "archive_unavailable": page.archive_unavailable,
+            }
+        )
 
     async def post(self, conversation_id: str) -> None:
         who = await self.principal()
@@ -160,23 +171,21 @@ class MessageHandler(JsonHandler):
         ),
     }
 
-    def _seq(self, raw: str) -> int:
-        if not raw.isdigit():
-            raise InvalidRequest("seq must be a positive integer")
-        return int(raw)
-
     async def patch(self, conversation_id: str, seq: str) -> None:
         who = await self.principal()
         body = self.json_body()
         result = await self.rt.chat.messaging.edit(
-            who, conversation_id, self._seq(seq), body.get("client_id"), body.get("body")
+            who, conversation_id, parse_seq(seq, "seq"), body.get("client_id"), body.get("body")
         )
         self.send_json(views.appended(result))
 
     async def delete(self, conversation_id: str, seq: str) -> None:
         who = await self.principal()
         result = await self.rt.chat.messaging.delete(
-            who, conversation_id, self._seq(seq), self.get_query_argument("client_id", None)
+            who,
+            conversation_id,
+            parse_seq(seq, "seq"),
+            self.get_query_argument("client_id", None, strip=False),
         )
         self.send_json(views.appended(result))
 

@@ -12,7 +12,9 @@ from chat.api.openapi_parts import op
 
 class HealthHandler(JsonHandler):
     route = "/healthz"
-    docs = {"get": op("Liveness: the process serves requests", None, "Health", auth=False)}
+    docs = {
+        "get": op("Liveness: the process serves requests", None, "Health", auth=False, stores=False)
+    }
 
     def get(self) -> None:
         self.send_json({"status": "ok"})
@@ -22,7 +24,9 @@ class ReadyHandler(JsonHandler):
     route = "/readyz"
     docs = {
         "get": op(
-            "Readiness: every dependency answers; 503 names the one that does not",
+            "Readiness: every dependency this process needs answers (gateway: Redis; API: "
+            "Redis and PostgreSQL; embedded: SQLite; never the archive); 503 names the one "
+            "that does not, or says `draining`",
             None,
             "Health",
             auth=False,
@@ -31,7 +35,7 @@ class ReadyHandler(JsonHandler):
     }
 
     async def get(self) -> None:
-        checks = await self.rt.check_dependencies()
+        checks = await self.rt.check_dependencies(self.application.settings["chat_serves"])
         ok = all(v == "ok" for v in checks.values()) and not self.rt.draining
         status = "ok" if ok else ("draining" if self.rt.draining else "unavailable")
         self.send_json({"status": status, "checks": checks}, 200 if ok else 503)

@@ -32,6 +32,7 @@ class OidcInfoHandler(JsonHandler):
             None,
             "OidcInfo",
             auth=False,
+            stores=False,
         )
     }
 
@@ -89,6 +90,7 @@ class OidcCallbackHandler(_OidcHandler):
             None,
             302,
             auth=False,
+            errors=(404,),
             query=("code", "state", "error"),
         )
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chat import __version__
-from chat.api.openapi_parts import SCHEMAS, ref
+from chat.api.openapi_parts import SCHEMAS, param_schema, ref
 from chat.api.routes import API_HANDLERS, OPS_HANDLERS
 
 
@@ -14,7 +14,12 @@ def document() -> dict[str, Any]:
     for handler in (*API_HANDLERS, *OPS_HANDLERS):
         ops: dict[str, Any] = dict(getattr(handler, "docs", {}))
         params = [
-            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": part[1:-1],
+                "in": "path",
+                "required": True,
+                "schema": param_schema(part[1:-1]),
+            }
             for part in handler.route.split("/")
             if part.startswith("{")
         ]
@@ -35,7 +40,18 @@ def document() -> dict[str, Any]:
                 "Error": {
                     "description": "An error with a stable code",
                     "content": {"application/json": {"schema": ref("Error")}},
-                }
+                },
+                "RateLimited": {
+                    "description": "`rate_limited`: over a token bucket; `details.retry_after_ms`"
+                    " (and `details.scope` for login and registration: `ip` or `username`)",
+                    "headers": {
+                        "Retry-After": {
+                            "description": "Seconds to wait before retrying",
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    },
+                    "content": {"application/json": {"schema": ref("Error")}},
+                },
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

@@ -15,6 +15,7 @@ _REASONS = {
     404: "Not found",
     409: "Conflict",
     413: "Too large",
+    415: "Body is not JSON",
     429: "Rate limited",
     503: "Unavailable",
 }
@@ -29,8 +30,13 @@ def op(
     auth: bool = True,
     errors: tuple[int, ...] = (),
     query: tuple[str, ...] = (),
+    stores: bool = True,
 ) -> dict[str, Any]:
+    """One operation. `stores`: it reads or writes a store, so it answers `503
+    dependency_unavailable` while one it needs is down."""
     operation: dict[str, Any] = {"summary": summary, "responses": {}}
+    if stores:
+        errors = tuple(sorted({*errors, 503}))
     if request:
         operation["requestBody"] = {
             "required": True,
@@ -38,6 +44,8 @@ def op(
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}
             },
         }
+        # Every body is JSON of at most 64 KiB (chat.api.body): 413 and 415 always apply.
+        errors = tuple(sorted({*errors, 413, 415}))
     ok: dict[str, Any] = {"description": _REASONS.get(status, "OK")}
     if response:
         ok["content"] = {
@@ -45,15 +53,27 @@ def op(
         }
     operation["responses"][str(status)] = ok
     for code in errors:
-        operation["responses"][str(code)] = {"$ref": "#/components/responses/Error"}
+        name = "RateLimited" if code == 429 else "Error"
+        operation["responses"][str(code)] = {"$ref": f"#/components/responses/{name}"}
     if not auth:
         operation["security"] = []
     if query:
         operation["parameters"] = [
-            {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
-            for q in query
+            {"name": q, "in": "query", "required": False, "schema": param_schema(q)} for q in query
         ]
     return operation
+
+
+# Parameters that are numbers: ASCII digits only (no sign, spaces, `_` or other scripts'
+# digits), at most 2^63-1; anything else is 400 `invalid_request`.
+NUMERIC_PARAMS = frozenset({"seq", "before", "after", "limit"})
+_NUMBER = {"type": "string", "pattern": "^[0-9]{1,19}$", "maxLength": 19}
+
+
+def param_schema(name: str) -> dict[str, Any]:
+    if name in NUMERIC_PARAMS:
+        return {**_NUMBER, "description": "a decimal integer from 0 to 9223372036854775807"}
+    return {"type": "string"}
 
 
 def _obj(required: list[str], **props: Any) -> dict[str, Any]:
@@ -132,7 +152,18 @@ SCHEMAS: dict[str, Any] = {
         edited_ts={"type": ["integer", "null"]},
         deleted=_BOOL,
     ),
-    "MessagePage": _obj(["messages"], messages={"type": "array", "items": ref("Message")}),
+    "MessagePage": _obj(
+        ["messages"],
+        messages={"type": "array", "items": ref("Message")},
+        archive_unavailable={
+            "type": "boolean",
+            "description": "History only: true when the message archive could not be reached."
+            " The page then comes from the hot log (every event not yet archived plus the most"
+            " recent archived ones); older pages are unavailable until the archive is back: a"
+            " `before` page below the log's start is empty, an `after` page starting below it"
+            " is empty.",
+        },
+    ),
     "SendMessage": _obj(["client_id", "body"], client_id=_STR, body=_STR),
     "EditMessage": _obj(["client_id", "body"], client_id=_STR, body=_STR),
     "Event": _obj(

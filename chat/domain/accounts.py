@@ -10,12 +10,20 @@ from dataclasses import dataclass
 from chat.domain import validation
 from chat.domain.channels import user_channel
 from chat.domain.clock import Clock, now_ms
-from chat.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthenticated
+from chat.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from chat.domain.frames import control_frame
 from chat.domain.ids import new_id
+from chat.domain.limits import Limits
 from chat.domain.models import ExternalIdentity, User
 from chat.domain.passwords import PasswordHasher
-from chat.domain.ports import AccountStore, Bus, SessionStore
+from chat.domain.ports import AccountStore, Bus, RateLimiter, SessionStore
 from chat.domain.tokens import RefreshToken, TokenIssuer
 
 # People search bounds (GET /api/v1/users?q=): the longest prefix, the default and largest page.
@@ -64,6 +72,8 @@ class AccountService:
         *,
         refresh_ttl_s: int,
         admins: frozenset[str],
+        limiter: RateLimiter,
+        limits: Limits,
     ) -> None:
         self._accounts = accounts
         self._sessions = sessions
@@ -73,8 +83,36 @@ class AccountService:
         self._clock = clock
         self._refresh_ttl_s = refresh_ttl_s
         self._admins = admins
+        self._limiter = limiter
+        self._limits = limits
 
-    async def register(self, username: object, password: object, name: object) -> TokenPair:
+    async def _throttle(self, action: str, client_ip: str, username: object) -> None:
+        """Token buckets per client IP and per username, taken before any argon2 work: each
+        attempt costs tens of milliseconds of CPU, so unbounded attempts are a denial of service
+        (and, for login, password guessing). Both buckets are always charged."""
+        lim = self._limits
+        if action == "login":
+            ip_rule = (lim.login_rate_per_ip_per_s, lim.login_burst_per_ip)
+            name_rule = (lim.login_rate_per_username_per_s, lim.login_burst_per_username)
+        else:
+            ip_rule = (lim.register_rate_per_ip_per_s, lim.register_burst_per_ip)
+            name_rule = (lim.register_rate_per_username_per_s, lim.register_burst_per_username)
+        waits = {"ip": await self._limiter.allow(f"{action}:ip:{client_ip}", *ip_rule)}
+        if isinstance(username, str) and username:
+            key = f"{action}:user:{username.lower()[:64]}"
+            waits["username"] = await self._limiter.allow(key, *name_rule)
+        scope, wait = max(waits.items(), key=lambda item: item[1])
+        if wait > 0:
+            raise RateLimited(
+                f"too many {action} attempts; retry later",
+                retry_after_ms=int(wait * 1000) + 1,
+                scope=scope,
+            )
+
+    async def register(
+        self, username: object, password: object, name: object, *, client_ip: str = ""
+    ) -> TokenPair:
+        await self._throttle("register", client_ip, username)
         uname = validation.username(username)
         pw = validation.password(password)
         user = User(
@@ -89,7 +127,8 @@ class AccountService:
         await self._accounts.create_user(user, password_hash)
         return await self._start_session(user)
 
-    async def login(self, username: object, password: object) -> TokenPair:
+    async def login(self, username: object, password: object, *, client_ip: str = "") -> TokenPair:
+        await self._throttle("login", client_ip, username)
         if not isinstance(username, str) or not isinstance(password, str):
             raise Unauthenticated("wrong username or password", code="invalid_credentials")
         creds = await self._accounts.credentials_by_username(username.lower())
@@ -141,9 +180,15 @@ class AccountService:
         if not isinstance(raw, str):
             raise Unauthenticated("refresh token missing", code="token_invalid")
         presented = RefreshToken.parse(raw)
-        replacement = RefreshToken.new(presented.family_id)
+        # Deterministic, so a retry of this rotation within the grace window gets the same
+        # new token instead of logging the user out (docs/auth.md).
+        replacement = presented.successor(self._tokens.rotation_key)
         outcome = await self._sessions.rotate(
-            presented.family_id, presented.hash, replacement.hash, self._refresh_ttl_s
+            presented.family_id,
+            presented.hash,
+            replacement.hash,
+            self._refresh_ttl_s,
+            grace_s=self._limits.refresh_grace_s,
         )
         if outcome.reused:
             # A token that was already rotated came back: someone holds a copy. The family is

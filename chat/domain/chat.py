@@ -81,6 +81,8 @@ def build_chat(
             clock,
             refresh_ttl_s=refresh_ttl_s,
             admins=admins,
+            limiter=ports.limiter,
+            limits=limits,
         ),
         conversations=ConversationService(
             ports.accounts, ports.conversations, messaging, ports.bus, clock, limits

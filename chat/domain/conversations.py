@@ -58,6 +58,7 @@ class ConversationService:
         )
         conversation = await self._conversations.create(draft, direct_key=":".join(pair))
         if conversation.id == draft.id:
+            await self._messaging.start_log(conversation.id)
             await self._announce_joined(conversation, pair)
         return conversation
 
@@ -77,6 +78,7 @@ class ConversationService:
             ),
             direct_key=None,
         )
+        await self._messaging.start_log(conversation.id)
         await self._announce_joined(conversation, [m.user_id for m in members])
         return conversation
 

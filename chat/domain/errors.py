@@ -67,3 +67,10 @@ class Unavailable(ChatError):
 
     code = "unavailable"
     status = 503
+
+
+class UnsupportedMediaType(ChatError):
+    """A request body that is not declared as JSON (`Content-Type: application/json`)."""
+
+    code = "unsupported_media_type"
+    status = 415

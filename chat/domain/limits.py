@@ -41,3 +41,23 @@ class Limits:
     """Archived events kept in the hot log per conversation for fast resume."""
     max_group_members: int = 1000
     """Members one group conversation may have."""
+    login_rate_per_ip_per_s: float = 1.0
+    """Sustained login attempts per client IP per second (token bucket). Each costs an argon2
+    hash (~50 ms of CPU at the production parameters): this bounds what one address can burn."""
+    login_burst_per_ip: int = 60
+    """Login attempts one IP may make at once (a shared office NAT) before the rate applies."""
+    login_rate_per_username_per_s: float = 0.1
+    """Sustained login attempts per username per second, from all addresses (password guessing
+    from many IPs). While exceeded, that username's logins wait: the cost of a lockout that
+    lasts only as long as the attack."""
+    login_burst_per_username: int = 10
+    register_rate_per_ip_per_s: float = 1.0
+    """Sustained registrations per client IP per second; each costs an argon2 hash too."""
+    register_burst_per_ip: int = 60
+    register_rate_per_username_per_s: float = 0.1
+    """Sustained registration attempts per requested username per second."""
+    register_burst_per_username: int = 5
+    refresh_grace_s: float = 30.0
+    """How long after a refresh-token rotation a retry with the token just rotated gets the same
+    new refresh token instead of counting as reuse (two tabs, a lost answer); see docs/auth.md.
+    0 turns the grace off."""

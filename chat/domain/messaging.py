@@ -11,14 +11,16 @@ The send path keeps the guarantees of docs/architecture.md:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 from chat.domain import validation
 from chat.domain.accounts import Principal
 from chat.domain.channels import conversation_channel
-from chat.domain.errors import Forbidden, InvalidRequest, NotFound, RateLimited
+from chat.domain.errors import Forbidden, InvalidRequest, NotFound, RateLimited, Unavailable
 from chat.domain.frames import encode
+from chat.domain.history import ArchiveBreaker, ArchiveDown, HistoryPage, choose, fold
 from chat.domain.limits import Limits
 from chat.domain.models import (
     AppendResult,
@@ -37,6 +39,7 @@ from chat.domain.ports import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class MessagingService:
         self._queue = queue
         self._limiter = limiter
         self.limits = limits
+        self._breaker = ArchiveBreaker()
 
     async def require_member(self, conversation_id: object, user_id: str) -> str:
         cid = validation.identifier(conversation_id, "conversation_id")
@@ -169,8 +173,14 @@ class MessagingService:
         return result
 
     async def get_message(self, conversation_id: str, seq: int) -> Message | None:
-        messages = await self._merged(conversation_id, before=seq + 1, after=seq - 1, limit=1)
-        return messages[0] if messages and messages[0].seq == seq else None
+        page = await self._page(conversation_id, before=seq + 1, after=seq - 1, limit=1)
+        found = [m for m in page.messages if m.seq == seq]
+        if found:
+            return found[0]
+        if page.archive_unavailable:
+            # Not in the log, and the archive cannot say: "no such message" would be a guess.
+            raise ArchiveDown("the message archive is unavailable; try again later")
+        return None
 
     async def history(
         self,
@@ -180,7 +190,7 @@ class MessagingService:
         before: object = None,
         after: object = None,
         limit: object = 50,
-    ) -> list[Message]:
+    ) -> HistoryPage:
         cid = await self.require_member(conversation_id, who.user.id)
         lim = validation.seq(limit, "limit", 1)
         if lim > self.limits.history_max_limit:
@@ -191,7 +201,15 @@ class MessagingService:
         a = None if after is None else validation.seq(after, "after", 0)
         if b is not None and a is not None:
             raise InvalidRequest("give before or after, not both", code="invalid_request")
-        return await self._merged(cid, before=b, after=a, limit=lim)
+        return await self._page(cid, before=b, after=a, limit=lim)
+
+    async def _page(
+        self, cid: str, *, before: int | None, after: int | None, limit: int
+    ) -> HistoryPage:
+        try:
+            return HistoryPage(await self._merged(cid, before=before, after=after, limit=limit))
+        except ArchiveDown:
+            return await self._log_page(cid, before=before, after=after, limit=limit)
 
     async def _merged(
         self, cid: str, *, before: int | None, after: int | None, limit: int
@@ -201,26 +219,46 @@ class MessagingService:
         Events after the archive's watermark exist only in the log while the worker catches up
         (or while the archive is down): they are applied here so history is never stale.
         """
-        watermark = await self._archive.watermark(cid)
+        watermark = await self._archived(lambda: self._archive.watermark(cid))
         tail = await self._tail(cid, watermark)
-        archived = await self._archive.history(cid, before=before, after=after, limit=limit)
-        by_seq = {m.seq: m for m in archived}
-        for ev in tail:
-            if ev.kind is EventKind.MESSAGE:
-                by_seq[ev.seq] = Message(cid, ev.seq, ev.sender_id, ev.client_id, ev.body, ev.ts)
-        for ev in tail:
-            if ev.target_seq is None or ev.target_seq not in by_seq:
-                continue
-            old = by_seq[ev.target_seq]
-            if ev.kind is EventKind.EDIT and not old.deleted:
-                by_seq[ev.target_seq] = replace(old, body=ev.body, edited_ts=ev.ts)
-            elif ev.kind is EventKind.DELETE:
-                by_seq[ev.target_seq] = replace(old, body="", deleted=True, edited_ts=ev.ts)
-        seqs = sorted(
-            s for s in by_seq if (before is None or s < before) and (after is None or s > after)
+        archived = await self._archived(
+            lambda: self._archive.history(cid, before=before, after=after, limit=limit)
         )
-        chosen = seqs[:limit] if after is not None else seqs[-limit:]
-        return [by_seq[s] for s in chosen]
+        return choose(
+            fold(cid, {m.seq: m for m in archived}, tail), before=before, after=after, limit=limit
+        )
+
+    async def _log_page(
+        self, cid: str, *, before: int | None, after: int | None, limit: int
+    ) -> HistoryPage:
+        """The archive is down: the page from the hot log alone. A page that would start below
+        what the log still holds is empty rather than silently missing its start."""
+        first = await self._log.read(cid, 0, 500)
+        events = (
+            [*first.events, *await self._tail(cid, first.events[-1].seq)] if first.events else []
+        )
+        floor = 0
+        if not first.complete:
+            floor = events[0].seq - 1 if events else await self._log.last_seq(cid)
+        if after is not None and after < floor:
+            return HistoryPage([], archive_unavailable=True)
+        page = choose(fold(cid, {}, events), before=before, after=after, limit=limit)
+        return HistoryPage(page, archive_unavailable=True)
+
+    async def _archived(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """An archive call, or ArchiveDown when the archive is (or just was) unavailable."""
+        if self._breaker.tripped:
+            raise ArchiveDown("the message archive is unavailable; try again later")
+        try:
+            return await call()
+        except Unavailable as exc:
+            self._breaker.trip()
+            log.warning(
+                "archive unavailable; history and unread counts come from the log for %.0f s: %s",
+                self._breaker.cooloff_s,
+                exc.message,
+            )
+            raise ArchiveDown(exc.message, dependency=exc.details.get("dependency")) from exc
 
     async def _tail(self, cid: str, watermark: int) -> list[Event]:
         events: list[Event] = []
@@ -280,12 +318,17 @@ class MessagingService:
         )
 
     async def unread(self, conversation_id: str, user_id: str, read_seq: int) -> int:
-        watermark = await self._archive.watermark(conversation_id)
-        archived = 0
-        if watermark > read_seq:
-            archived = await self._archive.count_from_others(
-                conversation_id, user_id, max(read_seq, 0)
-            )
+        try:
+            watermark = await self._archived(lambda: self._archive.watermark(conversation_id))
+            archived = 0
+            if watermark > read_seq:
+                archived = await self._archived(
+                    lambda: self._archive.count_from_others(
+                        conversation_id, user_id, max(read_seq, 0)
+                    )
+                )
+        except ArchiveDown:
+            watermark, archived = 0, 0  # what the log holds after the pointer: a lower bound
         tail = await self._tail(conversation_id, max(watermark, read_seq))
         deleted = {e.target_seq for e in tail if e.kind is EventKind.DELETE}
         fresh = sum(
@@ -296,8 +339,12 @@ class MessagingService:
         return archived + fresh
 
     async def last_message(self, conversation_id: str) -> Message | None:
-        newest = await self._merged(conversation_id, before=None, after=None, limit=1)
-        return newest[0] if newest else None
+        newest = await self._page(conversation_id, before=None, after=None, limit=1)
+        return newest.messages[0] if newest.messages else None
+
+    async def start_log(self, conversation_id: str) -> None:
+        """A new conversation's log starts at 0 without asking the archive (guarantee 5)."""
+        await self._log.start(conversation_id)
 
     async def last_seq(self, conversation_id: str) -> int:
         return await self._log.last_seq(conversation_id)

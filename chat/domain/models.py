@@ -142,6 +142,7 @@ class RefreshOutcome:
 
     user_id: str | None
     reused: bool = False  # a rotated token came back: the family is revoked
+    retried: bool = False  # the rotation just made was asked for again within the grace window
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,6 +116,12 @@ class EventLog(Protocol):
 
     async def append(self, draft: EventDraft) -> AppendResult: ...
 
+    async def start(self, conversation_id: str) -> None:
+        """Begin the log of a conversation just created, at seq 0, without consulting the
+        archive (which a log that lost its state must ask where to continue): so conversations
+        can be created and used while the archive is down. A no-op when the log exists."""
+        ...
+
     async def read(self, conversation_id: str, after_seq: int, limit: int) -> LogRange: ...
 
     async def last_seq(self, conversation_id: str) -> int: ...
@@ -200,10 +206,20 @@ class SessionStore(Protocol):
     async def create(self, family_id: str, user_id: str, token_hash: str, ttl_s: int) -> None: ...
 
     async def rotate(
-        self, family_id: str, presented_hash: str, new_hash: str, ttl_s: int
+        self,
+        family_id: str,
+        presented_hash: str,
+        new_hash: str,
+        ttl_s: int,
+        *,
+        grace_s: float = 0.0,
     ) -> RefreshOutcome:
-        """Atomically: when `presented_hash` is the family's current token, replace it. When it is
-        a token the family had before, revoke the whole family (theft detection)."""
+        """Atomically: when `presented_hash` is the family's current token, replace it with
+        `new_hash`. When it is the token replaced by the family's latest rotation, less than
+        `grace_s` ago, and `new_hash` is that rotation's result (the caller derives it from the
+        presented token, so a retry asks for the same one), answer `retried` and change nothing:
+        the benign race of two tabs, or a client whose answer was lost. Any other token the
+        family had before revokes the whole family (theft detection)."""
         ...
 
     async def is_active(self, family_id: str) -> bool: ...

@@ -6,7 +6,9 @@ disabling a user makes them stop working at once: the session is checked on ever
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -34,6 +36,8 @@ class TokenIssuer:
         if len(secret.encode()) < 32:
             raise ValueError("the JWT secret must be at least 32 bytes")
         self._key = OctKey.import_key(secret.encode())
+        self.rotation_key = hmac.new(secret.encode(), b"refresh-rotation", hashlib.sha256).digest()
+        """Derives each refresh token's successor (RefreshToken.successor)."""
         self._issuer = issuer
         self._audience = audience
         self.access_ttl_s = access_ttl_s
@@ -88,6 +92,13 @@ class RefreshToken:
     @classmethod
     def new(cls, family_id: str | None = None) -> RefreshToken:
         return cls(family_id or secrets.token_urlsafe(16), secrets.token_urlsafe(32))
+
+    def successor(self, key: bytes) -> RefreshToken:
+        """The token that rotating this one yields: a keyed hash of it, so a retried rotation
+        asks for (and gets) the same new token while only hashes are stored. Unguessable
+        without both this token and the server's key."""
+        mac = hmac.new(key, str(self).encode(), hashlib.sha256).digest()
+        return RefreshToken(self.family_id, base64.urlsafe_b64encode(mac).rstrip(b"=").decode())
 
     @classmethod
     def parse(cls, raw: str) -> RefreshToken:

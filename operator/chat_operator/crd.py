@@ -30,8 +30,24 @@ IMAGE_REPOSITORY = (
     r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$"
 )
 IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
-SEMVER = r"^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+# Semantic version WITHOUT build metadata: the version is also the default image tag, and
+# `+` is not allowed in an OCI tag.
+SEMVER = r"^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$"
 MAX_NAME = 30  # "<name>-worker-<pool>" must stay a 63-character DNS label.
+# A DNS-1123 subdomain, optionally a wildcard: what an Ingress host must be.
+DNS_SUBDOMAIN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# A label or annotation key: optional DNS-subdomain prefix, then a name of at most 63 chars.
+QUALIFIED_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+# Query parameters that carry a credential (libpq, redis-py, PyMongo spellings).
+CREDENTIAL_QUERY = (
+    r"(?i)[?&;](password|passwd|pwd|pass|secret|token|access_?token|api_?key|sslpassword)="
+)
+# Strip the optional leading "v" so CEL's semver() can compare the versions.
+_BARE_VERSION = "({v}.startsWith('v') ? {v}.substring(1) : {v})"
 
 
 def _str(max_length: int = 253, **extra: Any) -> Schema:
@@ -69,6 +85,31 @@ def _cel_list(items: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{item}'" for item in items) + "]"
 
 
+def _key_rule(what: str) -> Schema:
+    return {
+        "rule": f"self.all(k, k.size() <= 253 && k.matches(r'{QUALIFIED_KEY}'))",
+        "message": f"{what} keys must be valid label keys ([prefix/]name, name at most 63 "
+        "characters of alphanumerics, '-', '_' and '.')",
+    }
+
+
+def _annotation_map(what: str) -> Schema:
+    return {**_string_map(), "x-kubernetes-validations": [_key_rule(what)]}
+
+
+def _label_map(what: str) -> Schema:
+    """Keys AND values must be what Kubernetes accepts as labels, or the child is refused."""
+    return {
+        "type": "object",
+        "maxProperties": 32,
+        "additionalProperties": _str(
+            63,
+            pattern=LABEL_VALUE,
+        ),
+        "x-kubernetes-validations": [_key_rule(what)],
+    }
+
+
 def _quantity() -> Schema:
     return {
         "x-kubernetes-int-or-string": True,
@@ -82,7 +123,19 @@ def _resources() -> Schema:
     amounts = _obj(
         {"cpu": _quantity(), "memory": _quantity(), "ephemeral-storage": _quantity()},
     )
-    return _obj({"requests": amounts, "limits": amounts})
+    rules = [
+        {
+            # int-or-string values: string() makes both forms parseable by quantity().
+            "rule": f"!has(self.requests) || !has(self.limits) || "
+            f"!has(self.requests.{key}) || !has(self.limits.{key}) || "
+            f"quantity(string(self.limits.{key})).compareTo("
+            f"quantity(string(self.requests.{key}))) >= 0",
+            "message": f"resources.limits.{name} must be >= resources.requests.{name}",
+            "fieldPath": f".limits.{key}",
+        }
+        for name, key in (("cpu", "cpu"), ("memory", "memory"))
+    ]
+    return _obj({"requests": amounts, "limits": amounts}, rules=rules)
 
 
 def _autoscaling() -> Schema:
@@ -117,7 +170,8 @@ def _pdb() -> Schema:
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "minimum": 0,
         "maxLength": 4,
-        "pattern": r"^[0-9]{1,3}%$",
+        # 0% .. 100%: a larger percentage is refused by the PodDisruptionBudget itself.
+        "pattern": r"^([0-9]|[1-9][0-9]|100)%$",
     }
     return _obj(
         {
@@ -178,7 +232,7 @@ def component_properties() -> Schema:
         ),
         "autoscaling": _autoscaling(),
         "resources": _resources(),
-        "nodeSelector": _string_map(),
+        "nodeSelector": _label_map("nodeSelector"),
         "tolerations": _tolerations(),
         "affinity": {
             "type": "object",
@@ -187,7 +241,7 @@ def component_properties() -> Schema:
         },
         "topologySpreadConstraints": _topology_spread(),
         "priorityClassName": _str(253),
-        "podAnnotations": _string_map(),
+        "podAnnotations": _annotation_map("podAnnotations"),
         "podDisruptionBudget": _pdb(),
     }
 
@@ -230,8 +284,10 @@ def _dependency(default_key: str, extra: Schema | None = None) -> Schema:
                 "message": "exactly one of url or secretRef must be set",
             },
             {
-                "rule": "!has(self.url) || !self.url.contains('@')",
-                "message": "url must not carry credentials; store it in a Secret and use secretRef",
+                "rule": "!has(self.url) || (!self.url.contains('@') && "
+                f"!self.url.matches(r'{CREDENTIAL_QUERY}'))",
+                "message": "url must not carry credentials (user:password@ or a password/token "
+                "query parameter); store it in a Secret and use secretRef",
                 "fieldPath": ".url",
             },
         ],
@@ -258,13 +314,45 @@ def spec_schema() -> Schema:
     )
     return _obj(
         {
-            "version": _str(64, pattern=SEMVER, description="chatcluster release to run."),
+            "version": _str(
+                64,
+                description="chatcluster release to run; also the default image tag.",
+                **{
+                    "x-kubernetes-validations": [
+                        {
+                            "rule": f"self.matches(r'{SEMVER}')",
+                            "message": "version must be a semantic version without build "
+                            "metadata, e.g. 1.2.0 or 1.2.0-rc.1 (it is also the image tag, "
+                            "and '+' is not allowed in a tag)",
+                        }
+                    ]
+                },
+            ),
+            "allowDowngrade": {
+                "type": "boolean",
+                "default": False,
+                "description": "Permit lowering spec.version. The older release runs against "
+                "a schema its successor already migrated; only for a release known to "
+                "be compatible.",
+            },
             "image": _obj(
                 {
                     "repository": _str(
                         255, pattern=IMAGE_REPOSITORY, default="ghcr.io/chatcluster/chatcluster"
                     ),
-                    "tag": _str(128, pattern=IMAGE_TAG, description="Defaults to version."),
+                    "tag": _str(
+                        128,
+                        description="Defaults to version.",
+                        **{
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": f"self.matches(r'{IMAGE_TAG}')",
+                                    "message": "image.tag must be a valid image tag "
+                                    "(letters, digits, '_', '.', '-'; at most 128)",
+                                }
+                            ]
+                        },
+                    ),
                     "digest": _str(71, pattern=r"^sha256:[a-f0-9]{64}$"),
                     "pullPolicy": _str(
                         16, enum=["Always", "IfNotPresent", "Never"], default="IfNotPresent"
@@ -300,12 +388,25 @@ def spec_schema() -> Schema:
                 {
                     "enabled": {"type": "boolean", "default": False},
                     "className": _str(253),
-                    "host": _str(253, pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+                    "host": _str(
+                        253,
+                        **{
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": f"self.matches(r'{DNS_SUBDOMAIN}') && "
+                                    "self.split('.').all(l, l.size() <= 63)",
+                                    "message": "ingress.host must be a DNS-1123 host name "
+                                    "(lowercase labels of at most 63 characters separated by "
+                                    "single dots, optionally starting with '*.')",
+                                }
+                            ]
+                        },
+                    ),
                     "tls": _obj(
                         {"secretName": _str(253, pattern=DNS_LABEL)}, required=["secretName"]
                     ),
                     "websocketPath": _str(128, pattern=r"^/[-/_.a-zA-Z0-9]*$", default="/ws"),
-                    "annotations": _string_map(),
+                    "annotations": _annotation_map("ingress.annotations"),
                 },
                 rules=[
                     {
@@ -362,7 +463,7 @@ def spec_schema() -> Schema:
                         {
                             "enabled": {"type": "boolean", "default": True},
                             "interval": _str(16, pattern=r"^[0-9]+(ms|s|m|h)$", default="30s"),
-                            "labels": _string_map(),
+                            "labels": _label_map("monitoring.serviceMonitor.labels"),
                         }
                     ),
                     "dashboards": _obj({"enabled": {"type": "boolean", "default": False}}),
@@ -398,7 +499,21 @@ def spec_schema() -> Schema:
             },
         },
         required=["version", "redis", "postgres", "mongodb", "auth"],
+        rules=[_downgrade_rule()],
     )
+
+
+def _downgrade_rule() -> Schema:
+    """A transition rule (``oldSelf``): only checked on update, never on create."""
+    new, old = _BARE_VERSION.format(v="self.version"), _BARE_VERSION.format(v="oldSelf.version")
+    return {
+        "rule": f"self.allowDowngrade || semver({new}).compareTo(semver({old})) >= 0",
+        "messageExpression": "'version ' + self.version + ' is older than ' + oldSelf.version"
+        " + ': a downgrade runs the old release against a schema its successor migrated;"
+        " set spec.allowDowngrade: true to force it'",
+        "fieldPath": ".version",
+        "reason": "FieldValueForbidden",
+    }
 
 
 def _replica_counts() -> Schema:
@@ -476,7 +591,17 @@ def crd() -> Schema:
             {
                 "rule": f"self.metadata.name.size() <= {MAX_NAME}",
                 "message": f"a ChatCluster name must be at most {MAX_NAME} characters",
-            }
+            },
+            {
+                # Child names are "<name>-api", "<name>-worker-<pool>", "<name>-migrate-<hash>"
+                # ...; forbidding the infixes in the cluster name makes the mapping from
+                # (cluster, pool) to child names injective, so two clusters in a namespace can
+                # never ask for the same object (see builders/common.py).
+                "rule": "!self.metadata.name.contains('-worker') && "
+                "!self.metadata.name.contains('-migrate')",
+                "message": "a ChatCluster name must not contain '-worker' or '-migrate': its "
+                "child names could collide with another ChatCluster's",
+            },
         ],
     )
     column = {"type": "string"}
@@ -515,6 +640,24 @@ def crd() -> Schema:
                             **column,
                             "name": "WS",
                             "jsonPath": ".status.components.websocket.summary",
+                        },
+                        # GEN != OBSERVED: status describes an older spec (the operator
+                        # is down, or the last pass could not apply every child).
+                        {
+                            "name": "Gen",
+                            "type": "integer",
+                            "jsonPath": ".metadata.generation",
+                        },
+                        {
+                            "name": "Observed",
+                            "type": "integer",
+                            "jsonPath": ".status.observedGeneration",
+                        },
+                        {
+                            **column,
+                            "name": "Reason",
+                            "jsonPath": '.status.conditions[?(@.type=="Degraded")].reason',
+                            "priority": 1,
                         },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],

@@ -8,7 +8,9 @@ it does not set (e.g. ``replicas`` under an HPA) to their owners.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import kubernetes
@@ -29,8 +31,13 @@ PLURALS: dict[tuple[str, str], str] = {
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("networking.k8s.io/v1", "Ingress"): "ingresses",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
+    ("v1", "Event"): "events",
+    ("coordination.k8s.io/v1", "Lease"): "leases",
     (f"{GROUP}/{VERSION}", "ChatCluster"): PLURAL,
 }
+CLUSTER_API_VERSION = f"{GROUP}/{VERSION}"
+# Core Event messages longer than this are refused by the API server.
+EVENT_MESSAGE_MAX = 1024
 
 # Children the operator may have to delete when the spec stops asking for them.
 PRUNABLE: tuple[tuple[str, str], ...] = (
@@ -51,20 +58,36 @@ def collection_path(api_version: str, kind: str, namespace: str) -> str:
     return f"{prefix}/namespaces/{namespace}/{plural}"
 
 
-class Kube:
-    """Blocking calls; Kopf runs sync handlers in its thread pool."""
+Counter = Callable[[str, str], None]  # (HTTP method, resource plural) -> count one request
 
-    def __init__(self, api_client: Any) -> None:
+
+def _resource_of(path: str) -> str:
+    """The resource plural in an API path, for request accounting."""
+    parts = [p for p in path.split("/") if p]
+    if "namespaces" in parts:
+        rest = parts[parts.index("namespaces") + 2 :]
+        return "/".join([rest[0], *rest[2:3]]) if rest else "namespaces"
+    return parts[-1] if parts else ""
+
+
+class Kube:
+    """Blocking calls, made from the reconcile worker threads.
+
+    Every request is counted (``count``), so the requests per reconcile pass can be measured
+    and reported (docs/operator.md)."""
+
+    def __init__(self, api_client: Any, count: Counter | None = None) -> None:
         self._api = api_client
+        self._count = count
 
     @classmethod
-    def from_environment(cls) -> Kube:
+    def from_environment(cls, count: Counter | None = None) -> Kube:
         """In-cluster service account if present, else KUBECONFIG (as the tests use)."""
         try:
             kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-        return cls(kubernetes.client.ApiClient())
+        return cls(kubernetes.client.ApiClient(), count)
 
     def _call(
         self,
@@ -75,6 +98,8 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
+        if self._count is not None:
+            self._count(method, _resource_of(path))
         method, url, headers, payload, post = self._api.param_serialize(
             method=method,
             resource_path=path,
@@ -102,6 +127,74 @@ class Kube:
             query=[("fieldManager", manager), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
+
+    def json_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, ops: list[Obj]
+    ) -> Obj:
+        """An RFC 6902 patch, for the few fields server-side apply cannot take back from
+        another manager (see :mod:`chat_operator.drift`)."""
+        return self._call(
+            "PATCH",
+            f"{collection_path(api_version, kind, namespace)}/{name}",
+            body=ops,
+            query=[("fieldManager", FIELD_MANAGER)],
+            content_type="application/json-patch+json",
+        )
+
+    def create(self, manifest: Mapping[str, Any]) -> Obj:
+        meta = manifest["metadata"]
+        path = collection_path(manifest["apiVersion"], manifest["kind"], meta["namespace"])
+        return self._call(
+            "POST", path, body=dict(manifest), query=[("fieldManager", FIELD_MANAGER)]
+        )
+
+    def replace(self, manifest: Mapping[str, Any]) -> Obj:
+        """PUT with the manifest's resourceVersion: fails with 409 if someone wrote first."""
+        meta = manifest["metadata"]
+        path = collection_path(manifest["apiVersion"], manifest["kind"], meta["namespace"])
+        return self._call(
+            "PUT",
+            f"{path}/{meta['name']}",
+            body=dict(manifest),
+            query=[("fieldManager", FIELD_MANAGER)],
+        )
+
+    def post_event(
+        self, involved: Mapping[str, Any], event_type: str, reason: str, message: str
+    ) -> None:
+        """A core/v1 Event on ``involved`` (what ``kubectl describe`` and ``kubectl events``
+        show)."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta = involved["metadata"]
+        self.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+                "involvedObject": {
+                    "apiVersion": involved.get("apiVersion", CLUSTER_API_VERSION),
+                    "kind": involved.get("kind", "ChatCluster"),
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta.get("uid", ""),
+                },
+                "type": event_type,
+                "reason": reason,
+                "message": message[:EVENT_MESSAGE_MAX],
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+                "source": {"component": FIELD_MANAGER},
+                "reportingComponent": FIELD_MANAGER,
+                "reportingInstance": socket.gethostname()[:128],
+            }
+        )
+
+    def list_clusters(self, namespace: str | None = None) -> list[Obj]:
+        """The ChatClusters in ``namespace``, or in all namespaces."""
+        where = f"namespaces/{namespace}/" if namespace else ""
+        found = self._call("GET", f"/apis/{GROUP}/{VERSION}/{where}{PLURAL}")
+        return cast(list[Obj], found.get("items") or [])
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         try:
@@ -150,8 +243,11 @@ class Kube:
         return any(r.get("kind") == kind for r in found.get("resources") or ())
 
     @staticmethod
-    def describe(exc: ApiException) -> str:
+    def describe(exc: BaseException) -> str:
+        """The API server's own message (e.g. the 422's field errors), else the exception."""
+        if not isinstance(exc, ApiException):
+            return f"{type(exc).__name__}: {exc}"
         try:
-            return str(json.loads(exc.body or "{}").get("message", exc.reason))
-        except (TypeError, ValueError):
-            return str(exc.reason)
+            return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+        except (TypeError, ValueError, AttributeError):
+            return f"{exc.status} {exc.reason}"

@@ -29,6 +29,12 @@ class Metrics:
             ["kind", "action"],
             registry=self.registry,
         )
+        self.requests = Counter(
+            "chatcluster_operator_api_requests",
+            "API requests made by the reconciler (not Kopf's watch streams).",
+            ["verb", "resource"],
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "chatcluster_operator_cluster_ready",
             "1 when the ChatCluster's Ready condition is True.",

@@ -12,11 +12,15 @@ from typing import Any
 
 from chat_operator.builders import network
 from chat_operator.builders.common import Cluster, api_name, worker_name, ws_name
+from chat_operator.problems import CONFLICT, Problem
 
 READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 DEPENDENCIES_READY = "DependenciesReady"
+CONFLICT_CONDITION = "Conflict"
+# Condition messages are for humans in `kubectl describe`; the schema allows 32 KiB.
+MESSAGE_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Observed:
     rolled_image: str | None
     paused: bool
     now: str
+    problems: Sequence[Problem] = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ def _condition(
         "observedGeneration": observed.generation,
         "lastTransitionTime": observed.now if moved else before["lastTransitionTime"],  # type: ignore[index]
         "reason": reason,
-        "message": message,
+        "message": message[:MESSAGE_MAX],
     }
 
 
@@ -135,17 +140,24 @@ def build_status(
     migrating = observed.migration_state in ("Pending", "Running")
     stalled = [c for c in all_counts if c.stalled]
     workloads_done = all(c.done for c in all_counts)
+    conflicts = [p for p in observed.problems if p.reason == CONFLICT]
+    failures = [p for p in observed.problems if p.reason != CONFLICT]
     ready = deps_ok and rolled and workloads_done and not migration_failed
+    ready = ready and not observed.problems
 
     if not deps_ok:
         dep_reason, dep_msg = "SecretMissing", "missing: " + ", ".join(observed.missing_secrets)
     else:
         dep_reason, dep_msg = "SecretsFound", "all referenced Secret keys exist"
 
-    if migration_failed:
+    if conflicts:
+        degraded = (True, "Conflict", "; ".join(p.describe() for p in conflicts))
+    elif failures:
+        degraded = (True, "ApplyFailed", "; ".join(p.describe() for p in failures))
+    elif migration_failed:
         degraded = (True, "MigrationFailed", f"migration Job {observed.migration_job} failed")
-    elif failures := [f"{n}: {c.failure}" for n, c in named.items() if c.failure]:
-        degraded = (True, "ReplicaFailure", "; ".join(failures))
+    elif replica_failures := [f"{n}: {c.failure}" for n, c in named.items() if c.failure]:
+        degraded = (True, "ReplicaFailure", "; ".join(replica_failures))
     elif stalled:
         degraded = (True, "RolloutStalled", "a Deployment exceeded its progress deadline")
     else:
@@ -162,6 +174,8 @@ def build_status(
 
     if ready:
         ready_c = (True, "AllReplicasReady", "all components are ready")
+    elif observed.problems:
+        ready_c = (False, degraded[1], degraded[2])
     elif not deps_ok:
         ready_c = (False, "DependenciesNotReady", dep_msg)
     elif migrating or (migration_failed and not rolled):
@@ -183,15 +197,26 @@ def build_status(
     else:
         phase = "Progressing"
 
+    if conflicts:
+        conflict_c = (True, "ObjectExists", "; ".join(p.describe() for p in conflicts))
+    else:
+        conflict_c = (False, "NoConflict", "every child is owned by this ChatCluster")
+
     prev_conditions = {c["type"]: c for c in previous.get("conditions") or ()}
     conditions = [
         _condition(prev_conditions, READY, ready_c[0], ready_c[1], ready_c[2], observed),
         _condition(prev_conditions, PROGRESSING, *progressing, observed),
         _condition(prev_conditions, DEGRADED, *degraded, observed),
         _condition(prev_conditions, DEPENDENCIES_READY, deps_ok, dep_reason, dep_msg, observed),
+        _condition(prev_conditions, CONFLICT_CONDITION, *conflict_c, observed),
     ]
     status: dict[str, Any] = {
-        "observedGeneration": observed.generation,
+        # The generation whose spec every child now reflects: a pass with problems leaves it
+        # at the last fully applied generation, so GEN != OBSERVED in `kubectl get` shows
+        # that status lags the spec. The conditions carry the generation they judged.
+        "observedGeneration": previous.get("observedGeneration", 0)
+        if observed.problems
+        else observed.generation,
         "phase": phase,
         "conditions": conditions,
         "components": {
@@ -211,3 +236,32 @@ def build_status(
             "state": observed.migration_state,
         }
     return status
+
+
+def failed_status(
+    previous: Mapping[str, Any], generation: int, now: str, message: str
+) -> dict[str, Any]:
+    """Status after a pass that failed outright (e.g. a read was refused): everything else is
+    left as it was, but nobody may believe it is Ready."""
+    observed = Observed(
+        generation=generation,
+        deployments={},
+        missing_secrets=(),
+        migration_state=None,
+        migration_job=None,
+        target_image="",
+        rolled_image=None,
+        paused=False,
+        now=now,
+    )
+    prev_conditions = {c["type"]: c for c in previous.get("conditions") or ()}
+    replaced = {
+        READY: _condition(prev_conditions, READY, False, "ReconcileFailed", message, observed),
+        DEGRADED: _condition(prev_conditions, DEGRADED, True, "ReconcileFailed", message, observed),
+    }
+    kept = [c for c in previous.get("conditions") or () if c["type"] not in replaced]
+    return {
+        **{k: v for k, v in previous.items() if k != "conditions"},
+        "phase": "Degraded",
+        "conditions": [*replaced.values(), *kept],
+    }

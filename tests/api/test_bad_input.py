@@ -318,7 +318,11 @@ async def test_unknown_ids_in_http(server: Server, path: str) -> None:
 async def test_malformed_http_bodies(server: Server) -> None:
     alice = await server.api.register()
     for raw in (b"{nope", b"[]", b'"str"'):
-        r = await server.api.http.post("/api/v1/conversations", headers=alice.auth, content=raw)
+        r = await server.api.http.post(
+            "/api/v1/conversations",
+            headers={**alice.auth, "Content-Type": "application/json"},
+            content=raw,
+        )
         assert r.status_code == 400 and r.json()["error"]["code"] == "bad_json"
     r = await server.api.http.post(
         "/api/v1/conversations", headers=alice.auth, json={"kind": "party"}

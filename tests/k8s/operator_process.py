@@ -12,12 +12,23 @@ from pathlib import Path
 
 from tests.k8s.controlplane import free_port, wait_for
 
+LEASE_NAMESPACE = "chat-system"  # the chart's release namespace
+
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, logdir: Path, resync_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        logdir: Path,
+        resync_seconds: float = 1.0,
+        identity: str = "operator-a",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self._kubeconfig = kubeconfig
         self._logdir = logdir
-        self._resync = resync_seconds
+        self.resync_seconds = resync_seconds
+        self.identity = identity
+        self.extra_args = extra_args
         self._proc: subprocess.Popen[bytes] | None = None
         self._starts = 0
         self.health_port = 0
@@ -26,15 +37,20 @@ class OperatorProcess:
     def start(self) -> None:
         self._starts += 1
         self.health_port, self.metrics_port = free_port(), free_port()
-        with (self._logdir / f"operator-{self._starts}.log").open("wb") as log:
+        with (self._logdir / f"{self.identity}-{self._starts}.log").open("wb") as log:
             self._proc = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
                     "chat_operator",
-                    f"--resync-seconds={self._resync}",
+                    f"--resync-seconds={self.resync_seconds}",
                     f"--liveness=http://127.0.0.1:{self.health_port}/healthz",
                     f"--metrics-port={self.metrics_port}",
+                    # The chart's Lease, as the in-cluster Deployment uses it (POD_NAMESPACE).
+                    f"--leader-election-namespace={LEASE_NAMESPACE}",
+                    "--lease-seconds=3",
+                    f"--identity={self.identity}",
+                    *self.extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -62,6 +78,16 @@ class OperatorProcess:
         self.stop()
         self.start()
 
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean Lease release, as when a node dies."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
     def healthy(self) -> bool:
         self.assert_alive()
         try:
@@ -77,8 +103,11 @@ class OperatorProcess:
             raise RuntimeError(f"operator exited with {self._proc.returncode}:\n{self.log()}")
 
     def log(self) -> str:
-        path = self._logdir / f"operator-{self._starts}.log"
-        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+        return self.full_log()[-5000:]
+
+    def full_log(self) -> str:
+        path = self._logdir / f"{self.identity}-{self._starts}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def metric(self, name: str, labels: str = "") -> float:
         """Sum of a metric's samples whose label set contains ``labels``."""
@@ -93,4 +122,7 @@ class OperatorProcess:
         return total
 
     def reconciles(self) -> float:
-        return self.metric("chatcluster_operator_reconciles_total", 'result="ok"')
+        """Completed passes (ok or degraded: both ended with an honest status)."""
+        return self.metric("chatcluster_operator_reconciles_total", 'result="ok"') + self.metric(
+            "chatcluster_operator_reconciles_total", 'result="degraded"'
+        )

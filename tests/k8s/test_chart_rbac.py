@@ -20,17 +20,44 @@ def test_helm_lint_is_clean(control_plane: ControlPlane) -> None:
     assert "0 chart(s) failed" in out
 
 
-def test_release_deployed_with_one_operator_replica(
+def test_release_deployed_with_two_leader_elected_replicas(
     control_plane: ControlPlane, release: str
 ) -> None:
     releases = json.loads(control_plane.helm("list", "-n", OPERATOR_NAMESPACE, "-o", "json").stdout)
     assert [(r["name"], r["status"]) for r in releases] == [(release, "deployed")]
     deployment = control_plane.get_json("deployment", release, "-n", OPERATOR_NAMESPACE)
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == SERVICE_ACCOUNT
-    assert pod["containers"][0]["args"][0] == "operator"
+    args = pod["containers"][0]["args"]
+    assert args[0] == "operator"
+    assert f"--leader-election-namespace={OPERATOR_NAMESPACE}" in args
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "namespace", "allowed"),
+    [
+        ("update", "leases/chatcluster-operator", OPERATOR_NAMESPACE, True),
+        ("create", "leases", OPERATOR_NAMESPACE, True),
+        ("update", "leases/someone-elses", OPERATOR_NAMESPACE, False),
+        ("update", "leases/chatcluster-operator", "default", False),
+    ],
+)
+def test_leader_election_needs_only_its_lease(
+    control_plane: ControlPlane,
+    release: str,
+    verb: str,
+    resource: str,
+    namespace: str,
+    allowed: bool,
+) -> None:
+    result = control_plane.kubectl(
+        "auth", "can-i", verb, resource, "--as", SA, "-n", namespace, check=False
+    )
+    assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,12 @@ def test_bad_examples_exist() -> None:
         "unknown-field",
         "url-and-secretref",
         "invalid-image",
+        "limits-below-requests",
+        "invalid-ingress-host",
+        "pdb-over-100-percent",
+        "label-key-with-space",
+        "version-with-build-metadata",
+        "credentials-in-url-query",
     } <= names
 
 
@@ -90,3 +96,47 @@ def test_overlong_name_is_refused(
     result = control_plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=manifest, check=False)
     assert result.returncode != 0
     assert "at most 30 characters" in result.stderr
+
+
+def _paused_minimal(version: str = "1.0.0", name: str = "chat") -> str:
+    return (
+        example("chatcluster-minimal.yaml")
+        .read_text()
+        .replace('  version: "1.0.0"', f'  paused: true\n  version: "{version}"')
+        .replace("name: chat\n", f"name: {name}\n", 1)
+    )
+
+
+def test_downgrade_is_refused_unless_allowed(
+    control_plane: ControlPlane, release: str, namespace: str
+) -> None:
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=_paused_minimal("1.2.0"))
+    refused = control_plane.kubectl(
+        "apply", "-n", namespace, "-f", "-", stdin=_paused_minimal("1.1.9"), check=False
+    )
+    assert refused.returncode != 0
+    assert "spec.version" in refused.stderr
+    assert "version 1.1.9 is older than 1.2.0" in refused.stderr
+    assert "allowDowngrade" in refused.stderr
+    # Upgrades, pre-release to release, and a forced downgrade are all accepted.
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=_paused_minimal("1.3.0-rc.1"))
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=_paused_minimal("v1.3.0"))
+    forced = _paused_minimal("1.0.0").replace(
+        "  paused: true", "  paused: true\n  allowDowngrade: true"
+    )
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=forced)
+    got = control_plane.get_json("chatcluster", "chat", "-n", namespace)
+    assert got["spec"]["version"] == "1.0.0"
+
+
+@pytest.mark.parametrize("name", ["a-worker-b", "chat-workers", "x-migrate-1"])
+def test_names_whose_children_could_collide_are_refused(
+    control_plane: ControlPlane, release: str, namespace: str, name: str
+) -> None:
+    """Cluster ``a`` with pool ``b-api`` would own Deployment ``a-worker-b-api``: the same
+    name as cluster ``a-worker-b``'s api Deployment."""
+    result = control_plane.kubectl(
+        "apply", "-n", namespace, "-f", "-", stdin=_paused_minimal(name=name), check=False
+    )
+    assert result.returncode != 0
+    assert "must not contain '-worker' or '-migrate'" in result.stderr

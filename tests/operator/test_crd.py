@@ -52,6 +52,9 @@ def test_printer_columns_and_status_subresource() -> None:
         "Version",
         "API",
         "WS",
+        "Gen",
+        "Observed",
+        "Reason",
         "Age",
     ]
     assert version["subresources"] == {"status": {}}

@@ -6,7 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 from chat_operator.builders import Cluster
-from chat_operator.status import Observed, build_status
+from chat_operator.problems import APPLY_FAILED, CONFLICT, Problem
+from chat_operator.status import Observed, build_status, failed_status
 
 IMAGE = "ghcr.io/chatcluster/chatcluster:1.0.0"
 
@@ -55,6 +56,7 @@ def test_all_ready(minimal: Cluster) -> None:
         "Progressing": ("False", "Complete"),
         "Degraded": ("False", "AsExpected"),
         "DependenciesReady": ("True", "SecretsFound"),
+        "Conflict": ("False", "NoConflict"),
     }
     assert status["components"]["api"]["summary"] == "2/2"
 
@@ -154,3 +156,43 @@ def test_controller_lag_is_progress_not_degradation(minimal: Cluster) -> None:
     assert conditions(status)["Degraded"] == ("False", "AsExpected")
     assert conditions(status)["Ready"][0] == "False"
     assert status["phase"] == "Progressing"
+
+
+def test_a_refused_child_is_degraded_not_ready_and_generation_not_observed(
+    minimal: Cluster,
+) -> None:
+    first = build_status(minimal, observed(generation=3), {})
+    refused = Problem(
+        "Service", "chat-ws", APPLY_FAILED, 'spec.ports[1].name: Duplicate value: "ws"'
+    )
+    status = build_status(minimal, observed(generation=4, problems=(refused,)), first)
+    assert conditions(status)["Ready"] == ("False", "ApplyFailed")
+    assert conditions(status)["Degraded"] == ("True", "ApplyFailed")
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["message"] == (
+        'Service chat-ws: apply failed: spec.ports[1].name: Duplicate value: "ws"'
+    )
+    assert degraded["observedGeneration"] == 4  # the conditions judged generation 4 ...
+    assert status["observedGeneration"] == 3  # ... which is not fully applied
+    assert status["phase"] == "Degraded"
+
+
+def test_a_foreign_object_is_a_conflict(minimal: Cluster) -> None:
+    taken = Problem("ConfigMap", "chat-config", CONFLICT, "already exists and is not ours")
+    status = build_status(minimal, observed(problems=(taken,)), {})
+    assert conditions(status)["Conflict"] == ("True", "ObjectExists")
+    assert conditions(status)["Degraded"] == ("True", "Conflict")
+    assert "ConfigMap chat-config" in status["conditions"][-1]["message"]
+    assert "observedGeneration" in status and status["observedGeneration"] == 0
+
+
+def test_a_failed_pass_keeps_status_but_is_not_ready(minimal: Cluster) -> None:
+    ready = build_status(minimal, observed(), {})
+    failed = failed_status(ready, 4, "2026-01-01T05:00:00Z", "reconcile failed: 403 forbidden")
+    assert conditions(failed)["Ready"] == ("False", "ReconcileFailed")
+    assert conditions(failed)["Degraded"] == ("True", "ReconcileFailed")
+    assert conditions(failed)["DependenciesReady"] == ("True", "SecretsFound")
+    assert failed["observedGeneration"] == ready["observedGeneration"]
+    assert failed["components"] == ready["components"]
+    times = {c["type"]: c["lastTransitionTime"] for c in failed["conditions"]}
+    assert times["Ready"] == "2026-01-01T05:00:00Z"

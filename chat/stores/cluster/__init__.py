@@ -8,6 +8,7 @@ unreachable, so a pod that cannot work never reports ready.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +19,12 @@ from pymongo import AsyncMongoClient
 
 from chat.config import Settings
 from chat.domain.chat import Ports
+from chat.domain.errors import Unavailable
 from chat.domain.ports import JobQueue
 from chat.stores.cluster import redis_conn
-from chat.stores.cluster.migrations import migrate
+from chat.stores.cluster.migrations import migrate, migrate_postgres
 from chat.stores.cluster.mongo_archive import MongoArchive
-from chat.stores.cluster.mongo_conn import connect_mongo
+from chat.stores.cluster.mongo_conn import connect_mongo, make_client
 from chat.stores.cluster.postgres_accounts import PostgresAccountStore
 from chat.stores.cluster.postgres_conversations import PostgresConversationStore
 from chat.stores.cluster.postgres_pool import create_pool
@@ -34,6 +36,8 @@ from chat.stores.cluster.redis_ratelimit import RedisRateLimiter
 from chat.stores.cluster.redis_sessions import RedisSessionStore
 
 __all__ = ["ClusterPorts", "migrate", "open_cluster_ports"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,13 +54,22 @@ class ClusterPorts:
 
 
 async def open_cluster_ports(
-    settings: Settings, queue: JobQueue, *, migrate_schema: bool = True
+    settings: Settings,
+    queue: JobQueue,
+    *,
+    migrate_schema: bool = True,
+    archive_optional: bool = False,
 ) -> ClusterPorts:
     """Connect to Redis, PostgreSQL and MongoDB and build every port.
 
     With `migrate_schema` (the default) pending migrations are applied first: idempotent and
     serialised by an advisory lock, so every pod may do it; the operator's migration Job runs
     the same function before a version rolls out, which leaves nothing to do here.
+
+    With `archive_optional` (API and gateway processes) an unreachable MongoDB is a warning, not
+    a failure: the client connects when the server is back, history comes from the log
+    meanwhile, and MongoDB's migrations are left to the migration Job and the workers (which
+    still fail fast without it).
     """
     opened = ClusterPorts(ports=None)  # type: ignore[arg-type]  # filled in below
     try:
@@ -64,10 +77,19 @@ async def open_cluster_ports(
         opened._closers.append(client.aclose)
         pool: asyncpg.Pool = await create_pool(settings.postgres_dsn)
         opened._closers.append(pool.close)
-        mongo: AsyncMongoClient[dict[str, Any]] = await connect_mongo(settings.mongodb_uri)
+        archive_up = True
+        try:
+            mongo: AsyncMongoClient[dict[str, Any]] = await connect_mongo(settings.mongodb_uri)
+        except Unavailable as exc:
+            if not archive_optional:
+                raise
+            log.warning("%s; starting without it (history from the log meanwhile)", exc.message)
+            mongo, archive_up = make_client(settings.mongodb_uri), False
         opened._closers.append(mongo.close)
-        if migrate_schema:
+        if migrate_schema and archive_up:
             await migrate(settings)
+        elif migrate_schema:
+            await migrate_postgres(settings.postgres_dsn)
         archive = MongoArchive(mongo[settings.mongodb_database])
         keys = RedisKeys(settings.redis_key_prefix)
         bus = RedisBus(client, settings.redis_url, keys)

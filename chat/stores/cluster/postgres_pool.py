@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; see docs/cluster.md
 
+from chat.domain.errors import InvalidRequest
 from chat.stores.cluster.errors import redact, translated, unavailable
 
 POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
@@ -28,10 +29,23 @@ COMMAND_TIMEOUT_S = 30.0
 """Every query here is an indexed lookup or a small write; 30 s means a sick server."""
 
 
+# PostgreSQL text cannot hold U+0000 (SQLite and MongoDB can): a NUL in an id, a name or a
+# title is the client's error, answered 400 on this backend instead of a 500.
+_UNSTORABLE_TEXT = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
+
+
 @contextmanager
 def postgres_errors(dsn: str = "") -> Iterator[None]:
-    with translated("PostgreSQL", POSTGRES_ERRORS, redact(dsn) if dsn else ""):
-        yield
+    try:
+        with translated("PostgreSQL", POSTGRES_ERRORS, redact(dsn) if dsn else ""):
+            yield
+    except _UNSTORABLE_TEXT as exc:
+        raise InvalidRequest(
+            "text must not contain the NUL character (U+0000)", code="invalid_request"
+        ) from exc
 
 
 async def create_pool(dsn: str) -> asyncpg.Pool:

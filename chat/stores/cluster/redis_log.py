@@ -232,6 +232,11 @@ class RedisEventLog:
                 floor,
             )
 
+    async def start(self, conversation_id: str) -> None:
+        with redis_errors():
+            await self._redis.sadd(self._keys.backlog, conversation_id)
+            await self._ensure(keys=self._keys.log(conversation_id)[:1], args=[0])
+
     async def read(self, conversation_id: str, after_seq: int, limit: int) -> LogRange:
         keys = self._keys.log(conversation_id)[:2]
         for _ in range(3):

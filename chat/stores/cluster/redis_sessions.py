@@ -1,11 +1,11 @@
 """Refresh-token families in Redis. Only token hashes are stored.
 
-Keys: `chat:session:{fid}` hash (user, token, revoked), `chat:session:{fid}:spent` set of rotated
-hashes (both in the family's slot, so one script sees both), `chat:user_sessions:{uid}` set of
-the user's family ids (another slot: kept up to date outside the scripts; a stale id in it is
-harmless because revoking a missing family is a no-op). Everything expires `ttl_s` after the
-family was last used, as refresh tokens do. (Names built by redis_keys.py; `chat:` is the
-default prefix.)
+Keys: `chat:session:{fid}` hash (user, token, revoked, and `prev`, `rotated_at` of the latest
+rotation), `chat:session:{fid}:spent` set of rotated hashes (both in the family's slot, so one
+script sees both), `chat:user_sessions:{uid}` set of the user's family ids (another slot: kept
+up to date outside the scripts; a stale id in it is harmless because revoking a missing family
+is a no-op). Everything expires `ttl_s` after the family was last used, as refresh tokens do.
+(Names built by redis_keys.py; `chat:` is the default prefix.)
 """
 
 from __future__ import annotations
@@ -18,15 +18,25 @@ from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
 
 # Theft detection is atomic: the check of the presented hash and the rotation (or the revocation
 # on reuse) happen in one script, so two concurrent refreshes with the same token cannot both win.
+# `prev` and `rotated_at` (ms, Redis's clock) remember the latest rotation: presenting its old
+# token again within the grace window (ARGV[4], ms), asking for the same successor, is a retry
+# (reply 2) and changes nothing; any other spent token revokes the family (reply 1). A window of
+# 0 allows no retry at all, even one within the same millisecond.
 _ROTATE = """
-local h = redis.call('HMGET', KEYS[1], 'user', 'token', 'revoked')
+local h = redis.call('HMGET', KEYS[1], 'user', 'token', 'revoked', 'prev', 'rotated_at')
 if not h[1] or h[3] == '1' then return {false, 0} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if h[2] == ARGV[1] then
   redis.call('SADD', KEYS[2], ARGV[1])
-  redis.call('HSET', KEYS[1], 'token', ARGV[2])
+  redis.call('HSET', KEYS[1], 'token', ARGV[2], 'prev', ARGV[1], 'rotated_at', now)
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('EXPIRE', KEYS[2], ARGV[3])
   return {h[1], 0}
+end
+local grace = tonumber(ARGV[4])
+if grace > 0 and h[4] == ARGV[1] and h[2] == ARGV[2] and now - tonumber(h[5]) <= grace then
+  return {h[1], 2}
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'revoked', '1')
@@ -69,19 +79,26 @@ class RedisSessionStore:
             await pipe.execute()
 
     async def rotate(
-        self, family_id: str, presented_hash: str, new_hash: str, ttl_s: int
+        self,
+        family_id: str,
+        presented_hash: str,
+        new_hash: str,
+        ttl_s: int,
+        *,
+        grace_s: float = 0.0,
     ) -> RefreshOutcome:
         with redis_errors():
-            user, reused = await self._rotate(
-                keys=self._keys.session(family_id), args=[presented_hash, new_hash, ttl_s]
+            user, verdict = await self._rotate(
+                keys=self._keys.session(family_id),
+                args=[presented_hash, new_hash, ttl_s, int(grace_s * 1000)],
             )
         if user is None:
             return RefreshOutcome(None)
         uid = user.decode()
-        if not reused:
+        if verdict == 0:
             with redis_errors():
                 await self._track(uid, family_id, ttl_s)
-        return RefreshOutcome(uid, reused=bool(reused))
+        return RefreshOutcome(uid, reused=verdict == 1, retried=verdict == 2)
 
     async def is_active(self, family_id: str) -> bool:
         with redis_errors():

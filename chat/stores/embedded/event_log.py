@@ -147,6 +147,10 @@ class SqliteEventLog:
             tuple(_event(conversation_id, r) for r in rows), complete=after_seq >= trimmed_to
         )
 
+    async def start(self, conversation_id: str) -> None:
+        """Nothing to do: a conversation without a head row is at seq 0 (SQLite never loses
+        the head while keeping the archive)."""
+
     async def last_seq(self, conversation_id: str) -> int:
         head = await self._db.fetchone(
             "SELECT last_seq FROM log_heads WHERE conversation_id = ?", (conversation_id,)

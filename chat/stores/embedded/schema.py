@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS session_spent (
     token_hash TEXT NOT NULL,
     PRIMARY KEY (family_id, token_hash)
 );
+CREATE TABLE IF NOT EXISTS session_grace (
+    family_id TEXT PRIMARY KEY,
+    previous_hash TEXT NOT NULL,
+    rotated_at REAL NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS log_heads (
     conversation_id TEXT PRIMARY KEY,
