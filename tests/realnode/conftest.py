@@ -35,4 +35,6 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
 
 @pytest.fixture(scope="session")
 def deployed(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Deployed:
-    return deploy(real_node, tmp_path_factory.mktemp("deploy"))
+    result = deploy(real_node, tmp_path_factory.mktemp("deploy"))
+    print(f"\nreal node bring-up (s): {real_node.timings}\ndeployment (s): {result.timings}")
+    return result
