@@ -465,4 +465,5 @@ def cluster_settings(
         mongodb_uri=mongodb_uri,
         mongodb_database=fresh_mongodb_database,
         jwt_secret="test-secret-" + "x" * 32,
+        metrics_port=0,  # tests that need the metrics listener give it a free port
     )

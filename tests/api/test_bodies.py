@@ -24,13 +24,12 @@ REGISTER = "/api/v1/auth/register"
 async def base_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     from chat.server import start
 
-    settings = Settings(data_dir=tmp_path_factory.mktemp("bodies"), port=free_port())
-    rt, http = await start(settings, api=True, gateway=False, web=False, worker=False)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("bodies"), port=free_port(), metrics_port=0
+    )
+    running = await start(settings, api=True, gateway=False, web=False, worker=False)
     yield f"http://127.0.0.1:{settings.port}"
-    http.stop()
-    await rt.drain()
-    await http.close_all_connections()
-    await rt.close()
+    await running.stop()
 
 
 def _registration() -> bytes:

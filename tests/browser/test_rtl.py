@@ -56,6 +56,8 @@ async def test_rtl_bodies_previews_and_names_run_right_to_left(
         [ARABIC, "plain English stays left to right"]
     )
     assert await _directions(page, ".messages .msg .body") == ["rtl", "ltr"]
+    # The author's name arrives with the user lookup: wait for it before asking its direction.
+    await expect(page.locator(".messages .msg.theirs .author")).to_have_text([HEBREW_NAME])
     assert await _directions(page, ".messages .msg.theirs .author") == ["rtl"]
     assert await _directions(page, "#chat-title") == ["rtl"]
 

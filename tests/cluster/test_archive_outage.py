@@ -167,7 +167,7 @@ async def test_api_and_gateway_start_while_the_archive_is_down(
     uri = private_ferretdb.uri + "?serverSelectionTimeoutMS=500"
     private_ferretdb.stop()
     settings = replace(cluster_settings, mongodb_uri=uri, port=free_port(), data_dir=tmp_path)
-    rt, http = await start(settings, api=True, gateway=True, web=False, worker=False)
+    running = await start(settings, api=True, gateway=True, web=False, worker=False)
     base = f"http://127.0.0.1:{settings.port}"
     api = Api(base)
     try:
@@ -184,9 +184,6 @@ async def test_api_and_gateway_start_while_the_archive_is_down(
         assert [m["body"] for m in page.json()["messages"]] == ["started without the archive"]
         await wb.close()
     finally:
-        http.stop()
-        await rt.drain()
-        await http.close_all_connections()
+        await running.stop()
         await api.close()
-        await rt.close()
         gc.collect()

@@ -27,11 +27,11 @@ async def test_every_key_lands_under_the_prefix(cluster_settings: Settings) -> N
     other = await open_cluster_ports(cluster_settings, RecordingQueue())  # default "chat:"
     opened = await open_cluster_ports(settings, RecordingQueue())
     broker, flags = cluster_broker_and_flags(settings)
+    ports, cid, uid = opened.ports, f"c_{uuid.uuid4().hex}", f"u_{uuid.uuid4().hex}"
+    mine, theirs = Collector(), Collector()
+    sub = await ports.bus.open(mine)
+    other_sub = await other.ports.bus.open(theirs)
     try:
-        ports, cid, uid = opened.ports, f"c_{uuid.uuid4().hex}", f"u_{uuid.uuid4().hex}"
-        mine, theirs = Collector(), Collector()
-        sub = await ports.bus.open(mine)
-        other_sub = await other.ports.bus.open(theirs)
         channel = conversation_channel(cid)
         await sub.subscribe([channel])
         await other_sub.subscribe([channel])
@@ -69,6 +69,8 @@ async def test_every_key_lands_under_the_prefix(cluster_settings: Settings) -> N
         untagged = [k for k in stores if not TAGGED.match(k)]
         assert untagged == [], untagged
     finally:
+        await sub.close()
+        await other_sub.close()
         broker.close()
         await flags.close()
         await opened.close()

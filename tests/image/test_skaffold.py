@@ -124,7 +124,18 @@ def crd_image_patterns() -> dict[str, str]:
     crd = yaml.safe_load((CHART / "crds/chatclusters.chatcluster.dev.yaml").read_text())
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     image = schema["properties"]["spec"]["properties"]["image"]["properties"]
-    return {key: str(image[key]["pattern"]) for key in ("repository", "tag")}
+
+    def pattern(field: dict[str, object]) -> str:
+        """The field's `pattern`, or the regex of its CEL `self.matches(r'...')` rule."""
+        if "pattern" in field:
+            return str(field["pattern"])
+        rules = field["x-kubernetes-validations"]
+        assert isinstance(rules, list)
+        match = re.search(r"self\.matches\(r'(.*)'\)", str(rules[0]["rule"]))
+        assert match, rules
+        return match.group(1)
+
+    return {key: pattern(image[key]) for key in ("repository", "tag")}
 
 
 def test_render_wires_the_built_image_into_operator_and_example(

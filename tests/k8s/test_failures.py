@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 import pytest
+from chat_operator.builders.common import METRICS_PORT, METRICS_PORT_NAME
 
 from tests.k8s.cluster_helpers import (
     BOUND,
@@ -214,7 +215,9 @@ def test_foreign_edits_of_owned_fields_converge(
         svc = control_plane.get_json("service", "chat-ws", "-n", ns)
         data = control_plane.get_json("configmap", "chat-config", "-n", ns)["data"]
         ports = [(p["name"], p["port"]) for p in svc["spec"]["ports"]]
-        return ports == [("ws", 80)] and "CHAT_INJECTED" not in data
+        return ports == [("ws", 80), (METRICS_PORT_NAME, METRICS_PORT)] and (
+            "CHAT_INJECTED" not in data
+        )
 
     wait_for("Service port and ConfigMap keys restored", repaired, 30)
     obj = wait_ready(control_plane, ns, "chat")

@@ -1,8 +1,10 @@
 """The images the real node runs, built with podman exactly as docs/deploy.md builds them and
 handed to containerd as `podman save` archives (no registry is reachable here):
 
-- the chatcluster image under two versions, so the rolling-upgrade test has somewhere to go
-  (the second build differs only in its version label, so podman's layer cache makes it cheap);
+- the chatcluster image under two version tags, so the rolling-upgrade test has somewhere to
+  go. It is built with exactly the build arguments of tests/image (one build, two tags):
+  podman's layer cache does not key LABEL layers on build-arg values, so a build with other
+  labels would hand its labels to the next build of the same source;
 - the backing-services image (Redis, PostgreSQL 15, FerretDB): scripts/image/services.Dockerfile.
 """
 
@@ -47,14 +49,16 @@ def build(workdir: Path) -> NodeImages:
     workdir.mkdir(parents=True, exist_ok=True)
     base = run(["bash", "scripts/image/build-base.sh"], timeout=BUILD_TIMEOUT_S)
     base_ref = base.stdout.strip().splitlines()[-1]
-    for version in VERSIONS:
-        _build(
-            base_ref, NodeImages.ref(version), "Dockerfile", ".",
-            # pip in the builder reaches PyPI only through the host's CA bundle (apt in the
-            # services image must not get it: ssl-cert writes into /etc/ssl/certs).
-            "-v", "/etc/ssl/certs:/etc/ssl/certs:ro",
-            "--build-arg", f"VERSION={version}", "--build-arg", "REVISION=realnode",
-        )  # fmt: skip
+    first, *others = (NodeImages.ref(v) for v in VERSIONS)
+    _build(
+        base_ref, first, "Dockerfile", ".",
+        # pip in the builder reaches PyPI only through the host's CA bundle (apt in the
+        # services image must not get it: ssl-cert writes into /etc/ssl/certs).
+        "-v", "/etc/ssl/certs:/etc/ssl/certs:ro",
+        "--build-arg", "REVISION=test",
+    )  # fmt: skip
+    for ref in others:
+        run(["podman", "tag", first, ref])
     context = workdir / "services-context"
     context.mkdir()
     shutil.copy2(ferretdb_binary(), context / "ferretdb")
