@@ -154,7 +154,10 @@ async def open_runtime(
         refresh_ttl_s=settings.refresh_ttl_s,
         admins=settings.admins,
     )
-    actors = register_actors(broker, LoopRunner(loop), chat, queue, clock, settings.retention_days)
+    metrics = Metrics()
+    actors = register_actors(
+        broker, LoopRunner(loop), chat, queue, clock, settings.retention_days, metrics
+    )
     queue.bind(actors.persist.send)
     oidc = None
     if settings.oidc_issuer:
@@ -171,7 +174,7 @@ async def open_runtime(
     return Runtime(
         settings,
         chat,
-        Metrics(),
+        metrics,
         broker,
         actors,
         queue,

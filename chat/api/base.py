@@ -91,7 +91,9 @@ class JsonHandler(tornado.web.RequestHandler):
             code = _HTTP_CODES.get(status_code, "internal")
             reason = self._reason if status_code != 500 else "internal server error"
             error = {"code": code, "message": reason}
-        self.rt.metrics.errors.labels(str(error["code"])).inc()
+        self.rt.metrics.errors.labels("http", str(error["code"])).inc()
+        if status_code == 401:
+            self.rt.metrics.auth_failures.labels("http", str(error["code"])).inc()
         self.set_header("Content-Type", "application/json")
         self.finish(orjson.dumps({"error": error}))
 

@@ -27,6 +27,7 @@ import dramatiq
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 from chat.config import Settings
+from chat.metrics import add_process_collectors
 from chat.runtime import open_runtime
 from chat.worker.runner import BackgroundLoop
 
@@ -86,6 +87,7 @@ def _multiprocess_metrics(settings: Settings) -> Iterator[str]:
         if settings.metrics_port:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+            add_process_collectors(registry)  # the supervisor's own; children export none
             server, _ = start_http_server(settings.metrics_port, settings.host, registry=registry)
         yield path
     finally:

@@ -54,6 +54,7 @@ class DeliveryCursors:
         drain: Callable[[], Awaitable[None]] = _no_drain,
         chunk_events: int = REPLAY_CHUNK_EVENTS,
         chunk_bytes: int = REPLAY_CHUNK_BYTES,
+        gap: Callable[[], None] = lambda: None,
     ) -> None:
         self._write = write  # (frame, event ts) -> None
         self._encode = encode
@@ -65,6 +66,7 @@ class DeliveryCursors:
         self._drain = drain
         self._chunk_events = chunk_events
         self._chunk_bytes = chunk_bytes
+        self._gap = gap  # counts live events that arrived past a gap (metrics)
         self.cursors: dict[str, Cursor] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
 
@@ -82,6 +84,8 @@ class DeliveryCursors:
             cursor.seq = seq
             self._write(frame, ts)
             return
+        if not cursor.filling:
+            self._gap()
         self.fill(conversation_id)
 
     def fill(self, conversation_id: str) -> None:
