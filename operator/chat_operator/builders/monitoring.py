@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from chat_operator.builders import alerts
 from chat_operator.builders.common import (
     INSTANCE_LABEL,
     METRICS_PORT_NAME,
@@ -68,4 +69,17 @@ def dashboard(cluster: Cluster) -> Manifest:
         "kind": "ConfigMap",
         "metadata": meta,
         "data": {f"chatcluster-{cluster.name}.json": json.dumps(board, sort_keys=True)},
+    }
+
+
+def prometheus_rule(cluster: Cluster) -> Manifest:
+    """The cluster's alerts (builders/alerts.py); applied with the ServiceMonitor, since both
+    CRDs come with the Prometheus Operator."""
+    meta = metadata(cluster, cluster.name, "monitoring")
+    meta["labels"].update(cluster.spec.monitoring.labels)
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": meta,
+        "spec": {"groups": alerts.cluster_groups(cluster.namespace, cluster.name)},
     }
