@@ -21,6 +21,7 @@ from chat.domain.passwords import PasswordHasher
 from chat.domain.tokens import TokenIssuer
 from chat.metrics import Metrics
 from chat.oidc.client import OidcClient
+from chat.store_metrics import timed_ports
 from chat.worker.actors import Actors, register_actors
 from chat.worker.queue import DramatiqQueue, MemoryPendingFlags
 from chat.worker.runner import LoopRunner
@@ -145,8 +146,9 @@ async def open_runtime(
         broker, flags = cluster_broker_and_flags(settings)
         queue = DramatiqQueue(flags, blocking_send=True)
         opened = await open_cluster_ports(settings, queue)
+    metrics = Metrics()
     chat = build_chat(
-        opened.ports,
+        timed_ports(opened.ports, metrics),
         limits=settings.limits,
         tokens=build_tokens(settings, clock),
         hasher=hasher or PasswordHasher(),
@@ -154,7 +156,6 @@ async def open_runtime(
         refresh_ttl_s=settings.refresh_ttl_s,
         admins=settings.admins,
     )
-    metrics = Metrics()
     actors = register_actors(
         broker, LoopRunner(loop), chat, queue, clock, settings.retention_days, metrics
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import orjson
 import pytest
@@ -186,3 +187,36 @@ async def test_sweep_sets_persistence_lag_and_queue_depth(make_server: ServerFac
     assert (
         rt.metrics.registry.get_sample_value("chat_queue_dead_letters", {"queue": "persist"}) == 0
     )
+
+
+async def test_store_calls_are_timed(server: Server) -> None:
+    alice, bob = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(alice, bob)
+    labels = {"port": "log", "method": "append"}
+    before = sample(server, "chat_store_call_duration_seconds_count", labels)
+    await server.api.send(alice, cid, "timed")
+    assert sample(server, "chat_store_call_duration_seconds_count", labels) == before + 1
+    accounts = {"port": "accounts", "method": "get_user"}
+    assert sample(server, "chat_store_call_duration_seconds_count", accounts) >= 1
+
+
+async def test_store_errors_are_counted() -> None:
+    """A unit test of the wrapper alone: a store method that raises is counted, and raises."""
+    from chat.metrics import Metrics
+    from chat.store_metrics import TimedPort
+
+    class Broken:
+        async def get(self, key: str) -> str:
+            raise ConnectionError(key)
+
+        def name(self) -> str:
+            return "plain"
+
+    metrics = Metrics()
+    port: Any = TimedPort(Broken(), "archive", metrics)
+    with pytest.raises(ConnectionError):
+        await port.get("k")
+    assert port.name() == "plain"
+    labels = {"port": "archive", "method": "get"}
+    assert metrics.registry.get_sample_value("chat_store_errors_total", labels) == 1
+    assert metrics.registry.get_sample_value("chat_store_call_duration_seconds_count", labels) == 1
