@@ -5,13 +5,15 @@ python -m monitoring.generate
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
-from chat_operator.builders import alerts
+from chat_operator.builders import alerts, dashboards
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "chatcluster-operator"
 OPERATOR_RULES = CHART / "rules" / "operator.yaml"
+DASHBOARDS = CHART / "dashboards"
 
 
 def operator_rules_yaml() -> str:
@@ -21,9 +23,18 @@ def operator_rules_yaml() -> str:
     return header + yaml.safe_dump({"groups": alerts.operator_groups()}, sort_keys=False, width=100)
 
 
+def dashboard_files() -> dict[Path, str]:
+    return {
+        DASHBOARDS / name: json.dumps(board, indent=1, sort_keys=True) + "\n"
+        for name, board in dashboards.all_boards().items()
+    }
+
+
 def main() -> None:
     OPERATOR_RULES.parent.mkdir(parents=True, exist_ok=True)
     OPERATOR_RULES.write_text(operator_rules_yaml())
+    for path, text in dashboard_files().items():
+        path.write_text(text)
 
 
 if __name__ == "__main__":
