@@ -11,6 +11,7 @@ import tornado.web
 
 from chat.domain.accounts import Principal
 from chat.domain.errors import ChatError, InvalidRequest, PayloadTooLarge, Unauthenticated
+from chat.logs import bind, request_id_from
 from chat.runtime import Runtime
 
 MAX_JSON_BODY = 64 * 1024
@@ -33,8 +34,19 @@ class JsonHandler(tornado.web.RequestHandler):
     def initialize(self, rt: Runtime) -> None:
         self.rt = rt
         self._started = time.perf_counter()
+        bind(request_id=self.request_id, connection_id=None, user_id=None, conversation_id=None)
+
+    @property
+    def request_id(self) -> str:
+        """The client's X-Request-ID when it is a sane token, else a fresh one; echoed in the
+        response and on every log line of this request."""
+        rid: str | None = getattr(self, "_request_id", None)
+        if rid is None:
+            rid = self._request_id = request_id_from(self.request.headers.get("X-Request-ID"))
+        return rid
 
     def set_default_headers(self) -> None:
+        self.set_header("X-Request-ID", self.request_id)
         self.set_header("Content-Type", "application/json")
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")

@@ -27,6 +27,7 @@ import dramatiq
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 from chat.config import Settings
+from chat.logs import configure as configure_logging
 from chat.metrics import add_process_collectors
 from chat.runtime import open_runtime
 from chat.worker.runner import BackgroundLoop
@@ -39,6 +40,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def _one_process(
     settings: Settings, threads: int, queues: list[str] | None, serve_metrics: bool
 ) -> None:
+    # A spawned child starts with no logging configured: the same format as its supervisor.
+    configure_logging(settings.log_level, settings.log_format)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

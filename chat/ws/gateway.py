@@ -23,6 +23,7 @@ from chat.domain.errors import ChatError, Forbidden, InvalidRequest
 from chat.domain.frames import encode, event_frame
 from chat.domain.ids import new_id
 from chat.domain.models import Event
+from chat.logs import bind, request_id_from
 from chat.ws import close_codes
 from chat.ws.close_codes import CloseCode
 from chat.ws.delivery import REPLAY_CHUNK_BYTES, REPLAY_CHUNK_EVENTS, DeliveryCursors
@@ -78,6 +79,9 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         self._timers: list[object] = []
         self._heartbeat: asyncio.Task[None] | None = None
         self._m = gateway.rt.metrics
+        # This connection's task runs every frame: its log lines carry these from here on.
+        request_id = request_id_from(self.request.headers.get("X-Request-ID"))
+        bind(request_id=request_id, connection_id=self.connection_id, user_id=None)
 
     # -- handshake --------------------------------------------------------------------------
     async def get(self, *args: str, **kwargs: str) -> None:
@@ -131,6 +135,13 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             frame = parse(message)
             ref = frame.get("ref")
             kind = frame["type"]
+            # Tornado runs each frame in a task of its own (a copy of the connection's
+            # context): what is bound here is this frame's.
+            cid = frame.get("conversation_id")
+            bind(
+                user_id=self.principal.user.id if self.principal else None,
+                conversation_id=cid if isinstance(cid, str) else None,
+            )
             self._m.frames_in.labels(kind).inc()
             if self.state is State.AUTHENTICATING:
                 await self._authenticate(frame)
@@ -141,6 +152,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             await handler(self, frame)
         except ChatError as exc:
             self._m.errors.labels("ws", exc.code).inc()
+            log.debug("frame refused: %s", exc.code)
             ref = exc.details.pop("ref", ref)
             if self.state is State.AUTHENTICATING:
                 self._m.auth_failures.labels("ws", exc.code).inc()
@@ -177,6 +189,8 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             await self.rt.chat.presence.disconnect(principal, self.connection_id)
             return
         self.principal = principal
+        bind(user_id=principal.user.id)
+        log.debug("authenticated")
         self.state = State.READY
         self.gateway.sockets.add(self)
         self._m.connections.inc()
