@@ -203,6 +203,20 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemostrecent",
         )
+        self.jobs = Counter(
+            "chat_jobs_total",
+            "Dramatiq jobs processed, by queue, actor and outcome (ok, error: it will be "
+            "retried, skipped, dead_lettered: retries exhausted)",
+            ["queue", "actor", "outcome"],
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            "chat_job_duration_seconds",
+            "Run time of a Dramatiq job, by queue and actor",
+            ["queue", "actor"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
         self.sweeps = Counter(
             "chat_sweeps_total", "Backlog sweeps run (each sets the gauges above)", registry=r
         )

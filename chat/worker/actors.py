@@ -17,6 +17,7 @@ from chat.domain.chat import Chat
 from chat.domain.clock import Clock, now_ms
 from chat.metrics import Metrics
 from chat.worker import MAINTENANCE_QUEUE, PERSIST_QUEUE
+from chat.worker.job_metrics import JobMetrics
 from chat.worker.queue import DramatiqQueue
 from chat.worker.queue_stats import queue_counts
 from chat.worker.runner import LoopRunner
@@ -44,6 +45,9 @@ def register_actors(
     retention_days: int,
     metrics: Metrics | None = None,
 ) -> Actors:
+    if metrics is not None:
+        broker.add_middleware(JobMetrics(metrics))
+
     async def persist(conversation_id: str) -> int:
         # Release first: an append racing with this job then enqueues a new one.
         await queue.flags.release(conversation_id)

@@ -220,3 +220,19 @@ async def test_store_errors_are_counted() -> None:
     labels = {"port": "archive", "method": "get"}
     assert metrics.registry.get_sample_value("chat_store_errors_total", labels) == 1
     assert metrics.registry.get_sample_value("chat_store_call_duration_seconds_count", labels) == 1
+
+
+async def test_dramatiq_jobs_are_counted_and_timed(server: Server) -> None:
+    """The in-process worker archives a sent message: one persist job, ok, with its run time."""
+    alice, bob = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(alice, bob)
+    labels = {"queue": "persist", "actor": "persist_conversation"}
+    before = sample(server, "chat_jobs_total", {**labels, "outcome": "ok"})
+    await server.api.send(alice, cid, "archive me")
+
+    async def archived() -> None:
+        while sample(server, "chat_jobs_total", {**labels, "outcome": "ok"}) <= before:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(archived(), 10)
+    assert sample(server, "chat_job_duration_seconds_count", labels) >= 1

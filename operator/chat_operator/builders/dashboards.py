@@ -269,6 +269,16 @@ def component_panels() -> list[Panel]:
             "ops",
         ),
         panel(
+            "Jobs by actor and outcome",
+            [(_rate("chat_jobs_total", pods, "actor, outcome"), "{{actor}} {{outcome}}")],
+            "ops",
+        ),
+        panel(
+            "Job run time p99",
+            [(_quantile(0.99, "chat_job_duration_seconds", "le, actor", pods), "{{actor}}")],
+            "s",
+        ),
+        panel(
             "Worker processes", [(f"sum(chat_worker_processes{{{pods}}})", "processes")], "short"
         ),
         panel(
