@@ -110,9 +110,15 @@ class Metrics:
             "because the socket was closing is not counted",
             registry=r,
         )
+        self.replayed = Counter(
+            "chat_replayed_events_total",
+            "Message events read back from the log and queued to a socket (resume, gap fill)",
+            registry=r,
+        )
         self.delivery_latency = Histogram(
             "chat_send_to_deliver_seconds",
-            "Time from a message's server timestamp to its queueing to a recipient socket",
+            "Time from a message's server timestamp to its queueing to a recipient socket, for "
+            "live deliveries (replays are counted in chat_replayed_events_total instead)",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

@@ -236,3 +236,23 @@ async def test_dramatiq_jobs_are_counted_and_timed(server: Server) -> None:
 
     await asyncio.wait_for(archived(), 10)
     assert sample(server, "chat_job_duration_seconds_count", labels) >= 1
+
+
+async def test_replays_are_deliveries_but_not_live_latency(make_server: ServerFactory) -> None:
+    """A resume of old events is delivered, but its age is the client's time away: it must not
+    land in the send→deliver histogram the latency SLO reads."""
+    server = await make_server(with_limits(**FAST))
+    alice, bob = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(alice, bob)
+    for i in range(3):
+        await server.api.send(alice, cid, f"while away {i}")
+    ws = await server.ws(bob)
+    resumed = await ws.request({"type": "resume", "conversations": {cid: 0}})
+    assert resumed["conversations"] == {cid: 3}, resumed
+    assert sample(server, "chat_deliveries_total") == 3
+    assert sample(server, "chat_replayed_events_total") == 3
+    assert sample(server, "chat_send_to_deliver_seconds_count") == 0
+    await server.api.send(alice, cid, "live")
+    await ws.wait(lambda f: f.get("type") == "message" and f["seq"] == 4)
+    assert sample(server, "chat_send_to_deliver_seconds_count") == 1
+    await ws.close()

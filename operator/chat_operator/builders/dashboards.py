@@ -124,7 +124,10 @@ def overview_panels() -> list[Panel]:
         ),
         panel(
             "Deliveries/s",
-            [(f"sum(rate(chat_deliveries_total{{{SEL}}}[{RATE}]))", "deliveries")],
+            [
+                (f"sum(rate(chat_deliveries_total{{{SEL}}}[{RATE}]))", "deliveries"),
+                (f"sum(rate(chat_replayed_events_total{{{SEL}}}[{RATE}]))", "of which replayed"),
+            ],
             "ops",
         ),
         panel(
