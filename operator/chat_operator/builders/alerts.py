@@ -64,7 +64,12 @@ def cluster_alerts(namespace: str, name: str) -> list[Alert]:
     who = f"ChatCluster {namespace}/{name}"
 
     def ratio(window: str) -> str:
-        errors = f'sum(rate(chat_errors_total{{{sel},code=~"{SERVER_ERROR_CODES}"}}[{window}]))'
+        # Server errors on any WebSocket frame over sends: conservative (a failed `read` counts
+        # against the send budget too), and readable from the counters that exist.
+        errors = (
+            f'sum(rate(chat_errors_total{{{sel},transport="ws",code=~"{SERVER_ERROR_CODES}"}}'
+            f"[{window}]))"
+        )
         sends = f'sum(rate(chat_ws_frames_in_total{{{sel},type="send"}}[{window}]))'
         return f"({errors} / clamp_min({sends}, 1e-9))"
 
