@@ -174,7 +174,7 @@ def operator_alerts() -> list[Alert]:
             "warning",
             "The chatcluster operator keeps failing to reconcile",
             "Reconcile passes ended in an error for 10 minutes; the operator's log and the "
-            "ChatClusters' Degraded condition say why.",
+            "ChatClusters' conditions and events say why.",
         ),
         Alert(
             "ChatClusterNotReady",
