@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from chat import __version__
 from chat.config import ENV, LOG_LEVELS, Backend, ConfigError, Settings, load
+from chat.logs import configure as configure_logging
 from chat.worker import QUEUES
 
 
@@ -173,10 +173,7 @@ def _run(args: argparse.Namespace) -> int:
     from chat.server import serve
 
     settings = settings_for(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "dev":
         url = f"http://{settings.host}:{settings.port}/"
         asyncio.run(

@@ -39,6 +39,7 @@ def env(name: str) -> dict[str, str]:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 KEY_PREFIX_PATTERN = re.compile(r"^[-_:.a-zA-Z0-9]{0,64}$")
 """Letters, digits and `-_:.`: no `{`/`}`, which would break the keys' Redis Cluster hash tags;
 the CRD's `spec.redis.keyPrefix` has the same pattern."""
@@ -98,6 +99,10 @@ class Settings:
     """Shown on the login button: "Sign in with <this>"."""
     log_level: str = field(default="INFO", metadata=env("CHAT_LOG_LEVEL"))
     """One of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case); `--log-level` wins."""
+    log_format: str = field(default="text", metadata=env("CHAT_LOG_FORMAT"))
+    """`text` (human-readable lines) or `json` (one object per line, with request, connection,
+    user and conversation ids where they apply; chat/logs.py). Text by default: people read
+    logs on a laptop; a log pipeline asks for JSON."""
     pod_name: str = field(default="", metadata=env("CHAT_POD_NAME"))
     """This pod's name (the operator sets it from `metadata.name`); shown in the start-up line so
     a log names the pod it came from. Empty outside Kubernetes."""
@@ -203,6 +208,11 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(
             f"{ENV['log_level']}={settings.log_level!r} is invalid: expected one of "
             + ", ".join(LOG_LEVELS)
+        )
+    if settings.log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"{ENV['log_format']}={settings.log_format!r} is invalid: expected one of "
+            + ", ".join(LOG_FORMATS)
         )
     if not KEY_PREFIX_PATTERN.match(settings.redis_key_prefix):
         raise ConfigError(

@@ -21,6 +21,7 @@ from chat.domain.passwords import PasswordHasher
 from chat.domain.tokens import TokenIssuer
 from chat.metrics import Metrics
 from chat.oidc.client import OidcClient
+from chat.store_metrics import timed_ports
 from chat.worker.actors import Actors, register_actors
 from chat.worker.queue import DramatiqQueue, MemoryPendingFlags
 from chat.worker.runner import LoopRunner
@@ -164,8 +165,9 @@ async def open_runtime(
         broker, flags = cluster_broker_and_flags(settings)
         queue = DramatiqQueue(flags, blocking_send=True)
         opened = await open_cluster_ports(settings, queue, archive_optional=archive_optional)
+    metrics = Metrics()
     chat = build_chat(
-        opened.ports,
+        timed_ports(opened.ports, metrics),
         limits=settings.limits,
         tokens=build_tokens(settings, clock),
         hasher=hasher or PasswordHasher(),
@@ -173,7 +175,9 @@ async def open_runtime(
         refresh_ttl_s=settings.refresh_ttl_s,
         admins=settings.admins,
     )
-    actors = register_actors(broker, LoopRunner(loop), chat, queue, clock, settings.retention_days)
+    actors = register_actors(
+        broker, LoopRunner(loop), chat, queue, clock, settings.retention_days, metrics
+    )
     queue.bind(actors.persist.send)
     oidc = None
     if settings.oidc_issuer:
@@ -190,7 +194,7 @@ async def open_runtime(
     return Runtime(
         settings,
         chat,
-        Metrics(),
+        metrics,
         broker,
         actors,
         queue,

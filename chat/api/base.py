@@ -21,7 +21,13 @@ from chat.api.body import (
     too_large,
 )
 from chat.domain.accounts import Principal
-from chat.domain.errors import ChatError, InvalidRequest, Unauthenticated, Unavailable
+from chat.domain.errors import (
+    ChatError,
+    InvalidRequest,
+    Unauthenticated,
+    Unavailable,
+)
+from chat.logs import bind, request_id_from
 from chat.runtime import Runtime
 
 MAX_SEQ = 2**63 - 1
@@ -66,6 +72,7 @@ class JsonHandler(tornado.web.RequestHandler):
         self.rt = rt
         self._started = time.perf_counter()
         self._body = BoundedBody()
+        bind(request_id=self.request_id, connection_id=None, user_id=None, conversation_id=None)
 
     def prepare(self) -> None:
         connection = self.request.connection
@@ -83,7 +90,17 @@ class JsonHandler(tornado.web.RequestHandler):
             exc = too_large()
             self.send_error(exc.status, exc_info=(type(exc), exc, None))
 
+    @property
+    def request_id(self) -> str:
+        """The client's X-Request-ID when it is a sane token, else a fresh one; echoed in the
+        response and on every log line of this request."""
+        rid: str | None = getattr(self, "_request_id", None)
+        if rid is None:
+            rid = self._request_id = request_id_from(self.request.headers.get("X-Request-ID"))
+        return rid
+
     def set_default_headers(self) -> None:
+        self.set_header("X-Request-ID", self.request_id)
         self.set_header("Content-Type", "application/json")
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")
@@ -139,7 +156,9 @@ class JsonHandler(tornado.web.RequestHandler):
             code = _HTTP_CODES.get(status_code, "internal")
             reason = self._reason if status_code != 500 else "internal server error"
             error = {"code": code, "message": reason}
-        self.rt.metrics.errors.labels(str(error["code"])).inc()
+        self.rt.metrics.errors.labels("http", str(error["code"])).inc()
+        if status_code == 401:
+            self.rt.metrics.auth_failures.labels("http", str(error["code"])).inc()
         self.set_header("Content-Type", "application/json")
         self.finish(orjson.dumps({"error": error}))
 

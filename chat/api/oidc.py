@@ -114,7 +114,7 @@ class OidcCallbackHandler(_OidcHandler):
             )
             pair = await self.rt.chat.accounts.login_external(identity)
         except ChatError as exc:
-            self.rt.metrics.errors.labels(exc.code).inc()
+            self.rt.metrics.errors.labels("http", exc.code).inc()
             self.redirect("/#" + urlencode({"login_error": exc.code}))
             return
         tokens = views.tokens(pair)

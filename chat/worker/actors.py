@@ -15,8 +15,11 @@ import dramatiq
 
 from chat.domain.chat import Chat
 from chat.domain.clock import Clock, now_ms
+from chat.metrics import Metrics
 from chat.worker import MAINTENANCE_QUEUE, PERSIST_QUEUE
+from chat.worker.job_metrics import JobMetrics
 from chat.worker.queue import DramatiqQueue
+from chat.worker.queue_stats import queue_counts
 from chat.worker.runner import LoopRunner
 
 log = logging.getLogger(__name__)
@@ -40,7 +43,11 @@ def register_actors(
     queue: DramatiqQueue,
     clock: Clock,
     retention_days: int,
+    metrics: Metrics | None = None,
 ) -> Actors:
+    if metrics is not None:
+        broker.add_middleware(JobMetrics(metrics))
+
     async def persist(conversation_id: str) -> int:
         # Release first: an append racing with this job then enqueues a new one.
         await queue.flags.release(conversation_id)
@@ -53,16 +60,39 @@ def register_actors(
     async def sweep() -> int:
         """Queue a job for every conversation whose archive lags its log (a job lost with a
         crashed process, or one dead-lettered during a long outage)."""
-        behind = 0
+        behind = lag_events = 0
+        oldest: int | None = None
         for cid in await chat.messaging.conversations_with_backlog():
-            if await chat.ports.archive.watermark(cid) < await chat.messaging.last_seq(cid):
+            watermark = await chat.ports.archive.watermark(cid)
+            last = await chat.messaging.last_seq(cid)
+            if watermark < last:
                 await queue.flags.release(cid)
                 await queue.persist_soon(cid)
                 behind += 1
+                lag_events += last - watermark
+                if metrics is not None:
+                    # The first unarchived event's timestamp: persistence lag in seconds.
+                    first = await chat.ports.log.read(cid, watermark, 1)
+                    if first.events:
+                        ts = first.events[0].ts
+                        oldest = ts if oldest is None else min(oldest, ts)
+        if metrics is not None:
+            metrics.persist_lag.set(behind)
+            metrics.persist_lag_events.set(lag_events)
+            age = 0.0 if oldest is None else max(0.0, (now_ms(clock) - oldest) / 1000)
+            metrics.persist_lag_seconds.set(age)
         return behind
 
     def sweep_backlog() -> None:
         behind = runner.run(sweep)
+        if metrics is not None:
+            # Queue depth is read here, on Dramatiq's thread: the Redis client is blocking.
+            counts = queue_counts(broker)
+            for name, waiting in counts.waiting.items():
+                metrics.queue_messages.labels(name).set(waiting)
+            for name, dead in counts.dead.items():
+                metrics.dead_letters.labels(name).set(dead)
+            metrics.sweeps.inc()
         if behind:
             log.info("sweep queued %d conversations whose archive lagged", behind)
 

@@ -27,6 +27,8 @@ import dramatiq
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 from chat.config import Settings
+from chat.logs import configure as configure_logging
+from chat.metrics import add_process_collectors
 from chat.runtime import open_runtime
 from chat.worker.runner import BackgroundLoop
 
@@ -38,6 +40,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def _one_process(
     settings: Settings, threads: int, queues: list[str] | None, serve_metrics: bool
 ) -> None:
+    # A spawned child starts with no logging configured: the same format as its supervisor.
+    configure_logging(settings.log_level, settings.log_format)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -86,6 +90,7 @@ def _multiprocess_metrics(settings: Settings) -> Iterator[str]:
         if settings.metrics_port:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+            add_process_collectors(registry)  # the supervisor's own; children export none
             server, _ = start_http_server(settings.metrics_port, settings.host, registry=registry)
         yield path
     finally:

@@ -54,6 +54,8 @@ class DeliveryCursors:
         drain: Callable[[], Awaitable[None]] = _no_drain,
         chunk_events: int = REPLAY_CHUNK_EVENTS,
         chunk_bytes: int = REPLAY_CHUNK_BYTES,
+        gap: Callable[[], None] = lambda: None,
+        write_replayed: Callable[[bytes, int], None] | None = None,
     ) -> None:
         self._write = write  # (frame, event ts) -> None
         self._encode = encode
@@ -65,6 +67,10 @@ class DeliveryCursors:
         self._drain = drain
         self._chunk_events = chunk_events
         self._chunk_bytes = chunk_bytes
+        self._gap = gap  # counts live events that arrived past a gap (metrics)
+        # Events read back from the log (resume, gap fill) go here: the same write, but the
+        # gateway keeps them out of the live-latency histogram.
+        self._write_replayed = write_replayed or write
         self.cursors: dict[str, Cursor] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
 
@@ -82,6 +88,8 @@ class DeliveryCursors:
             cursor.seq = seq
             self._write(frame, ts)
             return
+        if not cursor.filling:
+            self._gap()
         self.fill(conversation_id)
 
     def fill(self, conversation_id: str) -> None:
@@ -152,7 +160,7 @@ class DeliveryCursors:
                             return recoverable
                     frame = self._encode(event)
                     cursor.seq = event.seq
-                    self._write(frame, event.ts)
+                    self._write_replayed(frame, event.ts)
                     chunk_events += 1
                     chunk_bytes += len(frame)
                 if not cursor.refill:

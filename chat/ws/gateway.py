@@ -23,6 +23,7 @@ from chat.domain.errors import ChatError, Forbidden, InvalidRequest
 from chat.domain.frames import encode, event_frame
 from chat.domain.ids import new_id
 from chat.domain.models import Event
+from chat.logs import bind, request_id_from
 from chat.ws import close_codes
 from chat.ws.close_codes import CloseCode
 from chat.ws.delivery import REPLAY_CHUNK_BYTES, REPLAY_CHUNK_EVENTS, DeliveryCursors
@@ -73,10 +74,15 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             # A chunk always fits in the socket's budget, whatever the limits are set to.
             chunk_events=max(1, min(REPLAY_CHUNK_EVENTS, self.limits.outbound_queue_frames // 4)),
             chunk_bytes=max(1, min(REPLAY_CHUNK_BYTES, self.limits.outbound_queue_bytes // 4)),
+            gap=gateway.rt.metrics.gap_fills.inc,
+            write_replayed=self._write_replayed,
         )
         self._timers: list[object] = []
         self._heartbeat: asyncio.Task[None] | None = None
         self._m = gateway.rt.metrics
+        # This connection's task runs every frame: its log lines carry these from here on.
+        request_id = request_id_from(self.request.headers.get("X-Request-ID"))
+        bind(request_id=request_id, connection_id=self.connection_id, user_id=None)
 
     # -- handshake --------------------------------------------------------------------------
     async def get(self, *args: str, **kwargs: str) -> None:
@@ -130,6 +136,13 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             frame = parse(message)
             ref = frame.get("ref")
             kind = frame["type"]
+            # Tornado runs each frame in a task of its own (a copy of the connection's
+            # context): what is bound here is this frame's.
+            cid = frame.get("conversation_id")
+            bind(
+                user_id=self.principal.user.id if self.principal else None,
+                conversation_id=cid if isinstance(cid, str) else None,
+            )
             self._m.frames_in.labels(kind).inc()
             if self.state is State.AUTHENTICATING:
                 await self._authenticate(frame)
@@ -139,9 +152,11 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             handler = self._dispatch[kind]
             await handler(self, frame)
         except ChatError as exc:
-            self._m.errors.labels(exc.code).inc()
+            self._m.errors.labels("ws", exc.code).inc()
+            log.debug("frame refused: %s", exc.code)
             ref = exc.details.pop("ref", ref)
             if self.state is State.AUTHENTICATING:
+                self._m.auth_failures.labels("ws", exc.code).inc()
                 self.send_frame(error_frame(exc.code, exc.message, ref, **exc.details), "error")
                 if exc.code == "too_many_connections":
                     self.close_with(close_codes.TOO_MANY_CONNECTIONS)
@@ -160,7 +175,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             pass
         except Exception:
             log.exception("frame handling failed")
-            self._m.errors.labels("internal").inc()
+            self._m.errors.labels("ws", "internal").inc()
             self.send_frame(error_frame("internal", "internal error", ref), "error")
             if self.state is State.AUTHENTICATING:
                 self.close_with(close_codes.INTERNAL)
@@ -175,9 +190,12 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             await self.rt.chat.presence.disconnect(principal, self.connection_id)
             return
         self.principal = principal
+        bind(user_id=principal.user.id)
+        log.debug("authenticated")
         self.state = State.READY
         self.gateway.sockets.add(self)
         self._m.connections.inc()
+        self._m.connects.inc()
         cids = await self.rt.chat.ports.conversations.conversation_ids_for_user(principal.user.id)
         self.channels = [user_channel(principal.user.id)]
         await self.gateway.join(self, self.channels)
@@ -252,10 +270,12 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
 
     async def _send(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
+        started = time.perf_counter()
         result = await self.rt.chat.messaging.send(
             self.principal, frame.get("conversation_id"), frame.get("client_id"), frame.get("body")
         )
         self._ack_append(frame, result.event, result.duplicate)
+        self._m.ack_latency.observe(time.perf_counter() - started)
 
     async def _edit(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
@@ -395,19 +415,20 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         )
 
     # -- frames out -------------------------------------------------------------------------
-    def send_frame(self, payload: bytes, kind: str) -> None:
+    def send_frame(self, payload: bytes, kind: str) -> bool:
         """Queue a frame; frames queued while a write is under way go out in the next one.
 
         A socket over its outbound budget (frames or bytes not yet sent, see `outbound.py`) is a
         slow consumer and is closed (it reconnects and resumes), so memory per socket stays
-        bounded.
+        bounded. Returns whether the frame was queued (False: dropped, the socket is closing).
         """
         if self.ws_connection is None or self.state is State.CLOSED or self.closing:
-            return
+            return False
         if not self.outbound.queue(self.gateway.frames.frame(payload)):
             self.close_with(close_codes.SLOW_CONSUMER)
-            return
+            return False
         self.gateway.frames_out(kind).inc()
+        return True
 
     async def _drain_replay(self) -> None:
         """A replay waits here between chunks, so a reader at full speed is never cut off by
@@ -415,15 +436,25 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         await self.outbound.drain(self.limits.outbound_queue_bytes // 2)
 
     def _write_event(self, payload: bytes, ts: int) -> None:
-        self.send_frame(payload, "message")
-        self._m.deliveries.inc()
-        self._m.delivery_latency.observe(max(0.0, time.time() - ts / 1000))
+        """A live event. Only what reached the socket's queue is a delivery: a dropped frame
+        is not."""
+        if self.send_frame(payload, "message"):
+            self._m.deliveries.inc()
+            self._m.delivery_latency.observe(max(0.0, time.time() - ts / 1000))
+
+    def _write_replayed(self, payload: bytes, ts: int) -> None:
+        """An event read back from the log (resume, gap fill): a delivery, but its age is the
+        client's time away, not the send path's latency, so the SLO histogram leaves it out."""
+        if self.send_frame(payload, "message"):
+            self._m.deliveries.inc()
+            self._m.replayed.inc()
 
     async def _fetch(self, cid: str, after: int) -> tuple[tuple[Event, ...], bool]:
         replay = await self.rt.chat.messaging.replay(cid, after)
         return replay.events, replay.recoverable
 
     async def _lost(self, cid: str) -> int:
+        self._m.not_recoverable.inc()
         self.send_frame(
             encode(
                 {
@@ -469,6 +500,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         if was_ready:
             self.gateway.forget(self)
             self._m.connections.dec()
+            self._m.disconnects.inc()
             self.gateway.spawn(self._cleanup())
 
     async def _cleanup(self) -> None:

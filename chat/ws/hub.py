@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from chat.ws.gateway import GatewayHandler
 
 log = logging.getLogger(__name__)
+
+LOOP_LAG_PROBE_S = 0.5
+"""How often the event loop's lag is sampled: a timer asked for this delay, run late by the
+time the loop spent on other work (a blocking call shows up here first)."""
 
 
 class Gateway:
@@ -36,6 +41,10 @@ class Gateway:
         self.frames = FrameCache()
         self._frame_counters: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._probe: asyncio.TimerHandle | None = None
+        rt.metrics.outbound_bytes.set_function(
+            lambda: float(sum(h.outbound.queued_bytes for h in self.sockets))
+        )
 
     @classmethod
     def of(cls, rt: Runtime) -> Gateway:
@@ -54,6 +63,18 @@ class Gateway:
         async with self._starting:
             if self._subscription is None:
                 self._subscription = await self.rt.chat.ports.bus.open(self)
+                self._probe_loop(time.monotonic() + LOOP_LAG_PROBE_S)
+
+    def _probe_loop(self, due: float) -> None:
+        """A plain timer, not a task: nothing to cancel when the loop closes."""
+        now = time.monotonic()
+        if self._probe is not None:
+            self.rt.metrics.loop_lag.observe(max(0.0, now - due))
+        if self.rt.draining:
+            return
+        self._probe = asyncio.get_running_loop().call_later(
+            LOOP_LAG_PROBE_S, self._probe_loop, now + LOOP_LAG_PROBE_S
+        )
 
     # -- Listener (called by the bus on this loop) -----------------------------------------
     def on_message(self, channel: str, payload: bytes) -> None:
@@ -76,6 +97,7 @@ class Gateway:
 
     def on_reset(self) -> None:
         """The bus may have dropped messages: every socket re-reads its conversations' logs."""
+        self.rt.metrics.bus_resets.inc()
         for h in tuple(self.sockets):
             for cid in tuple(h.cursors.cursors):
                 h.cursors.fill(cid)

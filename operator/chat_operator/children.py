@@ -124,7 +124,9 @@ class ChildWriter:
         owned: dict[tuple[str, str], tuple[str, Obj]] = {}
         listed: set[str] = set()
         for api_version, kind in PRUNABLE:
-            if kind == "ServiceMonitor" and not self.serves(api_version, kind):
+            if api_version.startswith("monitoring.coreos.com/") and not self.serves(
+                api_version, kind
+            ):
                 continue
             try:
                 items = self.kube.list(

@@ -189,6 +189,8 @@ class Reconciler:
             secrets_checksum=secrets.checksum,
             service_monitor_available=spec.monitoring.service_monitor
             and self.serves("monitoring.coreos.com/v1", "ServiceMonitor"),
+            prometheus_rule_available=spec.monitoring.service_monitor
+            and self.serves("monitoring.coreos.com/v1", "PrometheusRule"),
         )
         desired = children(cluster, rollout)
         if spec.paused:

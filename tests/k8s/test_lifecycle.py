@@ -23,16 +23,15 @@ from tests.k8s.support import condition
 
 pytestmark = pytest.mark.k8s
 
-SERVICE_MONITOR_CRD = """
+MONITORING_CRD = """
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: servicemonitors.monitoring.coreos.com
+  name: {plural}.monitoring.coreos.com
 spec:
   group: monitoring.coreos.com
   scope: Namespaced
-  names: {plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor,
-          listKind: ServiceMonitorList}
+  names: {{plural: {plural}, singular: {singular}, kind: {kind}, listKind: {kind}List}}
   versions:
     - name: v1
       served: true
@@ -124,13 +123,17 @@ def test_full_cluster_builds_every_child(
     kubelet: FakeKubelet,
     namespace: str,
 ) -> None:
-    control_plane.kubectl("apply", "-f", "-", stdin=SERVICE_MONITOR_CRD)
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/servicemonitors.monitoring.coreos.com",
-    )
+    # The Prometheus Operator's two kinds the operator writes (schemas left open here).
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        plural = f"{kind.lower()}s"
+        crd = MONITORING_CRD.format(plural=plural, singular=kind.lower(), kind=kind)
+        control_plane.kubectl("apply", "-f", "-", stdin=crd)
+        control_plane.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            f"crd/{plural}.monitoring.coreos.com",
+        )
     # The full example names a PriorityClass; without it the Priority admission plugin refuses
     # the api pods (the cluster would report Degraded/ReplicaFailure).
     control_plane.kubectl("apply", "-f", "-", stdin=PRIORITY_CLASS)
@@ -157,6 +160,11 @@ def test_full_cluster_builds_every_child(
     wait_for(
         "ServiceMonitor",
         lambda: names(control_plane, namespace, "servicemonitors", inst) == {"chat-full"},
+        BOUND,
+    )
+    wait_for(
+        "PrometheusRule",
+        lambda: names(control_plane, namespace, "prometheusrules", inst) == {"chat-full"},
         BOUND,
     )
     assert "chat-full-dashboard" in names(control_plane, namespace, "configmaps", inst)

@@ -44,6 +44,8 @@ def children(cluster: Cluster, rollout: Rollout) -> list[Manifest]:
         out.append(ing)
     if spec.monitoring.service_monitor and rollout.service_monitor_available:
         out.append(monitoring.service_monitor(cluster))
+    if spec.monitoring.service_monitor and rollout.prometheus_rule_available:
+        out.append(monitoring.prometheus_rule(cluster))
     if spec.monitoring.dashboards:
         out.append(monitoring.dashboard(cluster))
     if rollout.image is None:

@@ -51,6 +51,9 @@ class Rollout:
     image: str | None
     secrets_checksum: str
     service_monitor_available: bool
+    prometheus_rule_available: bool = False
+    """The PrometheusRule CRD is served (set by the reconciler from discovery, like the
+    ServiceMonitor's); False leaves the cluster's alerts out."""
 
 
 def short_hash(value: str, length: int = 8) -> str:

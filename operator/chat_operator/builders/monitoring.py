@@ -1,9 +1,11 @@
-"""ServiceMonitor (only when the Prometheus Operator's CRD exists) and Grafana dashboards."""
+"""ServiceMonitor and PrometheusRule (only when the Prometheus Operator's CRDs exist) and the
+Grafana dashboard."""
 
 from __future__ import annotations
 
 import json
 
+from chat_operator.builders import alerts, dashboards
 from chat_operator.builders.common import (
     INSTANCE_LABEL,
     METRICS_PORT_NAME,
@@ -37,30 +39,12 @@ def service_monitor(cluster: Cluster) -> Manifest:
 
 
 def dashboard(cluster: Cluster) -> Manifest:
-    """A ConfigMap the Grafana sidecar picks up by its ``grafana_dashboard`` label."""
-    panels = [
-        {
-            "type": "timeseries",
-            "title": title,
-            "gridPos": {"x": 0, "y": index * 8, "w": 24, "h": 8},
-            "targets": [{"expr": expr.replace("$instance", cluster.name)}],
-        }
-        for index, (title, expr) in enumerate(
-            (
-                (
-                    "Ready replicas",
-                    'kube_deployment_status_replicas_ready{deployment=~"$instance-.*"}',
-                ),
-                ("Process CPU", 'rate(process_cpu_seconds_total{service=~"$instance-.*"}[5m])'),
-            )
-        )
-    ]
-    board = {
-        "title": f"chatcluster {cluster.name}",
-        "uid": f"chat-{cluster.name}",
-        "schemaVersion": 39,
-        "panels": panels,
-    }
+    """The chat overview (builders/dashboards.py), preset to this cluster, in a ConfigMap the
+    Grafana sidecar picks up by its ``grafana_dashboard`` label."""
+    board = dashboards.overview(default_cluster=cluster.name, uid=f"chat-{cluster.name}")
+    board["title"] = f"chatcluster {cluster.namespace}/{cluster.name}"
+    namespace = next(v for v in board["templating"]["list"] if v["name"] == "namespace")
+    namespace["current"] = {"text": cluster.namespace, "value": cluster.namespace}
     meta = metadata(cluster, f"{cluster.name}-dashboard", "monitoring")
     meta["labels"]["grafana_dashboard"] = "1"
     return {
@@ -68,4 +52,17 @@ def dashboard(cluster: Cluster) -> Manifest:
         "kind": "ConfigMap",
         "metadata": meta,
         "data": {f"chatcluster-{cluster.name}.json": json.dumps(board, sort_keys=True)},
+    }
+
+
+def prometheus_rule(cluster: Cluster) -> Manifest:
+    """The cluster's alerts (builders/alerts.py); applied with the ServiceMonitor, since both
+    CRDs come with the Prometheus Operator."""
+    meta = metadata(cluster, cluster.name, "monitoring")
+    meta["labels"].update(cluster.spec.monitoring.labels)
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": meta,
+        "spec": {"groups": alerts.cluster_groups(cluster.namespace, cluster.name)},
     }

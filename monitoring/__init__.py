@@ -1,0 +1,1 @@
+"""Generators for the monitoring files the chart ships (rules, dashboards)."""
