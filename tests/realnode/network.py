@@ -67,7 +67,10 @@ class NodeNetwork:
 
     def up(self) -> None:
         if Path(f"/sys/class/net/{BRIDGE}").exists():
-            raise RuntimeError(f"{BRIDGE} exists: another real node runs, or one was not torn down")
+            # A run that was killed before its teardown (the bridge and chains are ours alone).
+            self._up = True
+            self.saved = {}
+            self.down()
         self.saved = {name: sysctl(name) for name in (*RESTORED_SYSCTLS, FORWARDING)}
         self._up = True
         self._guards()
