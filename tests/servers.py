@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import json
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,6 +53,17 @@ def _ferretdb_version() -> str:
     found = re.search(r"^FERRETDB_VERSION=(\S+)$", script, re.MULTILINE)
     assert found, "30-ferretdb.sh must pin FERRETDB_VERSION"
     return found.group(1)
+
+
+def _toxiproxy_version() -> str:
+    script = (ROOT / "scripts/setup.d/35-toxiproxy.sh").read_text()
+    found = re.search(r"^TOXIPROXY_VERSION=(\S+)$", script, re.MULTILINE)
+    assert found, "35-toxiproxy.sh must pin TOXIPROXY_VERSION"
+    return found.group(1)
+
+
+def toxiproxy_binary() -> Path:
+    return CACHE / f"toxiproxy-{_toxiproxy_version()}" / "toxiproxy"
 
 
 def ferretdb_binary() -> Path:
@@ -460,6 +473,70 @@ class SentinelGroup:
 
     def stop(self) -> None:
         for server in [*self.sentinels, *self.servers]:
+            server.kill()
+
+
+class ToxiproxyServer(ManagedServer):
+    """Toxiproxy: TCP proxies with injectable faults (toxics), driven over its HTTP API."""
+
+    name = "toxiproxy"
+
+    def command(self) -> list[str]:
+        return [str(toxiproxy_binary()), "-host", "127.0.0.1", "-port", str(self.port)]
+
+    def _call(self, method: str, path: str, body: object = None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def ready(self) -> bool:
+        self._call("GET", "/proxies")  # raises until the API answers
+        return True
+
+    def proxy(self, name: str, upstream_port: int) -> int:
+        """A proxy to 127.0.0.1:`upstream_port`; returns its listening port."""
+        port = free_port()
+        self._call(
+            "POST",
+            "/proxies",
+            {"name": name, "listen": f"127.0.0.1:{port}", "upstream": f"127.0.0.1:{upstream_port}"},
+        )
+        return port
+
+    def add_toxic(
+        self,
+        proxy: str,
+        name: str,
+        kind: str,
+        attributes: dict[str, int],
+        stream: str = "downstream",
+    ) -> None:
+        """Add a toxic (`latency`, `bandwidth`, `timeout`, `reset_peer`, ...) to a proxy."""
+        body = {"name": name, "type": kind, "stream": stream, "toxicity": 1.0}
+        self._call("POST", f"/proxies/{proxy}/toxics", {**body, "attributes": attributes})
+
+    def remove_toxic(self, proxy: str, name: str) -> None:
+        self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+
+
+@pytest.fixture
+def toxiproxy() -> Iterator[ToxiproxyServer]:
+    """A Toxiproxy of the test's own (scripts/setup.d/35-toxiproxy.sh builds it)."""
+    if not toxiproxy_binary().exists():
+        unavailable(f"Toxiproxy is not built at {toxiproxy_binary()}")
+    with _workdir("toxiproxy") as wd:
+        server = ToxiproxyServer(wd)
+        server.start()
+        try:
+            yield server
+        finally:
             server.kill()
 
 
