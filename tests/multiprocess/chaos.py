@@ -67,6 +67,10 @@ class Member:
     close_codes: Counter[int | None] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    ops: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """client_id -> the edit or delete it is ({"type", "seq", "body"}); other ids are sends."""
+    op_every: int = 0
+    """With n > 0, every n-th produced frame edits or deletes one of this member's messages."""
 
     def frame_in(self, frame: dict[str, Any], now: float) -> None:
         kind = frame.get("type")
@@ -146,13 +150,34 @@ def late_deliveries(
 
 
 async def produce(member: Member, rate: float, until: float) -> None:
-    """Open loop: message n is due at start + n/rate, connected or not."""
+    """Open loop: frame n is due at start + n/rate, connected or not. With `op_every`, some
+    frames edit or delete one of the member's acked messages instead of sending."""
     start = time.monotonic()
     while (due := start + member.produced / rate) < until:
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-        member.pending[f"{member.name}-{member.produced}"] = 0.0
+        client_id = f"{member.name}-{member.produced}"
+        if member.op_every and member.produced % member.op_every == member.op_every - 1:
+            op = _next_op(member)
+            if op is not None:
+                member.ops[client_id] = op
+        member.pending[client_id] = 0.0
         member.produced += 1
         member.wake.set()
+
+
+def _next_op(member: Member) -> dict[str, Any] | None:
+    """An edit of, or a delete of, one of the member's acked messages. The two never share a
+    target (own messages alternate between "may be edited" and "may be deleted once"), so no
+    edit can meet its target deleted by a reordered retry (that is `message_not_found`)."""
+    sends = sorted(s for c, s in member.acked.items() if c not in member.ops)
+    deleted = {op["seq"] for op in member.ops.values() if op["type"] == "delete"}
+    editable, deletable = sends[0::2], [s for s in sends[1::2] if s not in deleted]
+    n = len(member.ops)
+    if n % 3 == 2 and deletable:
+        return {"type": "delete", "seq": deletable[0]}
+    if editable:
+        return {"type": "edit", "seq": editable[n % len(editable)], "body": f"edit {n}"}
+    return None
 
 
 async def produce_at(member: Member, t0: float, offsets: list[float]) -> None:
@@ -236,6 +261,7 @@ async def _write(member: Member, ws: ClientConnection) -> None:
                     "conversation_id": member.cid,
                     "client_id": client_id,
                     "body": f"{client_id} from {member.name}",
+                    **member.ops.get(client_id, {}),
                 }
                 await ws.send(orjson.dumps(frame).decode())
         with contextlib.suppress(TimeoutError):
@@ -259,24 +285,42 @@ async def full_history(api: Api, who: Account, cid: str) -> list[dict[str, Any]]
 
 def verify(
     members: list[Member],
-    stored: dict[str, list[tuple[int, str]]],
+    stored: dict[str, list[dict[str, Any]]],
     faults: list[tuple[float, float]],
     allowed_errors: frozenset[str] = frozenset({"dependency_unavailable"}),
 ) -> None:
-    """The checker, per conversation, given the (seq, client_id) history the API serves:
-    stored exactly once with no seq gap, exactly what was acked at the acked seq, applied by
-    every member in that order, within the delivery bound; no ack conflict, no
-    not_recoverable, no error frame beyond `allowed_errors`; every produced message acked."""
+    """The checker, per conversation, given the history the API serves: every member applied
+    the same event stream, seqs 1..n with no gap, each client_id once, within the delivery
+    bound; history holds exactly the acked sends at their acked seqs, and the acked edits and
+    deletes at theirs in the stream, with the text the stream's edits and deletes leave; no
+    ack conflict, no not_recoverable, no error frame beyond `allowed_errors`; every produced
+    frame acked."""
     for cid, history in stored.items():
-        seqs = [s for s, _ in history]
-        client_ids = [c for _, c in history]
-        acked = {c: s for m in members if m.cid == cid for c, s in m.acked.items()}
-        assert seqs == list(range(1, len(seqs) + 1)), f"{cid}: seq gap in history"
-        assert len(set(client_ids)) == len(client_ids), f"{cid}: a client_id stored twice"
-        assert dict(zip(client_ids, seqs, strict=True)) == acked, f"{cid}: history != acks"
-        for m in members:
-            if m.cid == cid:
-                assert m.applied == history, f"{m.name}: applied stream != history"
+        group = [m for m in members if m.cid == cid]
+        stream = group[0].applied
+        for m in group:
+            assert m.applied == stream, f"{m.name}: applied stream differs from {group[0].name}"
+        assert [s for s, _ in stream] == list(range(1, len(stream) + 1)), f"{cid}: seq gap"
+        ops = {c: op for m in group for c, op in m.ops.items()}
+        acked = {c: s for m in group for c, s in m.acked.items()}
+        assert dict((c, s) for s, c in stream) == acked, f"{cid}: stream != acks"
+        assert len({c for _, c in stream}) == len(stream), f"{cid}: a client_id applied twice"
+        expected: dict[int, tuple[str, str, bool]] = {}
+        for seq, client_id in stream:
+            op = ops.get(client_id)
+            if op is None:
+                sender = next(m for m in group if client_id in m.acked)
+                expected[seq] = (client_id, f"{client_id} from {sender.name}", False)
+            elif op["type"] == "edit" and not expected[op["seq"]][2]:
+                expected[op["seq"]] = (expected[op["seq"]][0], op["body"], False)
+            elif op["type"] == "delete":
+                expected[op["seq"]] = (expected[op["seq"]][0], "", True)
+        served = {
+            int(h["seq"]): (str(h["client_id"]), str(h["body"]), bool(h.get("deleted")))
+            for h in history
+        }
+        assert len(served) == len(history), f"{cid}: a seq served twice"
+        assert served == expected, f"{cid}: history != the acked stream's messages"
     for m in members:
         assert not m.ack_conflicts, f"{m.name}: one client_id acked with two seqs"
         assert m.not_recoverable == 0, f"{m.name}: not_recoverable"
