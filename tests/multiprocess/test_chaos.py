@@ -48,7 +48,7 @@ DRAIN_TIMEOUT_S = 90.0
 QUIET = 2
 """Members of a third, quiet conversation: a few messages just after Redis is back (some sent
 before the gateways re-subscribed), then silence for longer than the delivery bound."""
-QUIET_SENDS_AFTER_REDIS_S = [0.1, 0.3, 0.6, 1.0, 1.5, 2.5]
+QUIET_SENDS_AFTER_REDIS_S = [0.05, 0.15, 0.3, 0.5]
 
 
 @dataclass
