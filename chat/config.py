@@ -76,6 +76,24 @@ class Settings:
     admins: frozenset[str] = field(default=frozenset(), metadata=env("CHAT_ADMINS"))
     """Usernames that are admins when they register (comma-separated)."""
     redis_url: str = field(default="", metadata=env("REDIS_URL"))
+    """redis://[user:password@]host:port/db. With `redis_sentinels` set, only its credentials,
+    database and TLS scheme are used: the Sentinels name the primary's address."""
+    redis_sentinels: tuple[str, ...] = field(default=(), metadata=env("CHAT_REDIS_SENTINELS"))
+    """Redis Sentinel addresses, `host:port` comma-separated (three or more, on separate
+    hosts); empty connects to `redis_url` directly. Every client (stores, pub/sub, Dramatiq)
+    then asks them for the current primary and follows a failover."""
+    redis_sentinel_master: str = field(
+        default="mymaster", metadata=env("CHAT_REDIS_SENTINEL_MASTER")
+    )
+    """The primary's name as the Sentinels know it (`sentinel monitor <name> ...`)."""
+    redis_min_replicas: int | None = field(default=None, metadata=env("CHAT_REDIS_MIN_REPLICAS"))
+    """A send is acked only after its write reached this many replicas (`WAIT`). Unset means
+    1 with `redis_sentinels` (an acked message survives a failover) and 0 without (a single
+    Redis: durability is its fsynced AOF). More is safer, and costs a replica round trip per
+    send; with fewer live replicas than this, sends fail (retriable) instead of being acked."""
+    redis_wait_timeout_ms: int = field(default=1000, metadata=env("CHAT_REDIS_WAIT_TIMEOUT_MS"))
+    """How long a send waits for `redis_min_replicas` replicas, milliseconds, before it is
+    answered `dependency_unavailable` (the client retries; the retry is deduplicated)."""
     redis_key_prefix: str = field(default="chat:", metadata=env("CHAT_REDIS_KEY_PREFIX"))
     """Prepended to every Redis key, pub/sub channel and Dramatiq queue of this cluster, so two
     clusters can share one Redis. Changing it orphans the existing keys."""
@@ -110,6 +128,13 @@ class Settings:
     """Per-client bounds, each read from CHAT_LIMIT_<FIELD> (see chat/domain/limits.py)."""
 
     @property
+    def redis_replicas_required(self) -> int:
+        """`redis_min_replicas`, or its default: 1 with Sentinel, 0 without."""
+        if self.redis_min_replicas is not None:
+            return self.redis_min_replicas
+        return 1 if self.redis_sentinels else 0
+
+    @property
     def origin(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 
@@ -140,7 +165,7 @@ def env_name(attr: str) -> str:
 
 def _parse(name: str, kind: object, raw: str) -> object:
     try:
-        if kind in (int, "int"):
+        if kind in (int, "int", "int | None"):
             return int(raw)
         if kind in (float, "float"):
             return float(raw)
@@ -219,6 +244,14 @@ def validate(settings: Settings) -> Settings:
             f"{ENV['redis_key_prefix']}={settings.redis_key_prefix!r} is invalid: at most 64 of "
             "letters, digits and -_:."
         )
+    if settings.redis_min_replicas is not None and settings.redis_min_replicas < 0:
+        raise ConfigError(f"{ENV['redis_min_replicas']}={settings.redis_min_replicas} is negative")
+    if settings.redis_wait_timeout_ms <= 0:
+        raise ConfigError(f"{ENV['redis_wait_timeout_ms']} must be positive")
+    for address in settings.redis_sentinels:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{ENV['redis_sentinels']}: {address!r} is not host:port")
     if settings.backend is Backend.CLUSTER:
         missing = [
             ENV[attr]

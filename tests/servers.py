@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import json
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,6 +53,17 @@ def _ferretdb_version() -> str:
     found = re.search(r"^FERRETDB_VERSION=(\S+)$", script, re.MULTILINE)
     assert found, "30-ferretdb.sh must pin FERRETDB_VERSION"
     return found.group(1)
+
+
+def _toxiproxy_version() -> str:
+    script = (ROOT / "scripts/setup.d/35-toxiproxy.sh").read_text()
+    found = re.search(r"^TOXIPROXY_VERSION=(\S+)$", script, re.MULTILINE)
+    assert found, "35-toxiproxy.sh must pin TOXIPROXY_VERSION"
+    return found.group(1)
+
+
+def toxiproxy_binary() -> Path:
+    return CACHE / f"toxiproxy-{_toxiproxy_version()}" / "toxiproxy"
 
 
 def ferretdb_binary() -> Path:
@@ -171,6 +184,8 @@ class ManagedServer:
 
 class RedisServer(ManagedServer):
     name = "redis"
+    replicaof: int | None = None
+    """Start as a replica of the Redis on this loopback port (Sentinel may change it later)."""
 
     @property
     def url(self) -> str:
@@ -188,6 +203,7 @@ class RedisServer(ManagedServer):
             "--appendfsync", "always",
             "--save", "",
             "--daemonize", "no",
+            *(["--replicaof", "127.0.0.1", str(self.replicaof)] if self.replicaof else []),
         ]  # fmt: skip
 
     def client(self, db: int = 0) -> redis.Redis:
@@ -360,6 +376,183 @@ def private_redis() -> Iterator[RedisServer]:
             yield server
         finally:
             server.kill()
+
+
+SENTINEL_MASTER = "chatmaster"
+SENTINEL_DOWN_AFTER_MS = 1000
+"""How long a primary is unanswering before a Sentinel calls it down (short, for the tests;
+production uses several seconds so a GC pause or a blip does not fail over)."""
+
+
+class SentinelServer(ManagedServer):
+    """A Redis Sentinel (redis-server in sentinel mode, as Debian's redis-sentinel is); it
+    rewrites its own config file, so each has one in its work directory."""
+
+    name = "sentinel"
+
+    def __init__(self, workdir: Path, primary_port: int, quorum: int) -> None:
+        super().__init__(workdir)
+        self.config = workdir / "sentinel.conf"
+        self.config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndaemonize no\ndir {workdir}\n"
+            f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {SENTINEL_MASTER} 10000\n"
+            f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
+        )
+
+    def command(self) -> list[str]:
+        return ["redis-server", str(self.config), "--sentinel"]
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def ready(self) -> bool:
+        with self.client() as r:
+            return bool(r.ping())
+
+    def master_port(self) -> int:
+        with self.client() as r:
+            _, port = r.execute_command("SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER)
+            return int(port)
+
+    def knows_everyone(self, replicas: int, sentinels: int) -> bool:
+        with self.client() as r:
+            found = r.execute_command("SENTINEL", "replicas", SENTINEL_MASTER)
+            others = r.execute_command("SENTINEL", "sentinels", SENTINEL_MASTER)
+        return len(found) >= replicas and len(others) >= sentinels - 1
+
+
+class SentinelGroup:
+    """A primary, one replica and three Sentinels (quorum 2) on loopback ports."""
+
+    def __init__(self, workdir: Path) -> None:
+        (workdir / "a").mkdir()
+        (workdir / "b").mkdir()
+        self.servers = [RedisServer(workdir / "a"), RedisServer(workdir / "b")]
+        self.servers[1].replicaof = self.servers[0].port
+        self.sentinels = []
+        for i in range(3):
+            (workdir / f"s{i}").mkdir()
+            self.sentinels.append(SentinelServer(workdir / f"s{i}", self.servers[0].port, 2))
+
+    @property
+    def addresses(self) -> str:
+        """CHAT_REDIS_SENTINELS for these Sentinels."""
+        return ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+        wait_until(self.replica_in_sync, START_TIMEOUT_S, "replica in sync")
+        for sentinel in self.sentinels:
+            sentinel.start()
+        wait_until(
+            lambda: all(s.knows_everyone(1, 3) for s in self.sentinels),
+            START_TIMEOUT_S,
+            "Sentinels discovering the replica and each other",
+        )
+
+    def primary(self) -> RedisServer:
+        port = self.sentinels[0].master_port()
+        return next(s for s in self.servers if s.port == port)
+
+    def replica_in_sync(self) -> bool:
+        with self.primary_by_role().client() as r:
+            info = r.info("replication")
+        replica = info.get("slave0")
+        return isinstance(replica, dict) and replica.get("state") == "online"
+
+    def primary_by_role(self) -> RedisServer:
+        for server in self.servers:
+            if server.running:
+                with server.client() as r:
+                    if r.info("replication")["role"] == "master":
+                        return server
+        raise RuntimeError("no running primary")
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, *self.servers]:
+            server.kill()
+
+
+class ToxiproxyServer(ManagedServer):
+    """Toxiproxy: TCP proxies with injectable faults (toxics), driven over its HTTP API."""
+
+    name = "toxiproxy"
+
+    def command(self) -> list[str]:
+        return [str(toxiproxy_binary()), "-host", "127.0.0.1", "-port", str(self.port)]
+
+    def _call(self, method: str, path: str, body: object = None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def ready(self) -> bool:
+        self._call("GET", "/proxies")  # raises until the API answers
+        return True
+
+    def proxy(self, name: str, upstream_port: int) -> int:
+        """A proxy to 127.0.0.1:`upstream_port`; returns its listening port."""
+        port = free_port()
+        self._call(
+            "POST",
+            "/proxies",
+            {"name": name, "listen": f"127.0.0.1:{port}", "upstream": f"127.0.0.1:{upstream_port}"},
+        )
+        return port
+
+    def add_toxic(
+        self,
+        proxy: str,
+        name: str,
+        kind: str,
+        attributes: dict[str, int],
+        stream: str = "downstream",
+    ) -> None:
+        """Add a toxic (`latency`, `bandwidth`, `timeout`, `reset_peer`, ...) to a proxy."""
+        body = {"name": name, "type": kind, "stream": stream, "toxicity": 1.0}
+        self._call("POST", f"/proxies/{proxy}/toxics", {**body, "attributes": attributes})
+
+    def remove_toxic(self, proxy: str, name: str) -> None:
+        self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+
+
+@pytest.fixture
+def toxiproxy() -> Iterator[ToxiproxyServer]:
+    """A Toxiproxy of the test's own (scripts/setup.d/35-toxiproxy.sh builds it)."""
+    if not toxiproxy_binary().exists():
+        unavailable(f"Toxiproxy is not built at {toxiproxy_binary()}")
+    with _workdir("toxiproxy") as wd:
+        server = ToxiproxyServer(wd)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.kill()
+
+
+@pytest.fixture
+def redis_sentinel_group() -> Iterator[SentinelGroup]:
+    """A Redis primary + replica watched by three Sentinels, all the test's own (it may kill
+    any of them)."""
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed (Debian's redis package)")
+    with _workdir("sentinel") as wd:
+        group = SentinelGroup(wd)
+        try:
+            group.start()
+            yield group
+        finally:
+            group.stop()
 
 
 @pytest.fixture

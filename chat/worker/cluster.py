@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from dramatiq.brokers.redis import RedisBroker
 
 from chat.config import Settings
-from chat.stores.cluster.redis_conn import make_client
+from chat.stores.cluster.redis_conn import RedisTarget, make_client
 from chat.stores.cluster.redis_keys import RedisKeys
 
 PENDING_TTL_S = 600  # a flag outlives no crashed enqueuer by more than this; the sweep covers it
@@ -38,7 +38,10 @@ class RedisPendingFlags:
 
 def cluster_broker_and_flags(settings: Settings) -> tuple[dramatiq.Broker, RedisPendingFlags]:
     keys = RedisKeys(settings.redis_key_prefix)
-    broker = RedisBroker(url=settings.redis_url, namespace=keys.dramatiq_namespace)  # type: ignore[no-untyped-call]
+    target = RedisTarget.of(settings)
+    # Through Sentinel, the broker's client asks for the current primary on every reconnect.
+    # Its jobs need no WAIT: a job lost in a failover is found again by the periodic sweep.
+    broker = RedisBroker(client=target.sync_client(), namespace=keys.dramatiq_namespace)  # type: ignore[no-untyped-call]
     # The same reconnecting, retrying client as the stores: a Redis restart must not turn a
     # durable send into an error.
-    return broker, RedisPendingFlags(make_client(settings.redis_url), keys)
+    return broker, RedisPendingFlags(make_client(target), keys)

@@ -34,7 +34,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class ClusterFactory(Protocol):
-    def __call__(self, backing: Backing, *, gateways: int = 2, workers: int = 2) -> AppCluster: ...
+    def __call__(
+        self,
+        backing: Backing,
+        *,
+        gateways: int = 2,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+    ) -> AppCluster: ...
 
 
 @pytest.fixture
@@ -45,13 +52,19 @@ def make_cluster(tmp_path: Path) -> Iterator[ClusterFactory]:
         unavailable("haproxy is not installed (scripts/setup.d/10-apt.sh)")
     started: list[AppCluster] = []
 
-    def make(backing: Backing, *, gateways: int = 2, workers: int = 2) -> AppCluster:
+    def make(
+        backing: Backing,
+        *,
+        gateways: int = 2,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+    ) -> AppCluster:
         cluster = AppCluster(
             backing,
             tmp_path / f"cluster{len(started)}",
             gateways=gateways,
             workers=workers,
-            env=TEST_ENV,
+            env={**TEST_ENV, **(env or {})},
         )
         started.append(cluster)
         cluster.start()

@@ -137,6 +137,7 @@ async def test_force_deleted_pods_lose_nothing(
     traffic = await Traffic.start(api, accounts[:MEMBERS], GROUP, RATE, "force")
     await traffic.wait_acked(20, 60)
     for component, deployment in (("websocket", WS), ("worker", WORKER)):
+        began = time.monotonic()
         victim = pods(deployed, component)[0]["metadata"]["name"]
         deployed.kubectl("delete", "pod", victim, "-n", NS, "--grace-period=0", "--force")
         await poll(
@@ -147,6 +148,7 @@ async def test_force_deleted_pods_lose_nothing(
             ),
             180,
         )
+        traffic.fault_since(began)
         await traffic.wait_acked(traffic.acked() + 20, 60)
     report = await traffic.finish()
     assert report["connections"] > len(traffic.members), "the gateway kill forced reconnects"
@@ -167,6 +169,7 @@ async def test_rotating_the_database_password_rolls_the_pods(
     new_password = "rotated-" + base64.b16encode(time.time_ns().to_bytes(8, "big")).decode()
     traffic = await Traffic.start(api, accounts[:MEMBERS], GROUP, RATE, "rotate")
     await traffic.wait_acked(10, 60)
+    began = time.monotonic()
     # As a DBA would: change the password in the database, then in the Secret. Connections
     # already open stay valid; every new pod must use the new one.
     deployed.kubectl(
@@ -195,6 +198,7 @@ async def test_rotating_the_database_password_rolls_the_pods(
         return not names & before
 
     await poll("the old pods to finish draining", old_pods_gone, 120)
+    traffic.fault_since(began)
     await traffic.wait_acked(traffic.acked() + 10, 60)
     report = await traffic.finish()
     # Every client was on an old gateway and had to move to a new one.
@@ -208,6 +212,7 @@ async def test_rolling_upgrade_migrates_first_then_drains_with_1012(
     new_image = images.NodeImages.ref(new_version)
     traffic = await Traffic.start(api, accounts[:MEMBERS], GROUP, RATE, "upgrade")
     await traffic.wait_acked(10, 60)
+    began = time.monotonic()
     deployed.kubectl(
         "patch", "chatcluster", services.CLUSTER, "-n", NS, "--type=merge",
         "-p", f'{{"spec": {{"version": "{new_version}"}}}}',
@@ -238,6 +243,7 @@ async def test_rolling_upgrade_migrates_first_then_drains_with_1012(
         return all(c["image"] == new_image for p in everything for c in p["spec"]["containers"])
 
     await poll("the old pods to finish draining", old_pods_gone, 120)
+    traffic.fault_since(began)
     # The migration for the new image ran to completion before any workload changed image.
     jobs = deployed.get("jobs")["items"]
     job = next(

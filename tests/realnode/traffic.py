@@ -1,6 +1,7 @@
 """Chat traffic through the Ingress while an operation runs on the real node, judged by the
 chaos test's total-queue checker (tests/multiprocess/chaos.py): every acked message stored
-exactly once at its seq, every member applied exactly that stream in order, no silent gap.
+exactly once at its seq, every member applied exactly that stream in order, no silent gap, and
+each within the delivery bound of its ack (or of the end of the operation's disruption).
 
 Members connect to ``ws://chat.test/ws`` at the node's address, so every frame passes the
 ingress controller, the Service and a gateway pod, as a browser's would.
@@ -42,6 +43,13 @@ class Traffic:
     clients: list[asyncio.Task[None]] = field(default_factory=list)
     producers: list[asyncio.Task[None]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    faults: list[tuple[float, float]] = field(default_factory=list)
+    """Windows (monotonic) of the operation's disruption: the checker's delivery bound counts
+    from their end for messages acked inside them."""
+
+    def fault_since(self, start: float) -> None:
+        """The disruption that began at ``start`` is over now."""
+        self.faults.append((start, time.monotonic()))
 
     @classmethod
     async def start(
@@ -101,11 +109,10 @@ class Traffic:
         finally:
             self.stop_clients.set()
             await asyncio.gather(*self.clients, return_exceptions=True)
-        stored: dict[str, list[tuple[int, str]]] = {}
+        stored: dict[str, list[dict[str, Any]]] = {}
         for cid in sorted({m.cid for m in self.members}):
             owner = next(m for m in self.members if m.cid == cid)
-            history = await full_history(self.api, owner.account, cid)
-            stored[cid] = [(int(h["seq"]), str(h["client_id"])) for h in history]
+            stored[cid] = await full_history(self.api, owner.account, cid)
         report = {
             "seconds": round(time.monotonic() - self.started, 1),
             "produced": sum(m.produced for m in self.members),
@@ -117,7 +124,7 @@ class Traffic:
             "error frames": dict(sum((m.errors for m in self.members), start=Counter())),
         }
         print(f"\ntraffic report: {report}")
-        verify(self.members, stored)
+        verify(self.members, stored, self.faults)
         assert report["produced"] == report["acked"] == report["stored"], report
         return report
 

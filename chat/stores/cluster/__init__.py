@@ -73,7 +73,8 @@ async def open_cluster_ports(
     """
     opened = ClusterPorts(ports=None)  # type: ignore[arg-type]  # filled in below
     try:
-        client: aioredis.Redis = await redis_conn.connect(settings.redis_url)
+        target = redis_conn.RedisTarget.of(settings)
+        client: aioredis.Redis = await redis_conn.connect(target)
         opened._closers.append(client.aclose)
         pool: asyncpg.Pool = await create_pool(settings.postgres_dsn)
         opened._closers.append(pool.close)
@@ -92,12 +93,19 @@ async def open_cluster_ports(
             await migrate_postgres(settings.postgres_dsn)
         archive = MongoArchive(mongo[settings.mongodb_database])
         keys = RedisKeys(settings.redis_key_prefix)
-        bus = RedisBus(client, settings.redis_url, keys)
+        bus = RedisBus(client, target, keys)
         opened._closers.append(bus.close)
         opened.ports = Ports(
             accounts=PostgresAccountStore(pool),
             conversations=PostgresConversationStore(pool),
-            log=RedisEventLog(client, archive.watermark, archive.event, keys=keys),
+            log=RedisEventLog(
+                client,
+                archive.watermark,
+                archive.event,
+                keys=keys,
+                min_replicas=settings.redis_replicas_required,
+                wait_timeout_ms=settings.redis_wait_timeout_ms,
+            ),
             archive=archive,
             bus=bus,
             sessions=RedisSessionStore(client, keys),

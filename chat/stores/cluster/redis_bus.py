@@ -33,7 +33,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from chat.domain.ports import Listener
-from chat.stores.cluster.redis_conn import CONNECT_TIMEOUT_S, REDIS_ERRORS, redis_errors
+from chat.stores.cluster.redis_conn import (
+    CONNECT_TIMEOUT_S,
+    REDIS_ERRORS,
+    RedisTarget,
+    redis_errors,
+)
 from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
 
 log = logging.getLogger(__name__)
@@ -50,14 +55,16 @@ RESUBSCRIBED = b"chat-resubscribed"
 
 
 class RedisBus:
-    def __init__(self, client: aioredis.Redis, url: str, keys: RedisKeys = DEFAULT_KEYS) -> None:
+    def __init__(
+        self, client: aioredis.Redis, target: RedisTarget | str, keys: RedisKeys = DEFAULT_KEYS
+    ) -> None:
         self._redis = client
         self._keys = keys
         # A separate pool: subscriber connections are long-lived and must not retry silently.
         # RESP2: subscription replies and messages are plain arrays read by `_dispatch` (under
         # RESP3 they would be push frames, handed to a push handler instead of read_response).
-        self._pool = ConnectionPool.from_url(
-            url,
+        # Through Sentinel, a re-subscribing connection asks for the current primary.
+        self._pool = (RedisTarget(target) if isinstance(target, str) else target).pool(
             protocol=2,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),

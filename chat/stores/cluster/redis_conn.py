@@ -1,17 +1,32 @@
-"""The Redis client every Redis-backed store shares, and how its failures are reported."""
+"""The Redis client every Redis-backed store shares, and how its failures are reported.
+
+Redis is reached either directly (`REDIS_URL`) or through Redis Sentinel
+(`CHAT_REDIS_SENTINELS` + `CHAT_REDIS_SENTINEL_MASTER`): then every connection asks the
+Sentinels for the current primary when it (re)connects, and a connection that finds a replica
+where the primary was (`READONLY`) is dropped and retried, so clients follow a failover without a
+restart. `RedisTarget` is that choice, made once from the settings and shared by the stores, the
+pub/sub bus and the Dramatiq broker.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
+import redis
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel as aiosentinel
+import redis.sentinel
+from redis.asyncio.connection import ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from chat.config import Settings
 from chat.stores.cluster.errors import redact, translated, unavailable
 
 log = logging.getLogger(__name__)
@@ -34,9 +49,83 @@ def redis_errors() -> Iterator[None]:
         yield
 
 
-def make_client(url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        url,
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """Where Redis is: a URL, or Sentinels that name the primary (the URL then only gives
+    credentials, database and scheme)."""
+
+    url: str
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master: str = "mymaster"
+
+    @classmethod
+    def of(cls, settings: Settings) -> RedisTarget:
+        return cls(
+            settings.redis_url,
+            tuple(
+                (h.strip("[]"), int(p))  # [::1]:26379 is an IPv6 address
+                for h, _, p in (a.rpartition(":") for a in settings.redis_sentinels)
+            ),
+            settings.redis_sentinel_master,
+        )
+
+    def __str__(self) -> str:
+        if not self.sentinels:
+            return redact(self.url)
+        where = ",".join(f"{h}:{p}" for h, p in self.sentinels)
+        return f"Sentinel {where} master {self.master!r}"
+
+    def _connection_kwargs(self, **extra: Any) -> dict[str, Any]:
+        kwargs = dict(parse_url(self.url))
+        kwargs.pop("host", None)
+        kwargs.pop("port", None)
+        # The Sentinel pool brings its own connection class; `ssl=True` picks its TLS one.
+        if kwargs.pop("connection_class", None) is not None:  # set for rediss:// only
+            kwargs["ssl"] = True
+        return {**kwargs, **extra}
+
+    def pool(self, **kwargs: Any) -> ConnectionPool:
+        """An asyncio connection pool to the primary."""
+        if not self.sentinels:
+            return ConnectionPool.from_url(self.url, **kwargs)
+        manager = aiosentinel.Sentinel(  # type: ignore[no-untyped-call]
+            self.sentinels,
+            sentinel_kwargs={"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": 2},
+        )
+        return _SentinelPool(  # type: ignore[no-untyped-call]
+            self.master, manager, **self._connection_kwargs(**kwargs)
+        )
+
+    def sync_client(self) -> redis.Redis:
+        """A blocking client to the primary, for Dramatiq's synchronous broker (which handles
+        its own reconnects: no retry here, as with the broker's own `url=` client)."""
+        if not self.sentinels:
+            return redis.Redis.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            self.sentinels,
+            sentinel_kwargs={"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": 2},
+        )
+        client: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call]
+            self.master,
+            **self._connection_kwargs(socket_connect_timeout=CONNECT_TIMEOUT_S),
+        )
+        return client
+
+
+class _SentinelPool(aiosentinel.SentinelConnectionPool):
+    """Closing the pool also closes its connections to the Sentinels (redis-py leaves them
+    open); they reconnect on the next primary lookup should the pool be used again."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        for sentinel in self.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
+def make_client(target: RedisTarget | str) -> aioredis.Redis:
+    if isinstance(target, str):
+        target = RedisTarget(target)
+    pool = target.pool(
         # RESP2, pinned: script replies and pub/sub frames are then plain arrays, whatever
         # default a future redis-py picks.
         protocol=2,
@@ -45,16 +134,19 @@ def make_client(url: str) -> aioredis.Redis:
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
-async def connect(url: str) -> aioredis.Redis:
-    """A client that has answered PING; fails fast with an error naming Redis and its URL."""
-    client = make_client(url)
+async def connect(target: RedisTarget | str) -> aioredis.Redis:
+    """A client that has answered PING; fails fast with an error naming Redis and where."""
+    if isinstance(target, str):
+        target = RedisTarget(target)
+    client = make_client(target)
     try:
         await client.ping()
     except REDIS_ERRORS as exc:
         await client.aclose()
-        raise unavailable("Redis", exc, redact(url)) from exc
+        raise unavailable("Redis", exc, str(target)) from exc
     await _warn_unless_durable(client)
     return client
 

@@ -20,6 +20,12 @@ Guarantees and where they are kept:
 - Durability: the script's writes reach the AOF before Redis replies to anyone, and with
   `appendfsync always` it fsyncs before replying (subscribers' buffers are flushed after the
   AOF too), so a returned `append` survives a Redis crash.
+- Replication (`min_replicas` > 0, the default with Sentinel): `append` returns only after
+  `WAIT min_replicas timeout`, sent on the script's own connection in the same round trip,
+  counted that many replicas holding the write; fewer raises `Unavailable` (the client retries
+  and is deduplicated). So an acked message survives a failover to any of those replicas. A
+  dedupe hit rewrites its dedupe field (a no-op that is replicated) so that WAIT then covers
+  the original write too: WAIT only waits for the calling connection's own last write.
 - No seq reuse after Redis loses its data: a missing head is never created by the append script
   itself; the caller rebuilds it from the archive's watermark first (`_ensure_head`), and marks
   everything up to it as trimmed so `read` reports those ranges incomplete instead of empty.
@@ -30,11 +36,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
 from chat.domain.channels import conversation_channel
+from chat.domain.errors import Unavailable
 from chat.domain.frames import event_frame
 from chat.domain.models import AppendResult, Event, EventDraft, EventKind, LogRange
 from chat.stores.cluster.redis_conn import redis_errors
@@ -52,6 +60,9 @@ local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local seen = redis.call('HGET', dedupe, field)
 if seen then
+  -- A replicated no-op: it moves this connection's replication offset past the original
+  -- write, so a WAIT after this script waits for the original to reach the replicas.
+  redis.call('HSET', dedupe, field, seen)
   local entry = redis.call('XRANGE', stream, seen .. '-0', seen .. '-0')
   if #entry > 0 then
     local fields = entry[1][2]
@@ -162,8 +173,12 @@ class RedisEventLog:
         *,
         dedupe_window_s: int = DEDUPE_WINDOW_S,
         keys: RedisKeys = DEFAULT_KEYS,
+        min_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         self._redis = client
+        self._min_replicas = min_replicas
+        self._wait_timeout_ms = wait_timeout_ms
         self._keys = keys
         self._floor = floor
         self._fetch_archived = fetch_archived
@@ -184,8 +199,7 @@ class RedisEventLog:
             secrets.token_urlsafe(12),  # this call's attempt id, shared by redis-py's retries
         ]
         for _ in range(3):
-            with redis_errors():
-                reply = await self._append(keys=self._keys.log(cid), args=args)
+            reply = await self._run_append(self._keys.log(cid), args)
             status = int(reply[0])
             if status == 2:
                 return AppendResult(_event(reply[2]), duplicate=False)
@@ -205,6 +219,26 @@ class RedisEventLog:
                 return AppendResult(await self._original(cid, int(reply[1]), reply[2]), True)
             await self._ensure_head(cid)
         raise RuntimeError(f"log head of {cid} vanished while appending")  # pragma: no cover
+
+    async def _run_append(self, keys: list[str], args: list[str | bytes]) -> list[Any]:
+        """The append script, then (when replicas are required) WAIT on the same connection in
+        the same round trip; fewer replicas than required is `Unavailable`, never an ack."""
+        if self._min_replicas <= 0:
+            with redis_errors():
+                return list(await self._append(keys=keys, args=args))
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._append(keys=keys, args=args, client=pipe)
+                pipe.execute_command("WAIT", self._min_replicas, self._wait_timeout_ms)
+                reply, replicas = await pipe.execute()
+        if int(reply[0]) >= 0 and int(replicas) < self._min_replicas:
+            raise Unavailable(
+                f"Redis is unavailable: the write reached {int(replicas)} of the "
+                f"{self._min_replicas} replicas required within {self._wait_timeout_ms} ms",
+                code="dependency_unavailable",
+                dependency="Redis",
+            )
+        return list(reply)
 
     async def _original(self, cid: str, seq: int, frame: bytes | None) -> Event:
         if frame is not None:
