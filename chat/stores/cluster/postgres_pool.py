@@ -18,6 +18,10 @@ POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.InterfaceError,
+    # A new pooled connection refused at login (SQLSTATE 28xxx: wrong password, role may not
+    # log in): while credentials rotate, pods started with the old Secret meet this on every
+    # connection they open. It is a dependency problem the client retries, not a bug.
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
 )
 
 POOL_MIN = 1
