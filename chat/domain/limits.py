@@ -33,6 +33,15 @@ class Limits:
     """A connection not heard from for this long counts as gone (crashed gateway, dead peer)."""
     heartbeat_interval_s: float = 20.0
     """How often the gateway pings and refreshes presence; well inside `presence_ttl_s`."""
+    max_connection_age_s: float = 3600.0
+    """After this long (plus jitter) the gateway closes an authenticated socket with 1012 and the
+    client reconnects through the load balancer and resumes: after a gateway restart, the
+    clients that piled onto the survivors spread back over all gateways within about this long.
+    0 turns it off."""
+    max_connection_age_jitter: float = 0.1
+    """Each socket's age limit is drawn uniformly from `max_connection_age_s` times 1 ± this
+    fraction (clamped to 0..1), so sockets opened together (after a restart) do not all
+    reconnect at once."""
     history_max_limit: int = 100
     """Most messages one history page returns."""
     replay_max_events: int = 1000

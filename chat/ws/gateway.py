@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from enum import Enum
@@ -208,6 +209,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         for cid in resumed:
             self.cursors.fill(cid)
         self._heartbeat = asyncio.create_task(self._beat())
+        self._schedule_max_age()
         self.send_frame(
             encode(
                 {
@@ -476,6 +478,24 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
                 await self.rt.chat.presence.heartbeat(self.principal, self.connection_id)
             except Exception:
                 log.warning("presence heartbeat failed", exc_info=True)
+
+    def _schedule_max_age(self) -> None:
+        """Connections are long-lived, so after a gateway restart its clients stay on the
+        survivors: closing each one after a bounded, jittered age (1012, like a drain) makes
+        every client go back through the load balancer now and then, which spreads them over
+        all gateways. Nothing is lost: the client resumes from its cursors."""
+        age = self.limits.max_connection_age_s
+        if age <= 0:
+            return
+        jitter = min(1.0, max(0.0, self.limits.max_connection_age_jitter))
+        delay = age * random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 (spread, not secret)
+        loop = tornado.ioloop.IOLoop.current()
+        self._timers.append(loop.call_later(delay, self._max_age_reached))
+
+    def _max_age_reached(self) -> None:
+        if self.state is State.READY and not self.closing:
+            log.debug("max connection age reached")
+            self.close_with(close_codes.RESTARTING)
 
     def close_with(self, code: CloseCode) -> None:
         if code is close_codes.SLOW_CONSUMER:
