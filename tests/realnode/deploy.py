@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from tests.k8s.controlplane import wait_for
 from tests.k8s.support import CHART, OPERATOR_NAMESPACE, RELEASE, condition
-from tests.realnode import images, services
+from tests.realnode import images, network, services
 from tests.realnode.node import INGRESS_PORT, NODE_IP, RealNode
 
 READY_TIMEOUT = 300.0
@@ -92,14 +93,24 @@ def deploy(node: RealNode, workdir: Path) -> Deployed:
 
 
 def ingress_routes() -> bool:
+    """Both of the Ingress's paths reach their Service: `/healthz` the API (200), `/ws` a
+    gateway, which refuses a plain GET with 400 (Traefik answers 404 for a route it does not
+    have yet, or whose Service has no endpoints in its view)."""
+    return _status("/healthz") == 200 and _status("/ws") == 400
+
+
+def _status(path: str) -> int | None:
+    network.require_bridge()
     request = urllib.request.Request(
-        f"http://{NODE_IP}:{INGRESS_PORT}/healthz", headers={"Host": services.HOST}
+        f"http://{NODE_IP}:{INGRESS_PORT}{path}", headers={"Host": services.HOST}
     )
     try:
         with urllib.request.urlopen(request, timeout=3) as resp:  # our own node's address
-            return bool(resp.status == 200)
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
     except OSError:
-        return False
+        return None
 
 
 def diagnose(deployed: Deployed) -> str:

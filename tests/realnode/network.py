@@ -45,6 +45,13 @@ HOST_LEFTOVERS = (
 )
 
 
+def require_bridge() -> None:
+    """Refuse to send anything to the node or pod addresses unless the bridge that keeps them
+    on this machine exists: without it they would be routed off the machine."""
+    if not Path(f"/sys/class/net/{BRIDGE}").exists():
+        raise RuntimeError(f"{BRIDGE} is down: node and pod addresses are not on this machine")
+
+
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(list(args), capture_output=True, text=True, check=False, timeout=60)
     if check and result.returncode != 0:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.realnode import images, services
+from tests.realnode import images, network, services
 from tests.realnode.conftest import Deployed
 from tests.realnode.traffic import Traffic, ingress_api
 from tests.support.clients import Account, Api
@@ -86,6 +86,7 @@ def connections_on(pod: dict[str, Any]) -> float:
     """`chat_ws_connections` of one gateway pod, scraped from its metrics port."""
     ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
     port = ports.get("metrics", ports.get("ws"))
+    network.require_bridge()
     url = f"http://{pod['status']['podIP']}:{port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as resp:  # a pod on our own bridge
         for line in resp.read().decode().splitlines():

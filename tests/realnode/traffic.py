@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.multiprocess.chaos import Member, full_history, keep_connected, produce, verify
-from tests.realnode import services
+from tests.realnode import network, services
 from tests.realnode.node import INGRESS_PORT, NODE_IP
 from tests.support.clients import Account, Api
 
@@ -28,6 +28,7 @@ DRAIN_TIMEOUT_S = 120.0
 
 def ingress_api() -> Api:
     """The HTTP API through the ingress controller: the node's address, the Ingress host."""
+    network.require_bridge()
     api = Api(f"http://{NODE_IP}:{INGRESS_PORT}")
     api.http.headers["Host"] = services.HOST
     return api
