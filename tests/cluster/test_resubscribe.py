@@ -11,15 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import tornado.httpserver
 
-from chat.api.app import make_app
 from chat.config import Settings
-from chat.runtime import open_runtime
 from tests.cluster.helpers import eventually
 from tests.servers import RedisServer
-from tests.support.clients import Api
-from tests.support.fixtures import FAST_HASHER, Server, free_port, with_limits
+from tests.support.fixtures import Server, free_port, serve, with_limits
 
 
 @pytest.fixture
@@ -33,10 +29,7 @@ async def gateway(
         port=port,
         limits=with_limits(send_burst=100, send_rate_per_s=100),
     )
-    rt = await open_runtime(settings, hasher=FAST_HASHER)
-    http = tornado.httpserver.HTTPServer(make_app(rt))
-    http.listen(port, "127.0.0.1")
-    srv = Server(rt, http, settings, Api(f"http://127.0.0.1:{port}"))
+    srv = await serve(settings, worker=False)
     try:
         yield srv
     finally:

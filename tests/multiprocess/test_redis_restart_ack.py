@@ -7,14 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import tornado.httpserver
-
-from chat.api.app import make_app
 from chat.config import Settings
-from chat.runtime import open_runtime
 from tests.servers import RedisServer
-from tests.support.clients import Api, Ws
-from tests.support.fixtures import FAST_HASHER, Server, free_port, with_limits
+from tests.support.clients import Ws
+from tests.support.fixtures import free_port, serve, with_limits
 
 
 async def test_send_after_redis_restart_is_acked(
@@ -27,10 +23,7 @@ async def test_send_after_redis_restart_is_acked(
         port=port,
         limits=with_limits(send_burst=100, send_rate_per_s=100),
     )
-    rt = await open_runtime(settings, hasher=FAST_HASHER)
-    http = tornado.httpserver.HTTPServer(make_app(rt))
-    http.listen(port, "127.0.0.1")
-    srv = Server(rt, http, settings, Api(f"http://127.0.0.1:{port}"))
+    srv = await serve(settings, worker=False)
     try:
         alice, bob = await srv.api.register(), await srv.api.register()
         cid = await srv.api.dm(alice, bob)

@@ -61,10 +61,21 @@ class Server:
         await self.rt.close()
 
 
-async def start_server(data_dir: Path, limits: Limits | None = None, **overrides: Any) -> Server:
+async def serve(settings: Settings, *, worker: bool) -> Server:
+    """API and gateway of ``settings`` on 127.0.0.1:``settings.port`` (and, with ``worker``,
+    the in-process worker)."""
     from chat.api.app import make_app
     from chat.runtime import open_runtime
 
+    rt = await open_runtime(settings, hasher=FAST_HASHER)
+    http = tornado.httpserver.HTTPServer(make_app(rt))
+    http.listen(settings.port, "127.0.0.1")
+    if worker:
+        rt.start_worker()
+    return Server(rt, http, settings, Api(f"http://127.0.0.1:{settings.port}"))
+
+
+async def start_server(data_dir: Path, limits: Limits | None = None, **overrides: Any) -> Server:
     port = overrides.pop("port", None) or free_port()
     settings = Settings(
         data_dir=data_dir,
@@ -74,11 +85,7 @@ async def start_server(data_dir: Path, limits: Limits | None = None, **overrides
         drain_timeout_s=2.0,
         **overrides,
     )
-    rt = await open_runtime(settings, hasher=FAST_HASHER)
-    http = tornado.httpserver.HTTPServer(make_app(rt))
-    http.listen(port, "127.0.0.1")
-    rt.start_worker()
-    return Server(rt, http, settings, Api(f"http://127.0.0.1:{port}"))
+    return await serve(settings, worker=True)
 
 
 ServerFactory = Callable[..., Awaitable[Server]]
