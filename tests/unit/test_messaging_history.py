@@ -131,3 +131,23 @@ async def test_a_tail_longer_than_one_log_read() -> None:
     assert [m.seq for m in page.messages] == seqs[140:240]
     newest = await w.service.history(principal("bob"), CID, limit=100)
     assert [m.seq for m in newest.messages] == seqs[-100:]
+
+
+async def test_archive_down_pages_come_from_the_log_and_say_so() -> None:
+    w = world(log_keep_events=2)
+    seqs = await _sent(w, 6)
+    await w.service.persist(CID)  # the log keeps 5 and 6
+    await w.service.send(principal("bob"), CID, "m7", "body 7")  # 7: in the log only
+    w.archive.down = True
+    newest = await w.service.history(principal("bob"), CID, limit=2)
+    assert newest.archive_unavailable
+    assert [m.seq for m in newest.messages] == [6, 7]
+    # A page that would start below what the log holds is empty, not missing its start.
+    older = await w.service.history(principal("bob"), CID, after=seqs[1], limit=2)
+    assert older.archive_unavailable and older.messages == []
+    after_floor = await w.service.history(principal("bob"), CID, after=4, limit=5)
+    assert [m.seq for m in after_floor.messages] == [5, 6, 7]
+    # One failure trips the breaker: the next pages do not wait for the archive again.
+    calls = w.archive.calls
+    await w.service.history(principal("bob"), CID, limit=2)
+    assert w.archive.calls == calls

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chat.domain.errors import Unavailable
 from chat.domain.messaging import Replay
 from tests.unit.support.messaging import CID, Op, World, ops, principal, run, world
 
@@ -77,3 +79,14 @@ async def test_gap_limit_is_inclusive() -> None:
     assert await w.service.replay(CID, 2) == Replay(CID, (), False)
     assert await w.service.replay(CID, 8) == Replay(CID, (), True)  # nothing missed
     assert await w.service.replay(CID, 9) == Replay(CID, (), False)  # a seq never assigned
+
+
+async def test_archive_down_below_the_trimmed_log_is_an_error_not_a_partial_replay() -> None:
+    w = world(log_keep_events=1, replay_max_events=100)
+    await _sent(w, 1, 5)
+    await w.service.persist(CID)  # the log keeps 5 only
+    w.archive.down = True
+    with pytest.raises(Unavailable) as raised:
+        await w.service.replay(CID, 2)
+    assert raised.value.code == "dependency_unavailable"
+    assert [e.seq for e in (await w.service.replay(CID, 4)).events] == [5]  # the log suffices
