@@ -21,6 +21,7 @@ from chat.api.body import (
     too_large,
 )
 from chat.domain.accounts import Principal
+from chat.domain.error_codes import generic_code
 from chat.domain.errors import (
     ChatError,
     InvalidRequest,
@@ -45,18 +46,6 @@ def parse_seq(raw: str, name: str) -> int:
             code="invalid_request",
         )
     return int(raw)
-
-
-_HTTP_CODES = {
-    400: "invalid_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
-}
 
 
 @tornado.web.stream_request_body
@@ -153,7 +142,7 @@ class JsonHandler(tornado.web.RequestHandler):
                 retry = int(exc.details["retry_after_ms"])  # type: ignore[call-overload]
                 self.set_header("Retry-After", str(max(1, -(-retry // 1000))))  # ceil
         else:
-            code = _HTTP_CODES.get(status_code, "internal")
+            code = generic_code(status_code)  # a bare status (Tornado's 405, a route's 404)
             reason = self._reason if status_code != 500 else "internal server error"
             error = {"code": code, "message": reason}
         self.rt.metrics.errors.labels("http", str(error["code"])).inc()

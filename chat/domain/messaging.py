@@ -10,9 +10,11 @@ The send path keeps the guarantees of docs/architecture.md:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from chat.domain import validation
@@ -336,6 +338,12 @@ class MessagingService:
             for e in tail
             if e.kind is EventKind.MESSAGE and e.sender_id != user_id and e.seq not in deleted
         )
+        # A delete still only in the tail, of a message the archive counted: not unread.
+        for seq in sorted(s for s in deleted if s is not None and read_seq < s <= watermark):
+            with contextlib.suppress(ArchiveDown):  # then the count is high until it is back
+                gone = await self._archived(partial(self._archive.get, conversation_id, seq))
+                if gone is not None and not gone.deleted and gone.sender_id != user_id:
+                    archived -= 1
         return archived + fresh
 
     async def last_message(self, conversation_id: str) -> Message | None:

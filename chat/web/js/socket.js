@@ -2,9 +2,10 @@
 // jitter, and request/response matching by `ref`. It knows nothing about conversations; the
 // app listens for "ready" (then resumes) and "frame" events.
 //
-// Close codes are API (docs/protocol.md): 4xxx codes other than 4008 are terminal and are
-// never retried blindly; 4401 gets one token refresh first. Everything else (including 1006,
-// the network broke, and 1012, the server is draining) reconnects with backoff and jitter.
+// Close codes are API (docs/protocol.md): the terminal ones (close_codes.js, generated from the
+// server's table) are never retried blindly; 4401 gets one token refresh first. Everything else
+// (including 1006, the network broke, and 1012, the server is draining) reconnects with backoff
+// and jitter.
 //
 // A dead connection is noticed two ways, without waiting for TCP to time out: the browser's
 // `offline` event, and an application ping that gets no pong in time. Either way the socket is
@@ -12,7 +13,8 @@
 // goes to "offline"; while the browser says it has no network, no attempt is made until its
 // `online` event.
 
-const TERMINAL = new Set([1000, 4400, 4401, 4403, 4408, 4409, 4429]);
+import { TERMINAL } from "./close_codes.js";
+
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
 const PONG_TIMEOUT_MS = 10000; // at most; never longer than the ping interval
