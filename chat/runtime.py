@@ -25,6 +25,7 @@ from chat.store_metrics import timed_ports
 from chat.worker.actors import Actors, register_actors
 from chat.worker.queue import DramatiqQueue, MemoryPendingFlags
 from chat.worker.runner import LoopRunner
+from chat.worker.schedule import enqueue_maintenance
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +98,8 @@ class Runtime:
         """Embedded mode: run the actors in this process, on Dramatiq worker threads."""
         self._worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=100)
         self._worker.start()
-        self._tasks.append(asyncio.create_task(self._periodic()))
-
-    async def _periodic(self) -> None:
-        interval = self.settings.sweep_interval_s
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self.actors.sweep.send()
-                self.actors.retention.send()
-            except Exception:
-                log.exception("could not enqueue maintenance jobs")
+        schedule = enqueue_maintenance(self.actors, self.settings.sweep_interval_s, at_once=False)
+        self._tasks.append(asyncio.create_task(schedule))
 
     async def close(self) -> None:
         for task in self._tasks:
