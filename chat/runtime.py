@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import dramatiq
-from dramatiq.brokers.stub import StubBroker
 
+from chat.app.queueing import broker_and_queue
 from chat.config import Backend, Settings, embedded_secret
 from chat.domain.chat import Chat, Ports, build_chat
 from chat.domain.clock import Clock, system_clock
@@ -23,7 +23,7 @@ from chat.metrics import Metrics
 from chat.oidc.client import OidcClient
 from chat.store_metrics import timed_ports
 from chat.worker.actors import Actors, register_actors
-from chat.worker.queue import DramatiqQueue, MemoryPendingFlags
+from chat.worker.queue import DramatiqQueue
 from chat.worker.runner import LoopRunner
 from chat.worker.schedule import enqueue_maintenance
 
@@ -144,18 +144,14 @@ async def open_runtime(
     """`archive_optional`: an API or gateway process (not a worker) starts while MongoDB is
     down, as it keeps running through such an outage (guarantee 5)."""
     loop = asyncio.get_running_loop()
+    broker, queue = broker_and_queue(settings)
     if settings.backend is Backend.EMBEDDED:
         from chat.stores.embedded import open_embedded_ports
 
-        broker: dramatiq.Broker = StubBroker()
-        queue = DramatiqQueue(MemoryPendingFlags(), blocking_send=False)
         opened: OpenPorts = await open_embedded_ports(settings, queue, clock)
     else:
         from chat.stores.cluster import open_cluster_ports
-        from chat.worker.cluster import cluster_broker_and_flags
 
-        broker, flags = cluster_broker_and_flags(settings)
-        queue = DramatiqQueue(flags, blocking_send=True)
         opened = await open_cluster_ports(settings, queue, archive_optional=archive_optional)
     metrics = Metrics()
     chat = build_chat(
