@@ -26,10 +26,10 @@ from collections.abc import Iterator
 import dramatiq
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+from chat.app.runtime import open_runtime
 from chat.config import Settings
 from chat.logs import configure as configure_logging
 from chat.metrics import add_process_collectors
-from chat.runtime import open_runtime
 from chat.worker.runner import BackgroundLoop
 from chat.worker.schedule import enqueue_maintenance
 
