@@ -130,6 +130,7 @@ async def open_runtime(
     """`archive_optional`: an API or gateway process (not a worker) starts while MongoDB is
     down, as it keeps running through such an outage (guarantee 5)."""
     loop = asyncio.get_running_loop()
+    # Until the end of the block, an error closes whatever was opened so far.
     async with contextlib.AsyncExitStack() as resources:
         broker, queue = broker_and_queue(settings)
         resources.callback(broker.close)
@@ -164,16 +165,17 @@ async def open_runtime(
         cookie_secret = hmac.new(
             signing_secret(settings).encode(), b"cookies", hashlib.sha256
         ).hexdigest()
-        return Runtime(
-            settings,
-            chat,
-            metrics,
-            broker,
-            actors,
-            queue,
-            Readiness(settings.backend, chat.ports),
-            resources.pop_all(),
-            oidc=build_oidc(settings),
-            cookie_secret=cookie_secret,
-        )
-    raise AssertionError("unreachable")  # mypy: `async with` may swallow exceptions
+        oidc = build_oidc(settings)
+        opened_resources = resources.pop_all()  # from here on, Runtime.close closes them
+    return Runtime(
+        settings,
+        chat,
+        metrics,
+        broker,
+        actors,
+        queue,
+        Readiness(settings.backend, chat.ports),
+        opened_resources,
+        oidc=oidc,
+        cookie_secret=cookie_secret,
+    )
