@@ -202,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "worker":
-        from chat.worker.main import run_workers
+        from chat.app.workers import run_workers
 
         return run_workers(
             settings, processes=args.processes, threads=args.threads, queues=args.queues

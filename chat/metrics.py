@@ -7,7 +7,7 @@ alert that read it; renaming one breaks those, so the dashboards and rules are g
 same names (monitoring/).
 
 A worker with several processes runs prometheus_client's multiprocess mode (values in files
-under PROMETHEUS_MULTIPROC_DIR, summed by the supervisor's one listener; chat/worker/main.py):
+under PROMETHEUS_MULTIPROC_DIR, summed by the supervisor's one listener; chat/app/workers.py):
 gauges therefore say how processes combine (`multiprocess_mode`), which single-process servers
 ignore. Gauges set by the sweep (backlog, lag, queue depth, dead letters) describe shared state
 that whichever process ran the last sweep saw, so they combine by `livemostrecent`.

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import tornado.httpserver
 
-from chat.api.app import make_app, make_metrics_app
+from chat.app.http import make_app, make_metrics_app
+from chat.app.runtime import Runtime, open_runtime
 from chat.config import Settings
-from chat.runtime import Runtime, open_runtime
 
 log = logging.getLogger(__name__)
 

@@ -1,2 +1,2 @@
 """Tornado HTTP API: accounts, users, conversations, history, health, OpenAPI; and the
-`/metrics` handler of the internal metrics listener (chat/server.py)."""
+`/metrics` handler of the internal metrics listener (mounted by chat/app/http.py)."""

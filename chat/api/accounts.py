@@ -24,7 +24,7 @@ class RegisterHandler(JsonHandler):
 
     async def post(self) -> None:
         body = self.json_body()
-        pair = await self.rt.chat.accounts.register(
+        pair = await self.accounts.register(
             body.get("username"),
             body.get("password"),
             body.get("display_name"),
@@ -47,7 +47,7 @@ class LoginHandler(JsonHandler):
 
     async def post(self) -> None:
         body = self.json_body()
-        pair = await self.rt.chat.accounts.login(
+        pair = await self.accounts.login(
             body.get("username"), body.get("password"), client_ip=self.request.remote_ip or ""
         )
         self.send_json(views.tokens(pair))
@@ -67,7 +67,7 @@ class RefreshHandler(JsonHandler):
 
     async def post(self) -> None:
         body = self.json_body()
-        pair = await self.rt.chat.accounts.refresh(body.get("refresh_token"))
+        pair = await self.accounts.refresh(body.get("refresh_token"))
         self.send_json(views.tokens(pair))
 
 
@@ -88,7 +88,7 @@ class LogoutHandler(JsonHandler):
         everywhere = self.json_body().get("all", False)
         if not isinstance(everywhere, bool):
             raise InvalidRequest("all must be a boolean")
-        await self.rt.chat.accounts.logout(who, everywhere)
+        await self.accounts.logout(who, everywhere)
         self.set_status(204)
         self.finish()
 
@@ -119,7 +119,7 @@ class UsersHandler(JsonHandler):
         username = self.get_query_argument("username", None)
         if not username:
             raise InvalidRequest("give ?username=")
-        self.send_json(user_dict(await self.rt.chat.accounts.find_user(username)))
+        self.send_json(user_dict(await self.accounts.find_user(username)))
 
 
 class UserHandler(JsonHandler):
@@ -128,7 +128,7 @@ class UserHandler(JsonHandler):
 
     async def get(self, user_id: str) -> None:
         await self.principal()
-        self.send_json(user_dict(await self.rt.chat.accounts.get_user(user_id)))
+        self.send_json(user_dict(await self.accounts.get_user(user_id)))
 
 
 class DisableUserHandler(JsonHandler):
@@ -144,7 +144,7 @@ class DisableUserHandler(JsonHandler):
 
     async def post(self, user_id: str) -> None:
         who = await self.principal()
-        self.send_json(user_dict(await self.rt.chat.accounts.set_disabled(who, user_id, True)))
+        self.send_json(user_dict(await self.accounts.set_disabled(who, user_id, True)))
 
 
 class EnableUserHandler(JsonHandler):
@@ -153,4 +153,4 @@ class EnableUserHandler(JsonHandler):
 
     async def post(self, user_id: str) -> None:
         who = await self.principal()
-        self.send_json(user_dict(await self.rt.chat.accounts.set_disabled(who, user_id, False)))
+        self.send_json(user_dict(await self.accounts.set_disabled(who, user_id, False)))

@@ -20,7 +20,7 @@ from chat.api.body import (
     require_json,
     too_large,
 )
-from chat.domain.accounts import Principal
+from chat.domain.accounts import AccountService, Principal
 from chat.domain.error_codes import generic_code
 from chat.domain.errors import (
     ChatError,
@@ -29,7 +29,7 @@ from chat.domain.errors import (
     Unavailable,
 )
 from chat.logs import bind, request_id_from
-from chat.runtime import Runtime
+from chat.metrics import Metrics
 
 MAX_SEQ = 2**63 - 1
 """The largest seq or cursor a path or query accepts: what every store can hold (SQLite and
@@ -49,16 +49,23 @@ def parse_seq(raw: str, name: str) -> int:
 
 
 @tornado.web.stream_request_body
-class JsonHandler(tornado.web.RequestHandler):
-    """Bodies are streamed into a `BoundedBody` so the limits of chat.api.body apply."""
+class JsonBase(tornado.web.RequestHandler):
+    """Bodies are streamed into a `BoundedBody` so the limits of chat.api.body apply.
+
+    Every JSON handler counts its requests and errors (`metrics`) and may authenticate its
+    caller (`accounts`); a handler that calls more services takes them as further `initialize`
+    arguments (the composition root, chat/app/http.py, passes each exactly what it declares)
+    and calls `setup` with these two."""
 
     route = ""
-    rt: Runtime
+    metrics: Metrics
+    accounts: AccountService
     unavailable = ""
     """Set when the request failed because a dependency is down (an expected 503)."""
 
-    def initialize(self, rt: Runtime) -> None:
-        self.rt = rt
+    def setup(self, metrics: Metrics, accounts: AccountService) -> None:
+        self.metrics = metrics
+        self.accounts = accounts
         self._started = time.perf_counter()
         self._body = BoundedBody()
         bind(request_id=self.request_id, connection_id=None, user_id=None, conversation_id=None)
@@ -126,7 +133,7 @@ class JsonHandler(tornado.web.RequestHandler):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("send 'Authorization: Bearer <access token>'")
-        return await self.rt.chat.accounts.authenticate(token.strip())
+        return await self.accounts.authenticate(token.strip())
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -145,9 +152,9 @@ class JsonHandler(tornado.web.RequestHandler):
             code = generic_code(status_code)  # a bare status (Tornado's 405, a route's 404)
             reason = self._reason if status_code != 500 else "internal server error"
             error = {"code": code, "message": reason}
-        self.rt.metrics.errors.labels("http", str(error["code"])).inc()
+        self.metrics.errors.labels("http", str(error["code"])).inc()
         if status_code == 401:
-            self.rt.metrics.auth_failures.labels("http", str(error["code"])).inc()
+            self.metrics.auth_failures.labels("http", str(error["code"])).inc()
         self.set_header("Content-Type", "application/json")
         self.finish(orjson.dumps({"error": error}))
 
@@ -163,10 +170,17 @@ class JsonHandler(tornado.web.RequestHandler):
 
     def on_finish(self) -> None:
         route = self.route or "unmatched"
-        self.rt.metrics.http_requests.labels(
+        self.metrics.http_requests.labels(
             route, self.request.method or "", str(self.get_status())
         ).inc()
-        self.rt.metrics.http_latency.labels(route).observe(time.perf_counter() - self._started)
+        self.metrics.http_latency.labels(route).observe(time.perf_counter() - self._started)
+
+
+class JsonHandler(JsonBase):
+    """A JSON handler that calls no service beyond `accounts`."""
+
+    def initialize(self, *, metrics: Metrics, accounts: AccountService) -> None:
+        self.setup(metrics, accounts)
 
 
 class NotFoundHandler(JsonHandler):

@@ -3,13 +3,54 @@
 from __future__ import annotations
 
 from chat.api import views
-from chat.api.base import JsonHandler, parse_seq
+from chat.api.base import JsonBase, parse_seq
 from chat.api.openapi_parts import op
+from chat.domain.accounts import AccountService
+from chat.domain.conversations import ConversationService
 from chat.domain.errors import InvalidRequest
 from chat.domain.frames import conversation_dict, message_dict, presence_dict
+from chat.domain.messaging import MessagingService
+from chat.domain.presence import PresenceService
+from chat.metrics import Metrics
 
 
-class ConversationsHandler(JsonHandler):
+class ConversationsApi(JsonBase):
+    """Handlers of conversations and their members: they call the ConversationService."""
+
+    conversations: ConversationService
+
+    def initialize(
+        self, *, metrics: Metrics, accounts: AccountService, conversations: ConversationService
+    ) -> None:
+        self.setup(metrics, accounts)
+        self.conversations = conversations
+
+
+class MessagingApi(JsonBase):
+    """Handlers of messages, read pointers and search: they call the MessagingService."""
+
+    messaging: MessagingService
+
+    def initialize(
+        self, *, metrics: Metrics, accounts: AccountService, messaging: MessagingService
+    ) -> None:
+        self.setup(metrics, accounts)
+        self.messaging = messaging
+
+
+class PresenceApi(JsonBase):
+    """The presence handler: it calls the PresenceService."""
+
+    presence: PresenceService
+
+    def initialize(
+        self, *, metrics: Metrics, accounts: AccountService, presence: PresenceService
+    ) -> None:
+        self.setup(metrics, accounts)
+        self.presence = presence
+
+
+class ConversationsHandler(ConversationsApi):
     route = "/api/v1/conversations"
     docs = {
         "get": op(
@@ -30,7 +71,7 @@ class ConversationsHandler(JsonHandler):
 
     async def get(self) -> None:
         who = await self.principal()
-        summaries = await self.rt.chat.conversations.list_for(who)
+        summaries = await self.conversations.list_for(who)
         self.send_json({"conversations": [views.summary(s) for s in summaries]})
 
     async def post(self) -> None:
@@ -38,9 +79,9 @@ class ConversationsHandler(JsonHandler):
         body = self.json_body()
         kind = body.get("kind")
         if kind == "direct":
-            conversation = await self.rt.chat.conversations.open_direct(who, body.get("user_id"))
+            conversation = await self.conversations.open_direct(who, body.get("user_id"))
         elif kind == "group":
-            conversation = await self.rt.chat.conversations.create_group(
+            conversation = await self.conversations.create_group(
                 who, body.get("title"), body.get("member_ids", [])
             )
         else:
@@ -48,7 +89,7 @@ class ConversationsHandler(JsonHandler):
         self.send_json(conversation_dict(conversation), 201)
 
 
-class ConversationHandler(JsonHandler):
+class ConversationHandler(ConversationsApi):
     route = "/api/v1/conversations/{conversation_id}"
     docs = {
         "get": op(
@@ -61,11 +102,11 @@ class ConversationHandler(JsonHandler):
 
     async def get(self, conversation_id: str) -> None:
         who = await self.principal()
-        conversation = await self.rt.chat.conversations.get(who, conversation_id)
+        conversation = await self.conversations.get(who, conversation_id)
         self.send_json(conversation_dict(conversation))
 
 
-class MembersHandler(JsonHandler):
+class MembersHandler(ConversationsApi):
     route = "/api/v1/conversations/{conversation_id}/members"
     docs = {
         "post": op(
@@ -79,13 +120,13 @@ class MembersHandler(JsonHandler):
     async def post(self, conversation_id: str) -> None:
         who = await self.principal()
         body = self.json_body()
-        conversation = await self.rt.chat.conversations.add_member(
+        conversation = await self.conversations.add_member(
             who, conversation_id, body.get("user_id")
         )
         self.send_json(conversation_dict(conversation))
 
 
-class MemberHandler(JsonHandler):
+class MemberHandler(ConversationsApi):
     route = "/api/v1/conversations/{conversation_id}/members/{user_id}"
     docs = {
         "delete": op(
@@ -99,12 +140,12 @@ class MemberHandler(JsonHandler):
 
     async def delete(self, conversation_id: str, user_id: str) -> None:
         who = await self.principal()
-        await self.rt.chat.conversations.remove_member(who, conversation_id, user_id)
+        await self.conversations.remove_member(who, conversation_id, user_id)
         self.set_status(204)
         self.finish()
 
 
-class MessagesHandler(JsonHandler):
+class MessagesHandler(MessagingApi):
     route = "/api/v1/conversations/{conversation_id}/messages"
     docs = {
         "get": op(
@@ -129,7 +170,7 @@ class MessagesHandler(JsonHandler):
     async def get(self, conversation_id: str) -> None:
         who = await self.principal()
         limit = self.query_int("limit")
-        page = await self.rt.chat.messaging.history(
+        page = await self.messaging.history(
             who,
             conversation_id,
             before=self.query_int("before"),
@@ -146,13 +187,13 @@ class MessagesHandler(JsonHandler):
     async def post(self, conversation_id: str) -> None:
         who = await self.principal()
         body = self.json_body()
-        result = await self.rt.chat.messaging.send(
+        result = await self.messaging.send(
             who, conversation_id, body.get("client_id"), body.get("body")
         )
         self.send_json(views.appended(result), 200 if result.duplicate else 201)
 
 
-class MessageHandler(JsonHandler):
+class MessageHandler(MessagingApi):
     route = "/api/v1/conversations/{conversation_id}/messages/{seq}"
     docs = {
         "patch": op(
@@ -174,14 +215,14 @@ class MessageHandler(JsonHandler):
     async def patch(self, conversation_id: str, seq: str) -> None:
         who = await self.principal()
         body = self.json_body()
-        result = await self.rt.chat.messaging.edit(
+        result = await self.messaging.edit(
             who, conversation_id, parse_seq(seq, "seq"), body.get("client_id"), body.get("body")
         )
         self.send_json(views.appended(result))
 
     async def delete(self, conversation_id: str, seq: str) -> None:
         who = await self.principal()
-        result = await self.rt.chat.messaging.delete(
+        result = await self.messaging.delete(
             who,
             conversation_id,
             parse_seq(seq, "seq"),
@@ -190,7 +231,7 @@ class MessageHandler(JsonHandler):
         self.send_json(views.appended(result))
 
 
-class ReadHandler(JsonHandler):
+class ReadHandler(MessagingApi):
     route = "/api/v1/conversations/{conversation_id}/read"
     docs = {
         "post": op(
@@ -203,13 +244,11 @@ class ReadHandler(JsonHandler):
 
     async def post(self, conversation_id: str) -> None:
         who = await self.principal()
-        pointer = await self.rt.chat.messaging.read_up_to(
-            who, conversation_id, self.json_body().get("seq")
-        )
+        pointer = await self.messaging.read_up_to(who, conversation_id, self.json_body().get("seq"))
         self.send_json({"conversation_id": conversation_id, "seq": pointer})
 
 
-class SearchHandler(JsonHandler):
+class SearchHandler(MessagingApi):
     route = "/api/v1/search"
     docs = {
         "get": op(
@@ -223,7 +262,7 @@ class SearchHandler(JsonHandler):
 
     async def get(self) -> None:
         who = await self.principal()
-        found = await self.rt.chat.messaging.search(
+        found = await self.messaging.search(
             who,
             self.get_query_argument("q", None),
             self.get_query_argument("conversation_id", None),
@@ -231,7 +270,7 @@ class SearchHandler(JsonHandler):
         self.send_json({"messages": [message_dict(m) for m in found]})
 
 
-class PresenceHandler(JsonHandler):
+class PresenceHandler(PresenceApi):
     route = "/api/v1/presence"
     docs = {
         "get": op(
@@ -241,5 +280,5 @@ class PresenceHandler(JsonHandler):
 
     async def get(self) -> None:
         who = await self.principal()
-        found = await self.rt.chat.presence.of_contacts(who)
+        found = await self.presence.of_contacts(who)
         self.send_json({"presence": [presence_dict(p) for p in found]})

@@ -1,13 +1,18 @@
 """Liveness, readiness, the OpenAPI document, and Prometheus metrics (the latter on the
-internal metrics listener only, see chat/server.py)."""
+internal metrics listener only, see chat/app/http.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import tornado.web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from chat.api.base import JsonHandler
+from chat.api.base import JsonBase, JsonHandler
 from chat.api.openapi_parts import op
+from chat.domain.accounts import AccountService
+from chat.metrics import Metrics
 
 
 class HealthHandler(JsonHandler):
@@ -20,7 +25,7 @@ class HealthHandler(JsonHandler):
         self.send_json({"status": "ok"})
 
 
-class ReadyHandler(JsonHandler):
+class ReadyHandler(JsonBase):
     route = "/readyz"
     docs = {
         "get": op(
@@ -34,10 +39,25 @@ class ReadyHandler(JsonHandler):
         )
     }
 
+    def initialize(
+        self,
+        *,
+        metrics: Metrics,
+        accounts: AccountService,
+        readiness: Callable[[], Awaitable[dict[str, str]]],
+        draining: Callable[[], bool],
+    ) -> None:
+        """`readiness`: the probes of what this process serves, by name ("ok" or the error);
+        `draining`: true from SIGTERM on."""
+        self.setup(metrics, accounts)
+        self.readiness = readiness
+        self.draining = draining
+
     async def get(self) -> None:
-        checks = await self.rt.check_dependencies(self.application.settings["chat_serves"])
-        ok = all(v == "ok" for v in checks.values()) and not self.rt.draining
-        status = "ok" if ok else ("draining" if self.rt.draining else "unavailable")
+        checks = await self.readiness()
+        draining = self.draining()
+        ok = all(v == "ok" for v in checks.values()) and not draining
+        status = "ok" if ok else ("draining" if draining else "unavailable")
         self.send_json({"status": status, "checks": checks}, 200 if ok else 503)
 
 
@@ -55,7 +75,7 @@ class MetricsHandler(tornado.web.RequestHandler):
         self.finish(generate_latest(self.registry))
 
 
-class OpenApiHandler(JsonHandler):
+class OpenApiHandler(JsonBase):
     route = "/openapi.json"
     docs = {
         "get": {
@@ -65,7 +85,13 @@ class OpenApiHandler(JsonHandler):
         }
     }
 
-    def get(self) -> None:
-        from chat.api.openapi import document
+    def initialize(
+        self, *, metrics: Metrics, accounts: AccountService, document: dict[str, Any]
+    ) -> None:
+        """`document`: chat.api.openapi.document(), which is built from the route table that
+        lists this handler, so it is handed in rather than imported."""
+        self.setup(metrics, accounts)
+        self.document = document
 
-        self.send_json(document())
+    def get(self) -> None:
+        self.send_json(self.document)

@@ -14,9 +14,11 @@ from urllib.parse import urlencode
 import orjson
 
 from chat.api import views
-from chat.api.base import JsonHandler
+from chat.api.base import JsonBase
 from chat.api.openapi_parts import op
+from chat.domain.accounts import AccountService
 from chat.domain.errors import ChatError, NotFound
+from chat.metrics import Metrics
 from chat.oidc.client import OidcClient, PendingLogin
 
 COOKIE = "chat_oidc"
@@ -24,7 +26,28 @@ COOKIE_PATH = "/api/v1/auth/oidc"
 PENDING_MAX_AGE_S = 600
 
 
-class OidcInfoHandler(JsonHandler):
+class OidcApi(JsonBase):
+    """Sign-in with an OpenID Provider: `oidc` is None when none is configured;
+    `secure_cookies` when the public origin is https (the login cookie is then `Secure`)."""
+
+    oidc: OidcClient | None
+
+    def initialize(
+        self,
+        *,
+        metrics: Metrics,
+        accounts: AccountService,
+        oidc: OidcClient | None,
+        display_name: str,
+        secure_cookies: bool,
+    ) -> None:
+        self.setup(metrics, accounts)
+        self.oidc = oidc
+        self.display_name = display_name
+        self.secure_cookies = secure_cookies
+
+
+class OidcInfoHandler(OidcApi):
     route = "/api/v1/auth/oidc"
     docs = {
         "get": op(
@@ -37,17 +60,14 @@ class OidcInfoHandler(JsonHandler):
     }
 
     def get(self) -> None:
-        settings = self.rt.settings
-        self.send_json(
-            {"enabled": self.rt.oidc is not None, "display_name": settings.oidc_display_name}
-        )
+        self.send_json({"enabled": self.oidc is not None, "display_name": self.display_name})
 
 
-class _OidcHandler(JsonHandler):
+class _OidcHandler(OidcApi):
     def client(self) -> OidcClient:
-        if self.rt.oidc is None:
+        if self.oidc is None:
             raise NotFound("single sign-on is not configured", code="oidc_disabled")
-        return self.rt.oidc
+        return self.oidc
 
 
 class OidcLoginHandler(_OidcHandler):
@@ -75,7 +95,7 @@ class OidcLoginHandler(_OidcHandler):
             path=COOKIE_PATH,
             httponly=True,
             samesite="Lax",
-            secure=self.rt.settings.origin.startswith("https://"),
+            secure=self.secure_cookies,
         )
         self.redirect(url)
 
@@ -112,9 +132,9 @@ class OidcCallbackHandler(_OidcHandler):
                 self.get_query_argument("state", "") or "",
                 self.get_query_argument("code", "") or "",
             )
-            pair = await self.rt.chat.accounts.login_external(identity)
+            pair = await self.accounts.login_external(identity)
         except ChatError as exc:
-            self.rt.metrics.errors.labels("http", exc.code).inc()
+            self.metrics.errors.labels("http", exc.code).inc()
             self.redirect("/#" + urlencode({"login_error": exc.code}))
             return
         tokens = views.tokens(pair)

@@ -1,11 +1,13 @@
-"""The API's route table: one place lists every documented route."""
+"""The API's route table: one place lists every documented route. It sits above the handlers
+(and below chat/api/openapi.py, which documents it); the composition root (chat/app/http.py)
+mounts it with each handler's `initialize` arguments."""
 
 from __future__ import annotations
 
 from chat.api import accounts, conversations, health, oidc, users
-from chat.api.base import JsonHandler
+from chat.api.base import JsonBase
 
-API_HANDLERS: tuple[type[JsonHandler], ...] = (
+API_HANDLERS: tuple[type[JsonBase], ...] = (
     accounts.RegisterHandler,
     accounts.LoginHandler,
     accounts.RefreshHandler,
@@ -29,8 +31,8 @@ API_HANDLERS: tuple[type[JsonHandler], ...] = (
     conversations.PresenceHandler,
 )
 
-# /metrics is not here: it is served on the internal metrics port (chat/server.py).
-OPS_HANDLERS: tuple[type[JsonHandler], ...] = (
+# /metrics is not here: it is served on the internal metrics port (chat/app/http.py).
+OPS_HANDLERS: tuple[type[JsonBase], ...] = (
     health.HealthHandler,
     health.ReadyHandler,
     health.OpenApiHandler,

@@ -42,5 +42,5 @@ class UsersHandler(accounts.UsersHandler):
             await super().get()
             return
         await self.principal()
-        found = await self.rt.chat.accounts.search_users(q, self.query_int("limit"))
+        found = await self.accounts.search_users(q, self.query_int("limit"))
         self.send_json({"users": [user_dict(u) for u in found]})

@@ -10,11 +10,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from chat.runtime import Runtime
+from chat.config import Settings
+from chat.domain.chat import Chat
+from chat.metrics import Metrics
 from chat.ws import close_codes
 from chat.ws.wire import FrameCache
 
@@ -28,10 +30,26 @@ LOOP_LAG_PROBE_S = 0.5
 time the loop spent on other work (a blocking call shows up here first)."""
 
 
+class GatewayDeps(Protocol):
+    """What the hub and its sockets use, handed in by the composition root (chat/app/http.py,
+    `mount_gateway`)."""
+
+    @property
+    def chat(self) -> Chat: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def draining(self) -> bool:
+        """True from SIGTERM on."""
+        ...
+
+
 class Gateway:
     """Per-process state shared by all sockets: channel routing and the bus subscription."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: GatewayDeps) -> None:
         self.rt = rt
         self.routes: dict[str, set[GatewayHandler]] = {}
         self.sockets: set[GatewayHandler] = set()
@@ -45,15 +63,6 @@ class Gateway:
         rt.metrics.outbound_bytes.set_function(
             lambda: float(sum(h.outbound.queued_bytes for h in self.sockets))
         )
-
-    @classmethod
-    def of(cls, rt: Runtime) -> Gateway:
-        gateway = rt.parts.get("gateway")
-        if gateway is None:
-            gateway = rt.parts["gateway"] = cls(rt)
-            rt.on_drain(gateway.drain)
-        assert isinstance(gateway, Gateway)
-        return gateway
 
     async def start(self) -> None:
         if self._subscription is not None:

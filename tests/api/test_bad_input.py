@@ -258,7 +258,7 @@ async def test_slow_consumer_is_disconnected(make_server: ServerFactory) -> None
     body = "€" * 3900  # ~12 KB per frame: kernel and client buffers fill within a few hundred
     handler = next(
         h
-        for h in server.rt.parts["gateway"].sockets  # type: ignore[attr-defined]
+        for h in server.rt.gateway.sockets  # type: ignore[attr-defined]
         if h.principal.user.id == bob.id
     )  # type: ignore[attr-defined]
     for i in range(3000):

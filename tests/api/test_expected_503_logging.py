@@ -36,8 +36,9 @@ class BuggyHandler(JsonHandler):
 
 @pytest.fixture
 async def tiny(server: Server) -> AsyncIterator[str]:
+    deps = {"metrics": server.rt.metrics, "accounts": server.rt.chat.accounts}
     app = tornado.web.Application(
-        [(h.route, h, {"rt": server.rt}) for h in (DownHandler, BuggyHandler)],
+        [(h.route, h, deps) for h in (DownHandler, BuggyHandler)],
         log_function=log_request,
     )
     http = tornado.httpserver.HTTPServer(app)

@@ -9,8 +9,8 @@ import httpx
 import tornado.httpserver
 import tornado.web
 
-from chat.api.app import make_metrics_app
 from chat.api.routes import API_HANDLERS, OPS_HANDLERS
+from chat.app.http import make_metrics_app
 from chat.config import Settings
 from chat.server import start
 from tests.support.fixtures import Server, free_port

@@ -37,7 +37,7 @@ async def _fill(server: Server, who: Account, cid: str, n: int, body: str) -> No
 
 
 def _handler(server: Server, user_id: str) -> Any:
-    gateway = server.rt.parts["gateway"]
+    gateway = server.rt.gateway
     return next(h for h in gateway.sockets if h.principal.user.id == user_id)
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import tornado.httpserver
 
-from chat.api.app import make_app
+from chat.app.http import make_app
 from chat.config import Backend, Settings
 from tests.servers import FerretServer
 from tests.support.clients import Api, Ws

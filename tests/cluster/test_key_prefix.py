@@ -11,11 +11,11 @@ from dataclasses import replace
 import dramatiq
 import redis
 
+from chat.app.queueing import cluster_broker_and_flags
 from chat.config import Settings
 from chat.domain.channels import conversation_channel
 from chat.domain.models import EventDraft, EventKind, PresenceState
 from chat.stores.cluster import open_cluster_ports
-from chat.worker.cluster import cluster_broker_and_flags
 from tests.cluster.conftest import RecordingQueue
 from tests.cluster.helpers import Collector, eventually
 

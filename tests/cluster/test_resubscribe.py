@@ -45,7 +45,7 @@ async def test_message_sent_before_resubscription_is_delivered(
     wa, wb = await gateway.ws(alice), await gateway.ws(bob)
     await wa.request({"type": "send", "conversation_id": cid, "client_id": "m1", "body": "one"})
     await wb.wait(lambda f: f.get("client_id") == "m1")
-    subscription = gateway.rt.parts["gateway"]._subscription
+    subscription = gateway.rt.gateway._subscription
     private_redis.stop()  # graceful: the AOF keeps the log
     # Down long enough for the subscriber's reconnect backoff to grow past a second.
     await eventually(lambda: subscription.reconnect_failures >= 6, "reconnect attempts", 30)

@@ -13,9 +13,9 @@ from dataclasses import replace
 import pytest
 import tornado.httpserver
 
-from chat.api.app import make_app
+from chat.app.http import make_app
+from chat.app.runtime import open_runtime
 from chat.config import Settings
-from chat.runtime import open_runtime
 from tests.support.clients import Api, Ws
 from tests.support.fixtures import FAST_HASHER, Server, free_port, with_limits
 

@@ -23,7 +23,7 @@ def sample(server: Server, name: str, labels: dict[str, str] | None = None) -> f
 
 
 def _handler(server: Server, user_id: str) -> object:
-    gateway = server.rt.parts["gateway"]
+    gateway = server.rt.gateway
     return next(h for h in gateway.sockets if h.principal.user.id == user_id)
 
 
@@ -96,7 +96,7 @@ async def test_ack_latency_gap_fills_resets_and_not_recoverable(server: Server) 
     await server.api.send(alice, cid, "two")
     await server.api.send(alice, cid, "three")
     await wb.wait(lambda f: f.get("type") == "message" and f["seq"] == 3)
-    gateway = server.rt.parts["gateway"]
+    gateway = server.rt.gateway
     ahead = {"type": "message", "conversation_id": cid, "seq": 5, "ts": 0}
     # As the hub hands a live event to the socket's cursors (hub.on_message).
     _handler(server, bob.id).cursors.live(cid, 5, 0, orjson.dumps(ahead))  # type: ignore[attr-defined]

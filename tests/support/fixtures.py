@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import tornado.httpserver
 
+from chat.app.runtime import Runtime
 from chat.config import Settings
 from chat.domain.limits import Limits
 from chat.domain.passwords import PasswordHasher
-from chat.runtime import Runtime
 from tests.support.clients import Account, Api, Ws
 
 # Cheap hashing for speed; one test checks the production (OWASP) parameters separately.
@@ -64,8 +64,8 @@ class Server:
 async def serve(settings: Settings, *, worker: bool) -> Server:
     """API and gateway of ``settings`` on 127.0.0.1:``settings.port`` (and, with ``worker``,
     the in-process worker)."""
-    from chat.api.app import make_app
-    from chat.runtime import open_runtime
+    from chat.app.http import make_app
+    from chat.app.runtime import open_runtime
 
     rt = await open_runtime(settings, hasher=FAST_HASHER)
     http = tornado.httpserver.HTTPServer(make_app(rt))

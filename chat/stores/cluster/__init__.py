@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; see docs/cluster.md
@@ -43,14 +43,17 @@ log = logging.getLogger(__name__)
 @dataclass
 class ClusterPorts:
     ports: Ports
-    _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    _clients: contextlib.AsyncExitStack
 
     async def close(self) -> None:
         """Close every client, newest first; safe to call twice."""
-        while self._closers:
-            close = self._closers.pop()
-            with contextlib.suppress(Exception):
-                await close()
+        await self._clients.aclose()
+
+
+async def _quietly(close: Callable[[], Awaitable[Any]]) -> None:
+    """A client that fails to close must not keep the others open."""
+    with contextlib.suppress(Exception):
+        await close()
 
 
 async def open_cluster_ports(
@@ -71,13 +74,13 @@ async def open_cluster_ports(
     meanwhile, and MongoDB's migrations are left to the migration Job and the workers (which
     still fail fast without it).
     """
-    opened = ClusterPorts(ports=None)  # type: ignore[arg-type]  # filled in below
-    try:
+    # Until the ports are built, leaving the block (an error) closes what was opened so far.
+    async with contextlib.AsyncExitStack() as clients:
         target = redis_conn.RedisTarget.of(settings)
         client: aioredis.Redis = await redis_conn.connect(target)
-        opened._closers.append(client.aclose)
+        clients.push_async_callback(_quietly, client.aclose)
         pool: asyncpg.Pool = await create_pool(settings.postgres_dsn)
-        opened._closers.append(pool.close)
+        clients.push_async_callback(_quietly, pool.close)
         archive_up = True
         try:
             mongo: AsyncMongoClient[dict[str, Any]] = await connect_mongo(settings.mongodb_uri)
@@ -86,7 +89,7 @@ async def open_cluster_ports(
                 raise
             log.warning("%s; starting without it (history from the log meanwhile)", exc.message)
             mongo, archive_up = make_client(settings.mongodb_uri), False
-        opened._closers.append(mongo.close)
+        clients.push_async_callback(_quietly, mongo.close)
         if migrate_schema and archive_up:
             await migrate(settings)
         elif migrate_schema:
@@ -94,8 +97,8 @@ async def open_cluster_ports(
         archive = MongoArchive(mongo[settings.mongodb_database])
         keys = RedisKeys(settings.redis_key_prefix)
         bus = RedisBus(client, target, keys)
-        opened._closers.append(bus.close)
-        opened.ports = Ports(
+        clients.push_async_callback(_quietly, bus.close)
+        ports = Ports(
             accounts=PostgresAccountStore(pool),
             conversations=PostgresConversationStore(pool),
             log=RedisEventLog(
@@ -113,7 +116,4 @@ async def open_cluster_ports(
             limiter=RedisRateLimiter(client, keys),
             queue=queue,
         )
-    except BaseException:
-        await opened.close()
-        raise
-    return opened
+        return ClusterPorts(ports, clients.pop_all())

@@ -1,8 +1,8 @@
 """The `worker` subcommand: Dramatiq worker processes consuming from Redis.
 
 Each process runs the stores on a background event loop (the actors hand their coroutines to
-it) and Dramatiq's threads on the main one. Every process also enqueues the periodic sweep; the
-sweep is idempotent, so several running at once only repeat a cheap check.
+it) and Dramatiq's threads on the main one. Every process also enqueues the periodic sweep
+(chat/worker/schedule.py).
 
 Metrics: one listener per pod, on `settings.metrics_port` (the port the pod declares). With
 `--processes N > 1` the supervising process owns it and serves the sum of every child's
@@ -26,11 +26,12 @@ from collections.abc import Iterator
 import dramatiq
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+from chat.app.runtime import open_runtime
 from chat.config import Settings
 from chat.logs import configure as configure_logging
 from chat.metrics import add_process_collectors
-from chat.runtime import open_runtime
 from chat.worker.runner import BackgroundLoop
+from chat.worker.schedule import enqueue_maintenance
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,8 @@ def _one_process(
     )
     worker.start()
 
-    async def periodic() -> None:
-        while True:
-            try:
-                await asyncio.to_thread(rt.actors.sweep.send)
-                await asyncio.to_thread(rt.actors.retention.send)
-            except Exception:
-                log.warning("could not enqueue maintenance jobs", exc_info=True)
-            await asyncio.sleep(settings.sweep_interval_s)
-
-    sweeper = asyncio.run_coroutine_threadsafe(periodic(), background.loop)
+    schedule = enqueue_maintenance(rt.actors, settings.sweep_interval_s, at_once=True)
+    sweeper = asyncio.run_coroutine_threadsafe(schedule, background.loop)
     log.info("worker ready: %d threads, queues %s", threads, queues or "all")
     stop.wait()
     log.info("worker stopping")
