@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chat.domain.error_codes import ERRORS
+
 _REASONS = {
     200: "OK",
     201: "Created",
@@ -92,7 +94,13 @@ def ref(name: str) -> dict[str, str]:
 SCHEMAS: dict[str, Any] = {
     "Error": _obj(
         ["error"],
-        error=_obj(["code", "message"], code=_STR, message=_STR, details={"type": "object"}),
+        error=_obj(
+            ["code", "message"],
+            # Every code the server can answer with: chat/domain/error_codes.py, the one registry.
+            code={"type": "string", "enum": sorted(e.code for e in ERRORS)},
+            message=_STR,
+            details={"type": "object"},
+        ),
     ),
     "Register": _obj(["username", "password"], username=_STR, password=_STR, display_name=_STR),
     "Login": _obj(["username", "password"], username=_STR, password=_STR),
