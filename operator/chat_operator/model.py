@@ -82,6 +82,9 @@ def meta(
     API server fills its defaults even when the object is omitted. ``defaults`` overrides the
     defaults of a nested class at this use, by (dotted) JSON key.
     """
+    if "default" in keywords:
+        # One place for a default: the dataclass's, which the schema then declares.
+        raise TypeError("give the default to dataclasses.field(default=...), not to meta()")
     prop = Prop(
         key=key,
         keywords={**keywords, **(extensions or {})},
@@ -117,7 +120,7 @@ class Field:
 
     @property
     def optional(self) -> bool:
-        return _strip_none(self.hint) is not self.hint
+        return strip_none(self.hint) is not self.hint
 
 
 @cache
@@ -133,7 +136,7 @@ def model_fields(cls: type) -> tuple[Field, ...]:
     return tuple(result)
 
 
-def _strip_none(hint: Any) -> Any:
+def strip_none(hint: Any) -> Any:
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (Union, types.UnionType) and type(None) in args:
         rest = tuple(a for a in args if a is not type(None))
@@ -141,7 +144,7 @@ def _strip_none(hint: Any) -> Any:
     return hint
 
 
-def _is_model(hint: Any) -> bool:
+def is_model(hint: Any) -> bool:
     return isinstance(hint, type) and dataclasses.is_dataclass(hint)
 
 
@@ -187,7 +190,7 @@ def _field_schema(f: Field, default: Any, nested: Mapping[str, Any]) -> Schema:
     if prop.schema is not None:
         derived = dict(prop.schema)
     else:
-        derived = _type_schema(_strip_none(f.hint), {**prop.defaults, **nested}, prop.items)
+        derived = _type_schema(strip_none(f.hint), {**prop.defaults, **nested}, prop.items)
     # Key order only shapes the YAML a reader sees: the type, its bounds, then the members.
     members = {k: derived.pop(k) for k in _MEMBERS if k in derived}
     schema = {**derived, **prop.keywords}
@@ -223,7 +226,7 @@ def _type_schema(hint: Any, defaults: Mapping[str, Any], items: Schema) -> Schem
             "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
         }
-    if _is_model(hint):
+    if is_model(hint):
         return schema_of(hint, defaults)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return {"type": "array", "items": {**_type_schema(args[0], defaults, {}), **items}}
@@ -257,12 +260,12 @@ def _load(cls: type, raw: Mapping[str, Any], path: str, defaults: Mapping[str, A
         nested = {**f.meta.defaults, **_sub(defaults, f.key)}
         value = raw.get(f.key)
         if value is not None:
-            values[f.name] = _convert(_strip_none(f.hint), value, where, nested)
+            values[f.name] = _convert(strip_none(f.hint), value, where, nested)
         elif f.key in defaults:
             values[f.name] = defaults[f.key]
         elif f.default is not dataclasses.MISSING:
             # A nested object loads as if it were {}: its own declared defaults apply.
-            empty = _is_model(f.hint) and not f.optional
+            empty = is_model(f.hint) and not f.optional
             values[f.name] = _load(f.hint, {}, where, nested) if empty else f.default
         else:
             raise ModelError(f"{where} is required")
@@ -271,7 +274,7 @@ def _load(cls: type, raw: Mapping[str, Any], path: str, defaults: Mapping[str, A
 
 def _convert(hint: Any, value: Any, where: str, defaults: Mapping[str, Any]) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if _is_model(hint):
+    if is_model(hint):
         return _load(hint, value, where, defaults)
     if origin is tuple:
         if not isinstance(value, list | tuple):
