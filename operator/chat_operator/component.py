@@ -11,7 +11,16 @@ from typing import Any, ClassVar
 
 from chat.worker import QUEUES
 from chat_operator.model import Prop, Schema, meta
-from chat_operator.patterns import DNS_LABEL, LABEL_VALUE, MAX_NAME, QUANTITY, key_rule
+from chat_operator.patterns import (
+    DNS_LABEL,
+    LABEL_VALUE,
+    MAX_NAME,
+    OBJECT_NAME,
+    QUALIFIED_KEY,
+    QUANTITY,
+    key_rule,
+    matches,
+)
 
 API_REPLICAS = 2
 """Replicas of api and websocket when neither replicas nor autoscaling is set: two, so one
@@ -43,19 +52,19 @@ def _resources() -> Schema:
     """A core/v1 ResourceRequirements subset, passed to the containers as written."""
     amounts = {
         "type": "object",
-        "properties": {k: _quantity() for k in ("cpu", "memory", "ephemeral-storage")},
+        "properties": {k: _quantity() for k in RESOURCES},
     }
     rules = [
         {
             # int-or-string values: string() makes both forms parseable by quantity().
             "rule": f"!has(self.requests) || !has(self.limits) || "
-            f"!has(self.requests.{key}) || !has(self.limits.{key}) || "
-            f"quantity(string(self.limits.{key})).compareTo("
-            f"quantity(string(self.requests.{key}))) >= 0",
-            "message": f"resources.limits.{key} must be >= resources.requests.{key}",
-            "fieldPath": f".limits.{key}",
+            f"!has(self.requests.{cel}) || !has(self.limits.{cel}) || "
+            f"quantity(string(self.limits.{cel})).compareTo("
+            f"quantity(string(self.requests.{cel}))) >= 0",
+            "message": f"resources.limits.{name} must be >= resources.requests.{name}",
+            "fieldPath": f".limits.{name}" if cel == name else f".limits['{name}']",
         }
-        for key in ("cpu", "memory")
+        for name, cel in RESOURCES.items()
     ]
     return {
         "type": "object",
@@ -64,21 +73,59 @@ def _resources() -> Schema:
     }
 
 
+# Each resource a container may request, and its name in CEL (which escapes '-').
+RESOURCES = {"cpu": "cpu", "memory": "memory", "ephemeral-storage": "ephemeral__dash__storage"}
+
+
 def _enum(*values: str) -> Schema:
     return {"type": "string", "maxLength": 16, "enum": list(values)}
 
 
 def _tolerations() -> Schema:
-    """core/v1 Tolerations, passed through."""
+    """core/v1 Tolerations, passed through; the rules are the ones the Deployment would be
+    refused for (core/v1 validation), so the ChatCluster is refused first, naming them."""
     toleration = {
         "type": "object",
         "properties": {
-            "key": {"type": "string", "maxLength": 316},
+            "key": {
+                "type": "string",
+                "maxLength": 316,
+                "x-kubernetes-validations": [
+                    matches(QUALIFIED_KEY, "toleration keys must be valid label keys")
+                ],
+            },
             "operator": _enum("Exists", "Equal"),
-            "value": {"type": "string", "maxLength": 63},
+            "value": {
+                "type": "string",
+                "maxLength": 63,
+                "x-kubernetes-validations": [
+                    matches(LABEL_VALUE, "toleration values must be valid label values")
+                ],
+            },
             "effect": _enum("NoSchedule", "PreferNoSchedule", "NoExecute"),
             "tolerationSeconds": {"type": "integer", "format": "int64", "minimum": 0},
         },
+        "x-kubernetes-validations": [
+            {
+                # An omitted operator means Equal.
+                "rule": "(has(self.key) && self.key != '') || "
+                "(has(self.operator) && self.operator == 'Exists')",
+                "message": "a toleration without a key must have operator Exists (it then "
+                "tolerates every taint)",
+            },
+            {
+                "rule": "!has(self.operator) || self.operator != 'Exists' || "
+                "!has(self.value) || self.value == ''",
+                "message": "a toleration with operator Exists must not have a value",
+                "fieldPath": ".value",
+            },
+            {
+                "rule": "!has(self.tolerationSeconds) || "
+                "(has(self.effect) && self.effect == 'NoExecute')",
+                "message": "tolerationSeconds needs effect NoExecute",
+                "fieldPath": ".tolerationSeconds",
+            },
+        ],
     }
     return {"type": "array", "maxItems": 32, "items": toleration}
 
@@ -202,7 +249,10 @@ class Component:
     topology_spread: tuple[Mapping[str, Any], ...] = field(
         default=(), metadata=meta(key="topologySpreadConstraints", schema=_topology_spread())
     )
-    priority_class_name: str | None = field(default=None, metadata=meta(maxLength=253))
+    # A PriorityClass name: the Deployment is refused otherwise.
+    priority_class_name: str | None = field(
+        default=None, metadata=meta(maxLength=253, pattern=OBJECT_NAME)
+    )
     pod_annotations: Mapping[str, str] = field(
         default_factory=dict, metadata=annotation_map("podAnnotations")
     )

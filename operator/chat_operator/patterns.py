@@ -11,8 +11,8 @@ from typing import Any
 Schema = dict[str, Any]
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-# A DNS-1123 subdomain: what a Secret's name must be.
-SECRET_NAME = DNS_LABEL[:-1] + r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# A DNS-1123 subdomain: what the name of a Secret, PriorityClass or IngressClass must be.
+OBJECT_NAME = DNS_LABEL[:-1] + r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"

@@ -27,7 +27,7 @@ from chat_operator.patterns import (
     DNS_SUBDOMAIN,
     IMAGE_REPOSITORY,
     IMAGE_TAG,
-    SECRET_NAME,
+    OBJECT_NAME,
     SEMVER,
     cel_list,
     downgrade_rule,
@@ -52,7 +52,7 @@ DEFAULT_REPOSITORY = "ghcr.io/chatcluster/chatcluster"
 class SecretKey:
     """One key of a Secret in the cluster's namespace. Each use sets the default key."""
 
-    name: str = field(metadata=meta(maxLength=253, pattern=SECRET_NAME))
+    name: str = field(metadata=meta(maxLength=253, pattern=OBJECT_NAME))
     key: str = field(metadata=meta(maxLength=253, pattern=r"^[-._a-zA-Z0-9]+$"))
 
 
@@ -146,7 +146,8 @@ class Ingress:
     )
 
     enabled: bool = False
-    class_name: str | None = field(default=None, metadata=meta(maxLength=253))
+    # An IngressClass name: the Ingress is refused otherwise.
+    class_name: str | None = field(default=None, metadata=meta(maxLength=253, pattern=OBJECT_NAME))
     host: str | None = field(
         default=None,
         metadata=meta(

@@ -42,6 +42,15 @@ def test_bad_examples_exist() -> None:
         "label-key-with-space",
         "version-with-build-metadata",
         "credentials-in-url-query",
+        # Each of these was accepted once, and then its Deployment or Ingress was refused.
+        "ephemeral-storage-limit-below-request",
+        "toleration-exists-with-value",
+        "toleration-invalid-key",
+        "toleration-without-key",
+        "toleration-seconds-without-noexecute",
+        "toleration-invalid-value",
+        "invalid-priority-class-name",
+        "invalid-ingress-class-name",
     } <= names
 
 
