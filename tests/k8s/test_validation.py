@@ -14,8 +14,7 @@ from chat_operator.spec import parse
 
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.support import example
-from tests.operator.spec_walk import REQUIRED_ONLY, leaves, spec_schema
-from tests.operator.test_spec_model import EMPTY_OBJECTS
+from tests.operator.spec_walk import EMPTY_OBJECTS, REQUIRED_ONLY, leaves, spec_schema
 
 pytestmark = pytest.mark.k8s
 

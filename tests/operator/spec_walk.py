@@ -22,6 +22,24 @@ REQUIRED_ONLY: dict[str, Any] = {
     "auth": {"jwtSecretRef": {"name": "chat-jwt"}},
 }
 
+# Every object present but empty, so the defaults inside each of them are exercised too.
+EMPTY_OBJECTS: dict[str, Any] = {
+    **REQUIRED_ONLY,
+    "image": {},
+    "api": {
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 2, "targetCPUUtilizationPercentage": 50},
+        "podDisruptionBudget": {},
+    },
+    "websocket": {"podDisruptionBudget": {}},
+    "workers": [{"name": "default", "queues": ["persist"], "podDisruptionBudget": {}}],
+    "ingress": {"enabled": True, "host": "chat.example.com", "tls": {"secretName": "tls"}},
+    "redis": {"secretRef": {"name": "r"}},
+    "postgres": {"secretRef": {"name": "p"}},
+    "mongodb": {"secretRef": {"name": "m"}},
+    "migrations": {},
+    "monitoring": {"serviceMonitor": {}, "dashboards": {}},
+}
+
 
 def spec_schema() -> Schema:
     root = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]

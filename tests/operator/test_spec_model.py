@@ -14,6 +14,7 @@ from chat_operator.spec import parse
 
 from tests.operator.operator_examples import load_example
 from tests.operator.spec_walk import (
+    EMPTY_OBJECTS,
     REQUIRED_ONLY,
     leaves,
     server_defaults,
@@ -21,23 +22,6 @@ from tests.operator.spec_walk import (
     typed_required_only,
 )
 
-# Every object present but empty, so the defaults inside each of them are exercised too.
-EMPTY_OBJECTS: dict[str, Any] = {
-    **REQUIRED_ONLY,
-    "image": {},
-    "api": {
-        "autoscaling": {"minReplicas": 1, "maxReplicas": 2, "targetCPUUtilizationPercentage": 50},
-        "podDisruptionBudget": {},
-    },
-    "websocket": {"podDisruptionBudget": {}},
-    "workers": [{"name": "default", "queues": ["persist"], "podDisruptionBudget": {}}],
-    "ingress": {"enabled": True, "host": "chat.example.com", "tls": {"secretName": "tls"}},
-    "redis": {"secretRef": {"name": "r"}},
-    "postgres": {"secretRef": {"name": "p"}},
-    "mongodb": {"secretRef": {"name": "m"}},
-    "migrations": {},
-    "monitoring": {"serviceMonitor": {}, "dashboards": {}},
-}
 SPECS = {
     "required-only": REQUIRED_ONLY,
     "empty-objects": EMPTY_OBJECTS,
