@@ -140,7 +140,7 @@ class Reconciler:
         secrets = read_secrets(self.kube, cluster.namespace, spec)
         problems: list[Problem] = []
         rolled: str | None = previous.get("image")
-        target = spec.image
+        target = spec.image_reference
         migration = previous.get("migration") or {}
         state: str | None = None
         job_name: str | None = None
@@ -187,9 +187,9 @@ class Reconciler:
         rollout = Rollout(
             image=image_for_rollout,
             secrets_checksum=secrets.checksum,
-            service_monitor_available=spec.monitoring.service_monitor
+            service_monitor_available=spec.monitoring.service_monitor.enabled
             and self.serves("monitoring.coreos.com/v1", "ServiceMonitor"),
-            prometheus_rule_available=spec.monitoring.service_monitor
+            prometheus_rule_available=spec.monitoring.service_monitor.enabled
             and self.serves("monitoring.coreos.com/v1", "PrometheusRule"),
         )
         desired = children(cluster, rollout)

@@ -3,12 +3,18 @@ what is wrong; good examples are accepted."""
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from chat_operator.spec import parse
 
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.support import example
+from tests.operator.spec_walk import EMPTY_OBJECTS, REQUIRED_ONLY, leaves, spec_schema
 
 pytestmark = pytest.mark.k8s
 
@@ -35,6 +41,15 @@ def test_bad_examples_exist() -> None:
         "label-key-with-space",
         "version-with-build-metadata",
         "credentials-in-url-query",
+        # Each of these was accepted once, and then its Deployment or Ingress was refused.
+        "ephemeral-storage-limit-below-request",
+        "toleration-exists-with-value",
+        "toleration-invalid-key",
+        "toleration-without-key",
+        "toleration-seconds-without-noexecute",
+        "toleration-invalid-value",
+        "invalid-priority-class-name",
+        "invalid-ingress-class-name",
     } <= names
 
 
@@ -45,7 +60,81 @@ def test_bad_spec_is_refused(
     result = control_plane.kubectl("apply", "-n", namespace, "-f", str(path), check=False)
     assert result.returncode != 0
     assert expected_message(path) in result.stderr
+    assert "spec." in result.stderr, "the refusal names the field"
     assert control_plane.try_get("chatcluster", "bad", "-n", namespace) is None
+
+
+def _cluster(name: str, spec: dict[str, Any]) -> str:
+    doc = {
+        "apiVersion": "chatcluster.dev/v1alpha1",
+        "kind": "ChatCluster",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    return str(yaml.safe_dump(doc))
+
+
+@pytest.mark.parametrize("raw", [REQUIRED_ONLY, EMPTY_OBJECTS], ids=["required-only", "empty"])
+def test_api_server_stores_the_defaults_the_operator_assumes(
+    control_plane: ControlPlane, release: str, namespace: str, raw: dict[str, Any]
+) -> None:
+    """The operator parses the spec as written (defaults from the model) into the same typed
+    spec as what the API server stores (defaults from the CRD generated from the model)."""
+    result = control_plane.kubectl(
+        "apply", "--dry-run=server", "-o", "json", "-n", namespace, "-f", "-",
+        stdin=_cluster("defaults", raw),
+    )  # fmt: skip
+    stored = json.loads(result.stdout)["spec"]
+    typed = parse(raw)
+    assert parse(stored) == typed
+    # Wherever the server defaults (inside objects that exist, or that default to {}), it
+    # stores the very value the operator assumes.
+    declared = [
+        leaf
+        for leaf in leaves(typed, spec_schema())
+        if "default" in leaf.schema and _get(stored, leaf.path[:-1]) is not None
+    ]
+    stored_defaults = {leaf.name: _get(stored, leaf.path) for leaf in declared}
+    assert stored_defaults == {leaf.name: leaf.value for leaf in declared}
+    assert len(declared) >= (12 if raw is REQUIRED_ONLY else 25)
+
+
+def _get(doc: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        if doc is None:
+            return None
+        doc = doc[part] if isinstance(part, int) else doc.get(part)
+    return doc
+
+
+def _set(doc: dict[str, Any], path: tuple[str | int, ...], value: Any) -> None:
+    node: Any = doc
+    for part in path[:-1]:
+        node = node[part] if isinstance(part, int) else node.setdefault(part, {})
+    node[path[-1]] = value
+
+
+def test_every_lower_bound_in_the_model_is_enforced_naming_the_field(
+    control_plane: ControlPlane, release: str, namespace: str
+) -> None:
+    """One ChatCluster with every integer the model bounds from below set one under its
+    minimum: the API server refuses it and names each of those fields."""
+    raw = copy.deepcopy(EMPTY_OBJECTS)
+    bounded = [
+        leaf
+        for leaf in leaves(parse(raw), spec_schema())
+        if "minimum" in leaf.schema and not isinstance(leaf.value, bool)
+    ]
+    assert len(bounded) >= 15
+    for leaf in bounded:
+        _set(raw, leaf.path, leaf.schema["minimum"] - 1)
+    result = control_plane.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-f", "-",
+        stdin=_cluster("bounds", raw), check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    missing = [leaf.name for leaf in bounded if f"{leaf.name}: Invalid value" not in result.stderr]
+    assert missing == [], result.stderr
 
 
 @pytest.mark.parametrize("name", ["chatcluster-minimal.yaml", "chatcluster-full.yaml"])

@@ -188,13 +188,14 @@ def test_migration_job_per_image(minimal: Cluster, rollout: Rollout) -> None:
 
 
 def test_image_reference_defaults_tag_to_version(full: Cluster, minimal: Cluster) -> None:
-    assert minimal.spec.image == "ghcr.io/chatcluster/chatcluster:1.0.0"
-    assert full.spec.image == "registry.example.com:5000/chat/chatcluster:1.2.0"
+    assert minimal.spec.image_reference == "ghcr.io/chatcluster/chatcluster:1.0.0"
+    assert full.spec.image_reference == "registry.example.com:5000/chat/chatcluster:1.2.0"
 
 
 def test_version_change_alone_does_not_touch_workloads(minimal: Cluster, rollout: Rollout) -> None:
     """Until the migration succeeds the reconciler keeps the old image; nothing else in the
     Deployments may depend on spec.version, or pods would roll before the migration."""
-    bumped = replace(minimal, spec=replace(minimal.spec, version="9.9.9", image="repo:9.9.9"))
+    image = replace(minimal.spec.image, repository="repo")
+    bumped = replace(minimal, spec=replace(minimal.spec, version="9.9.9", image=image))
     before = by_kind(children(minimal, rollout), "Deployment")
     assert by_kind(children(bumped, rollout), "Deployment") == before

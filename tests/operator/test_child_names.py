@@ -7,14 +7,14 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from chat_operator import crd
+from chat_operator import patterns
 from chat_operator.builders import Cluster, Rollout, children, migration_job
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.operator.operator_examples import cluster_from, load_example
 
-LABEL = re.compile(crd.DNS_LABEL)
+LABEL = re.compile(patterns.DNS_LABEL)
 # Short names over a tiny alphabet make collisions likely if the rule allowed any.
 names = st.text(alphabet="abw-", min_size=1, max_size=8).filter(
     lambda n: bool(LABEL.match(n)) and "-worker" not in n and "-migrate" not in n

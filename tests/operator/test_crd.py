@@ -60,3 +60,10 @@ def test_printer_columns_and_status_subresource() -> None:
     assert version["subresources"] == {"status": {}}
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert {"observedGeneration", "conditions", "components", "endpoints", "version"} <= set(status)
+
+
+def test_shared_schemas_are_written_out_not_aliased() -> None:
+    """A YAML anchor/alias would make a reader (or a tool reading the chart) chase
+    references; every field's schema is written where it applies."""
+    assert "&id" not in crd.render()
+    assert "*id" not in crd.render()

@@ -42,11 +42,11 @@ def children(cluster: Cluster, rollout: Rollout) -> list[Manifest]:
         out.append(workloads.workers_service(cluster))
     if ing := network.ingress(cluster):
         out.append(ing)
-    if spec.monitoring.service_monitor and rollout.service_monitor_available:
+    if spec.monitoring.service_monitor.enabled and rollout.service_monitor_available:
         out.append(monitoring.service_monitor(cluster))
-    if spec.monitoring.service_monitor and rollout.prometheus_rule_available:
+    if spec.monitoring.service_monitor.enabled and rollout.prometheus_rule_available:
         out.append(monitoring.prometheus_rule(cluster))
-    if spec.monitoring.dashboards:
+    if spec.monitoring.dashboards.enabled:
         out.append(monitoring.dashboard(cluster))
     if rollout.image is None:
         return out

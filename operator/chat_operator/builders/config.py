@@ -7,8 +7,9 @@ container's environment through `chat.config.load` to prove it.
 
 from __future__ import annotations
 
-from chat.config import KNOWN_ENV, env_name
+from chat.config import env_name
 from chat_operator.builders.common import Cluster, Manifest, config_name, metadata
+from chat_operator.config_keys import CONFIG_KEYS
 from chat_operator.spec import ChatClusterSpec
 
 ACCESS_TTL = env_name("access_ttl_s")
@@ -16,27 +17,6 @@ DRAIN = env_name("drain_timeout_s")
 KEY_PREFIX = env_name("redis_key_prefix")
 PUBLIC_URL = env_name("public_url")
 ALLOWED_ORIGINS = env_name("allowed_origins")
-
-MANAGED = frozenset(
-    env_name(attr)
-    for attr in (
-        "backend",
-        "host",
-        "port",
-        "metrics_port",
-        "pod_name",
-        "jwt_secret",
-        "public_url",
-        "redis_key_prefix",
-        "access_ttl_s",
-        "drain_timeout_s",
-    )
-)
-"""Names the operator sets from the spec (or the pod template): `spec.config` may not set them,
-or the pod would listen elsewhere than it declares, or a spec field would be silently
-overridden. CHAT_ALLOWED_ORIGINS is not among them: config may widen the derived origin."""
-CONFIG_KEYS = tuple(sorted(n for n in KNOWN_ENV if n.startswith("CHAT_") and n not in MANAGED))
-"""What `spec.config` may set (the CRD refuses anything else)."""
 
 
 class ConfigKeyError(ValueError):

@@ -18,7 +18,7 @@ from chat_operator.builders.common import (
 def service_monitor(cluster: Cluster) -> Manifest:
     """Scrapes the `metrics` port of the api, ws and workers Services: /metrics is served
     there only, never on the public ports the Ingress routes."""
-    spec = cluster.spec.monitoring
+    spec = cluster.spec.monitoring.service_monitor
     meta = metadata(cluster, cluster.name, "monitoring")
     meta["labels"].update(spec.labels)
     endpoint_ports = (METRICS_PORT_NAME,)
@@ -59,7 +59,7 @@ def prometheus_rule(cluster: Cluster) -> Manifest:
     """The cluster's alerts (builders/alerts.py); applied with the ServiceMonitor, since both
     CRDs come with the Prometheus Operator."""
     meta = metadata(cluster, cluster.name, "monitoring")
-    meta["labels"].update(cluster.spec.monitoring.labels)
+    meta["labels"].update(cluster.spec.monitoring.service_monitor.labels)
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
