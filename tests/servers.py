@@ -38,7 +38,9 @@ import pytest
 import redis
 
 from chat.config import Backend, Settings
-from chat.devcluster import Proc, ferretdb_proc
+from tools.harness.recipes import ferretdb_proc
+from tools.harness.supervisor import Proc
+from tools.harness.versions import ferretdb_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -46,13 +48,6 @@ CACHE = Path(os.environ.get("CHATCLUSTER_CACHE", "/var/cache/chatcluster"))
 START_TIMEOUT_S = 60.0
 REDIS_DATABASES = 64
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _ferretdb_version() -> str:
-    script = (ROOT / "scripts/setup.d/30-ferretdb.sh").read_text()
-    found = re.search(r"^FERRETDB_VERSION=(\S+)$", script, re.MULTILINE)
-    assert found, "30-ferretdb.sh must pin FERRETDB_VERSION"
-    return found.group(1)
 
 
 def _toxiproxy_version() -> str:
@@ -64,10 +59,6 @@ def _toxiproxy_version() -> str:
 
 def toxiproxy_binary() -> Path:
     return CACHE / f"toxiproxy-{_toxiproxy_version()}" / "toxiproxy"
-
-
-def ferretdb_binary() -> Path:
-    return CACHE / f"ferretdb-{_ferretdb_version()}" / "ferretdb"
 
 
 def unavailable(what: str) -> None:
