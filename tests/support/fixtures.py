@@ -3,7 +3,6 @@ test with custom settings), reached only through its real HTTP and WebSocket int
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,15 +16,10 @@ from chat.domain.limits import Limits
 from chat.domain.passwords import PasswordHasher
 from chat.runtime import Runtime
 from tests.support.clients import Account, Api, Ws
+from tools.harness.net import free_port
 
 # Cheap hashing for speed; one test checks the production (OWASP) parameters separately.
 FAST_HASHER = PasswordHasher(memory_kib=1024, time_cost=1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
