@@ -72,11 +72,14 @@ class Proc:
     user: str | None = None
     cwd: Path | None = None
     popen: subprocess.Popen[bytes] | None = None
+    log_offset: int = 0
+    """Where this run's output starts in the log (earlier runs' output comes before it)."""
 
     def start(self, wait: bool = True) -> None:
         if self.running:
             raise RuntimeError(f"{self.name} is already running")
         with self.log_path.open("ab") as log:
+            self.log_offset = log.tell()
             # The argv is built by the recipes from fixed names and ports, never a shell.
             self.popen = subprocess.Popen(  # noqa: S603
                 self.argv,
@@ -161,9 +164,12 @@ class Proc:
 
 
 def logged(marker: bytes) -> Callable[[Proc], bool]:
-    """A readiness check: `marker` appears in the (recent part of the) child's log."""
+    """A readiness check: `marker` appears in what the child wrote since its latest start (a
+    restarted child is not ready on the strength of its previous run's line)."""
 
     def ready(p: Proc) -> bool:
-        return marker in p.log_path.read_bytes()[-200_000:]
+        with p.log_path.open("rb") as log:
+            log.seek(p.log_offset)
+            return marker in log.read()
 
     return ready
