@@ -27,3 +27,9 @@ unit: python
 # Traefik, the operator chart, a ChatCluster; prints how to reach it, Ctrl-C tears it down.
 realnode: setup
 	$(PY) -m tests.realnode
+
+# The whole cluster as real local processes behind haproxy (dev tooling, not in the wheel):
+# Redis, PostgreSQL 15, FerretDB, gateways, API, workers; e.g. make devcluster ARGS="--gateways 3".
+.PHONY: devcluster
+devcluster: python
+	$(PY) -m tools.devcluster $(ARGS)

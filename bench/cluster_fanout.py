@@ -1,6 +1,6 @@
 """Cluster-mode fan-out benchmark (issue 4): two gateway processes behind Redis.
 
-`chat.devcluster` starts redis-server (AOF, appendfsync always), PostgreSQL 15, FerretDB,
+`tools.devcluster` starts redis-server (AOF, appendfsync always), PostgreSQL 15, FerretDB,
 `migrate`, two `ws` gateways, one `api`, one `worker` and haproxy, on loopback. Users
 alternate between the two gateway ports (connected directly, so haproxy's hop is not in the
 numbers), so every room spans both gateways and each message crosses Redis pub/sub.
@@ -60,7 +60,10 @@ from embedded_fanout import (
     stop_server,
 )
 
-from chat.devcluster import AppCluster, Backing, Services, ferretdb_binary, free_port
+from tools.devcluster.cluster import AppCluster, Backing
+from tools.devcluster.servers import Services
+from tools.harness.net import free_port
+from tools.harness.versions import ferretdb_binary
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

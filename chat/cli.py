@@ -109,21 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     _log_level(migrate)
 
     sub.add_parser("operator", help="the Kubernetes operator (Kopf)", add_help=False)
-    sub.add_parser(
-        "devcluster",
-        help="a whole cluster on this machine: Redis, PostgreSQL 15, FerretDB, migrations, "
-        "N gateways, one API, M workers and haproxy, on loopback",
-        add_help=False,
-    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["devcluster"]:
-        from chat.devcluster import run as run_devcluster
-
-        return run_devcluster(argv[1:])
     if argv[:1] == ["operator"]:
         from chat_operator.cli import run
 

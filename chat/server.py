@@ -15,6 +15,7 @@ import tornado.httpserver
 from chat.app.http import make_app, make_metrics_app
 from chat.app.runtime import Runtime, open_runtime
 from chat.config import Settings
+from chat.domain.passwords import PasswordHasher
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,18 @@ class Running:
 
 
 async def start(
-    settings: Settings, *, api: bool, gateway: bool, web: bool, worker: bool
+    settings: Settings,
+    *,
+    api: bool,
+    gateway: bool,
+    web: bool,
+    worker: bool,
+    hasher: PasswordHasher | None = None,
 ) -> Running:
+    """`hasher` replaces the OWASP-strength password hasher (tests register hundreds of
+    accounts with cheap parameters); production never passes one."""
     # Serving HTTP and WebSockets needs no archive: start even while MongoDB is down.
-    rt = await open_runtime(settings, archive_optional=not worker)
+    rt = await open_runtime(settings, archive_optional=not worker, hasher=hasher)
     app = make_app(rt, api=api, gateway=gateway, web=web)
     # The cap for routes that are not JSON handlers (web client, WebSocket upgrade): JSON
     # handlers lift it per request and apply their own limits (chat/api/body.py), so an

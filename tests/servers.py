@@ -11,26 +11,24 @@ Isolation is cheap, per test: `fresh_redis_url` hands out a flushed logical data
 `fresh_postgres_dsn` creates and migrates a new schema, `fresh_mongodb_database` names a new
 MongoDB database. `cluster_settings` bundles the three into a cluster-mode `Settings`.
 
-Servers die with the test process (PR_SET_PDEATHSIG), so a killed run leaves no orphans.
+Each server is a `tools.harness` supervised child, built from the recipe the local cluster
+(`python -m tools.devcluster`) uses too; servers die with the test process (PR_SET_PDEATHSIG),
+so a killed run leaves no orphans.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -38,21 +36,13 @@ import pytest
 import redis
 
 from chat.config import Backend, Settings
-from chat.devcluster import Proc, ferretdb_proc
+from tools.harness.net import free_port
+from tools.harness.recipes import ferretdb_proc, postgres_proc, redis_proc, redis_ready
+from tools.harness.supervisor import START_TIMEOUT_S, Proc, wait_until
+from tools.harness.versions import PG_BIN, cache_dir, ferretdb_binary
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-CACHE = Path(os.environ.get("CHATCLUSTER_CACHE", "/var/cache/chatcluster"))
-START_TIMEOUT_S = 60.0
 REDIS_DATABASES = 64
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _ferretdb_version() -> str:
-    script = (ROOT / "scripts/setup.d/30-ferretdb.sh").read_text()
-    found = re.search(r"^FERRETDB_VERSION=(\S+)$", script, re.MULTILINE)
-    assert found, "30-ferretdb.sh must pin FERRETDB_VERSION"
-    return found.group(1)
 
 
 def _toxiproxy_version() -> str:
@@ -63,11 +53,7 @@ def _toxiproxy_version() -> str:
 
 
 def toxiproxy_binary() -> Path:
-    return CACHE / f"toxiproxy-{_toxiproxy_version()}" / "toxiproxy"
-
-
-def ferretdb_binary() -> Path:
-    return CACHE / f"ferretdb-{_ferretdb_version()}" / "ferretdb"
+    return cache_dir() / f"toxiproxy-{_toxiproxy_version()}" / "toxiproxy"
 
 
 def unavailable(what: str) -> None:
@@ -77,167 +63,64 @@ def unavailable(what: str) -> None:
     pytest.skip(what)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll `check` until it holds; raise naming `what` when `timeout_s` runs out."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.01
-    while True:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {timeout_s}s")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
-
-
 class ManagedServer:
-    """One server process on a fixed port and data directory that survive restarts."""
+    """One server process (a `tools.harness` supervised child, from the recipe the local
+    cluster uses too) on a fixed port and data directory that survive restarts."""
 
-    name = "server"
+    def __init__(self, process: Proc) -> None:
+        self.process = process
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"{self.name}.log"
+    @property
+    def port(self) -> int:
+        return self.process.port
 
-    user: str | None = None
-    """Run the server as this user (PostgreSQL refuses root)."""
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def ready(self) -> bool:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, f"{self.name} already running"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-            user=self.user,
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        def check() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}"
-                )
-            return self.ready()
-
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                wait_until(check, max(0.1, deadline - time.monotonic()), self.name)
-                return
-            except RuntimeError:
-                raise
-            except TimeoutError as exc:
-                raise TimeoutError(f"{exc}\n{self.tail()}") from None
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """Graceful stop (SIGTERM); waits for the process to exit."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown work, like a crashed node."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def restart(self, *, hard: bool = False) -> None:
-        self.kill() if hard else self.stop()
-        self.start()
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The running process (to send it SIGSTOP, say), or None when it is not running."""
+        return self.process.popen if self.process.running else None
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process.running
+
+    def start(self) -> None:
+        """Start and wait until ready; a child that exits meanwhile fails with its log."""
+        self.process.start()
+
+    def stop(self) -> None:
+        """Graceful stop (the server's stop signal, SIGKILL after a timeout); waits for it."""
+        self.process.stop()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown work, like a crashed node."""
+        self.process.kill()
+
+    def restart(self, *, hard: bool = False) -> None:
+        self.process.restart(hard=hard)
+
+    def tail(self, lines: int = 30) -> str:
+        return self.process.tail(lines)
 
 
 class RedisServer(ManagedServer):
-    name = "redis"
-    replicaof: int | None = None
-    """Start as a replica of the Redis on this loopback port (Sentinel may change it later)."""
+    def __init__(self, workdir: Path, replicaof: int | None = None) -> None:
+        """`replicaof`: start as a replica of the Redis on this loopback port (Sentinel may
+        change it later)."""
+        super().__init__(redis_proc(workdir, databases=REDIS_DATABASES, replicaof=replicaof))
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def command(self) -> list[str]:
-        return [
-            "redis-server",
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.workdir),
-            "--databases", str(REDIS_DATABASES),
-            # Guarantee 1 of the design: an acked append is fsynced before the reply.
-            "--appendonly", "yes",
-            "--appendfsync", "always",
-            "--save", "",
-            "--daemonize", "no",
-            *(["--replicaof", "127.0.0.1", str(self.replicaof)] if self.replicaof else []),
-        ]  # fmt: skip
-
     def client(self, db: int = 0) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=5)
 
-    def ready(self) -> bool:
-        # A restarted Redis answers -LOADING while it replays the AOF: not ready yet.
-        with self.client() as r:
-            return bool(r.ping())
-
 
 class PostgresServer(ManagedServer):
-    """PostgreSQL refuses to run as root: as root, initdb and postgres run as the `postgres`
-    user (Popen's `user=`, no shell), in a work directory it owns."""
-
-    name = "postgres"
+    """PostgreSQL 15 (initdb at construction), without fsync: see `postgres_proc`."""
 
     def __init__(self, workdir: Path) -> None:
-        super().__init__(workdir)
-        self.data = workdir / "data"
-        if os.geteuid() == 0:
-            shutil.chown(workdir, "postgres", "postgres")
-        initdb = [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres"]
-        subprocess.run(
-            [*initdb, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
-            check=True,
-            capture_output=True,
-            cwd=workdir,
-            user=self.user,
-        )
-
-    @property
-    def user(self) -> str | None:
-        return "postgres" if os.geteuid() == 0 else None
+        super().__init__(postgres_proc(workdir, durable=False))
 
     @property
     def dsn(self) -> str:
@@ -246,69 +129,16 @@ class PostgresServer(ManagedServer):
     def dsn_for(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def command(self) -> list[str]:
-        return [
-            str(PG_BIN / "postgres"),
-            "-D", str(self.data),
-            "-p", str(self.port),
-            "-k", str(self.workdir),
-            "-c", "listen_addresses=127.0.0.1",
-            # Process crashes lose nothing without fsync (the page cache survives); machine
-            # crashes are not what these tests simulate, and fsync costs seconds per run.
-            "-c", "fsync=off",
-            "-c", "full_page_writes=off",
-            "-c", "max_connections=300",
-        ]  # fmt: skip
-
-    def ready(self) -> bool:
-        # Accepting TCP is not enough: during start-up it answers "starting up".
-        check = [str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
-        return subprocess.run(check, check=False).returncode == 0
-
-    def stop(self) -> None:
-        # SIGINT is PostgreSQL's "fast" shutdown: disconnect clients, checkpoint, exit.
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            self.proc.wait(timeout=60)
-        self.proc = None
-
 
 class FerretServer(ManagedServer):
     """FerretDB with its SQLite backend: one file per database, no other server needed."""
 
-    name = "ferretdb"
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(ferretdb_proc(workdir, ferretdb_binary()))
 
     @property
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
-
-    def command(self) -> list[str]:
-        return [
-            str(ferretdb_binary()),
-            f"--listen-addr=127.0.0.1:{self.port}",
-            "--handler=sqlite",
-            f"--sqlite-url=file:{self.workdir}/data/",
-            f"--state-dir={self.workdir}",
-            "--telemetry=disable",
-            "--debug-addr=-",  # its default fixed port would collide between parallel runs
-            "--log-level=warn",
-        ]
-
-    def start(self) -> None:
-        (self.workdir / "data").mkdir(exist_ok=True)
-        super().start()
-
-    def ready(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-            return True
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: if pytest dies (a CI timeout, a ^C twice), the kernel
-    kills the server too, so no orphan outlives the test run. Set after `user=` took effect,
-    since a credential change clears it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -388,28 +218,22 @@ class SentinelServer(ManagedServer):
     """A Redis Sentinel (redis-server in sentinel mode, as Debian's redis-sentinel is); it
     rewrites its own config file, so each has one in its work directory."""
 
-    name = "sentinel"
-
     def __init__(self, workdir: Path, primary_port: int, quorum: int) -> None:
-        super().__init__(workdir)
-        self.config = workdir / "sentinel.conf"
-        self.config.write_text(
-            f"port {self.port}\nbind 127.0.0.1\ndaemonize no\ndir {workdir}\n"
+        port = free_port()
+        config = workdir / "sentinel.conf"
+        config.write_text(
+            f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {workdir}\n"
             f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} {quorum}\n"
             f"sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}\n"
             f"sentinel failover-timeout {SENTINEL_MASTER} 10000\n"
             f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
         )
-
-    def command(self) -> list[str]:
-        return ["redis-server", str(self.config), "--sentinel"]
+        argv = ["redis-server", str(config), "--sentinel"]
+        log = workdir / "sentinel.log"
+        super().__init__(Proc("sentinel", argv, log, port=port, ready=redis_ready, cwd=workdir))
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
-
-    def ready(self) -> bool:
-        with self.client() as r:
-            return bool(r.ping())
 
     def master_port(self) -> int:
         with self.client() as r:
@@ -429,8 +253,8 @@ class SentinelGroup:
     def __init__(self, workdir: Path) -> None:
         (workdir / "a").mkdir()
         (workdir / "b").mkdir()
-        self.servers = [RedisServer(workdir / "a"), RedisServer(workdir / "b")]
-        self.servers[1].replicaof = self.servers[0].port
+        primary = RedisServer(workdir / "a")
+        self.servers = [primary, RedisServer(workdir / "b", replicaof=primary.port)]
         self.sentinels = []
         for i in range(3):
             (workdir / f"s{i}").mkdir()
@@ -479,10 +303,11 @@ class SentinelGroup:
 class ToxiproxyServer(ManagedServer):
     """Toxiproxy: TCP proxies with injectable faults (toxics), driven over its HTTP API."""
 
-    name = "toxiproxy"
-
-    def command(self) -> list[str]:
-        return [str(toxiproxy_binary()), "-host", "127.0.0.1", "-port", str(self.port)]
+    def __init__(self, workdir: Path) -> None:
+        port = free_port()
+        argv = [str(toxiproxy_binary()), "-host", "127.0.0.1", "-port", str(port)]
+        log = workdir / "toxiproxy.log"
+        super().__init__(Proc("toxiproxy", argv, log, port=port, ready=self._answers, cwd=workdir))
 
     def _call(self, method: str, path: str, body: object = None) -> object:
         data = None if body is None else json.dumps(body).encode()
@@ -496,7 +321,7 @@ class ToxiproxyServer(ManagedServer):
             raw = response.read()
         return json.loads(raw) if raw else None
 
-    def ready(self) -> bool:
+    def _answers(self, _: Proc) -> bool:
         self._call("GET", "/proxies")  # raises until the API answers
         return True
 

@@ -7,10 +7,12 @@
 # build/version say to do by hand), and built there with its own go.mod and go.sum.
 # The binary is cached outside the repo in $CHATCLUSTER_CACHE/ferretdb-<version>/ferretdb, keyed
 # by version, so only the first run pays (cold build: see docs/cluster.md).
-# tests/servers.py reads FERRETDB_VERSION from this file to find the binary.
+# FERRETDB_VERSION (and the cache's default) come from tools/harness/versions.env, the file the
+# tests and the local cluster read to find the binary: one place for the version.
 set -euo pipefail
-FERRETDB_VERSION=v1.24.2
-CACHE="${CHATCLUSTER_CACHE:-/var/cache/chatcluster}"
+# shellcheck source=../../tools/harness/versions.env
+source "$(dirname "$0")/../../tools/harness/versions.env"
+CACHE="${CHATCLUSTER_CACHE:-$DEFAULT_CACHE}"
 dest="$CACHE/ferretdb-$FERRETDB_VERSION"
 if [[ -x "$dest/ferretdb" && -f "$dest/.complete" ]]; then
   echo "ferretdb $FERRETDB_VERSION: cached in $dest"

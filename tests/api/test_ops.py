@@ -10,15 +10,16 @@ import tornado.httpserver
 import tornado.web
 
 from chat.api.routes import API_HANDLERS, OPS_HANDLERS
-from chat.app.http import make_metrics_app
 from chat.config import Settings
 from chat.server import start
-from tests.support.fixtures import Server, free_port
+from tests.support.fixtures import Server, ServerFactory, free_port
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
-async def test_health_ready_metrics(server: Server) -> None:
+async def test_health_ready_metrics(make_server: ServerFactory) -> None:
+    port = free_port()
+    server = await make_server(metrics_port=port)  # production's internal listener
     assert (await server.api.http.get("/healthz")).json() == {"status": "ok"}
     ready = await server.api.http.get("/readyz")
     assert ready.status_code == 200
@@ -28,14 +29,8 @@ async def test_health_ready_metrics(server: Server) -> None:
     wb = await server.ws(b)
     await server.api.send(a, cid, "counted")
     await wb.wait(lambda f: f.get("body") == "counted")
-    port = free_port()
-    listener = tornado.httpserver.HTTPServer(make_metrics_app(server.rt.metrics.registry))
-    listener.listen(port, "127.0.0.1")
-    try:
-        async with httpx.AsyncClient() as http:
-            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-    finally:
-        listener.stop()
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
     for name in (
         "chat_ws_connections",
         "chat_ws_frames_in_total",

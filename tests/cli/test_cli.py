@@ -31,6 +31,24 @@ def test_top_level_help_lists_subcommands() -> None:
         assert sub in out.stdout
 
 
+def test_the_local_cluster_is_dev_tooling_not_a_subcommand() -> None:
+    """The shipped CLI has no `devcluster`: it lives in tools/ (`python -m tools.devcluster`,
+    `make devcluster`), outside the wheel and the image."""
+    out = subprocess.run([*PY, "devcluster"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "invalid choice: 'devcluster'" in out.stderr
+    root = Path(__file__).resolve().parents[2]
+    dev = subprocess.run(
+        [sys.executable, "-m", "tools.devcluster", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+    )
+    assert dev.returncode == 0
+    assert dev.stdout.startswith("usage: python -m tools.devcluster")
+
+
 def test_cluster_parts_refuse_to_start_without_dependencies() -> None:
     env = {
         k: v

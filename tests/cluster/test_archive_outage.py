@@ -15,15 +15,12 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
-import tornado.httpserver
 
-from chat.app.http import make_app
 from chat.config import Backend, Settings
 from tests.servers import FerretServer
 from tests.support.clients import Api, Ws
-from tests.support.fixtures import Server, free_port, start_server, with_limits
+from tests.support.fixtures import Server, free_port, serve, start_server, with_limits
 
 
 async def _archived(server: Server, cid: str, seq: int) -> None:
@@ -81,18 +78,16 @@ async def test_an_archive_outage_delays_history_not_chat(
     ready = await api.http.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"redis": "ok", "postgresql": "ok"}
-    # A gateway-only process of the same runtime needs Redis alone.
-    gateway = tornado.httpserver.HTTPServer(make_app(server.rt, api=False, web=False))
-    port = free_port()
-    gateway.listen(port, "127.0.0.1")
+    # A gateway-only process (started as `chatcluster ws` starts one) needs Redis alone.
+    gateway = await serve(
+        replace(server.settings, port=free_port()), worker=False, api=False, web=False
+    )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            only_ws = await client.get("/readyz")
+        only_ws = await gateway.api.http.get("/readyz")
         assert only_ws.status_code == 200, only_ws.text
         assert only_ws.json()["checks"] == {"redis": "ok"}
     finally:
-        gateway.stop()
-        await gateway.close_all_connections()
+        await gateway.stop()
 
     # Chat continues: live delivery and the HTTP send, in old and new conversations.
     wb = await server.ws(bob)

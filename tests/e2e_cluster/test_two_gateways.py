@@ -11,13 +11,10 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import tornado.httpserver
 
-from chat.app.http import make_app
-from chat.app.runtime import open_runtime
 from chat.config import Settings
-from tests.support.clients import Api, Ws
-from tests.support.fixtures import FAST_HASHER, Server, free_port, with_limits
+from tests.support.clients import Ws
+from tests.support.fixtures import Server, free_port, serve, with_limits
 
 
 async def _node(base: Settings, worker: bool) -> Server:
@@ -29,12 +26,7 @@ async def _node(base: Settings, worker: bool) -> Server:
         drain_timeout_s=2.0,
         limits=with_limits(send_burst=1000, send_rate_per_s=1000),
     )
-    rt = await open_runtime(settings, hasher=FAST_HASHER)
-    http = tornado.httpserver.HTTPServer(make_app(rt))
-    http.listen(port, "127.0.0.1")
-    if worker:
-        rt.start_worker()
-    return Server(rt, http, settings, Api(f"http://127.0.0.1:{port}"))
+    return await serve(settings, worker=worker)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -13,8 +12,11 @@ from typing import NoReturn
 
 import pytest
 
+from tools.harness.net import free_port as free_port  # re-exported: the image tests import it here
+from tools.harness.versions import cache_dir
+
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("CHATCLUSTER_CACHE", "/var/cache/chatcluster"))
+CACHE = cache_dir()
 APP_UID = 10001
 BUILD_TIMEOUT_S = 900
 RUN_TIMEOUT_S = 120
@@ -70,12 +72,6 @@ class Server:
     def logs(self) -> str:
         proc = run(["podman", "logs", self.name], check=False)
         return proc.stdout + proc.stderr
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 RunContainer = Callable[..., subprocess.CompletedProcess[str]]

@@ -14,7 +14,6 @@ import base64
 import ipaddress
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -26,15 +25,9 @@ import yaml
 
 from tests.k8s import pki
 from tests.k8s.k8s_binaries import Binaries
+from tools.harness.net import free_port
 
 START_TIMEOUT = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:

@@ -1,5 +1,5 @@
 """Real processes: `python -m chat ws|api|worker` subprocesses and haproxy in front of them
-(`chat.devcluster.AppCluster`), on the session's Redis/PostgreSQL/FerretDB from
+(`tools.devcluster.cluster.AppCluster`), on the session's Redis/PostgreSQL/FerretDB from
 tests/servers.py (or a test's private ones). Clients reach everything through haproxy's one
 URL, as browsers do through an ingress."""
 
@@ -12,8 +12,9 @@ from typing import Protocol
 
 import pytest
 
-from chat.devcluster import AppCluster, Backing, Proc
 from tests.servers import PostgresServer, ferretdb_on_postgres_proc, unavailable
+from tools.devcluster.cluster import AppCluster, Backing
+from tools.harness.supervisor import Proc
 
 HERE = Path(__file__).parent
 

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import pymongo
 
-from chat.devcluster import AppCluster, Backing
 from tests.support.clients import Account, Ws
+from tools.devcluster.cluster import AppCluster, Backing
 
 CONNECT_ATTEMPTS = 12
 

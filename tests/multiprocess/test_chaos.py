@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import pymongo
 import pytest
 
-from chat.devcluster import AppCluster, Backing, Proc
 from tests.multiprocess.chaos import (
     DELIVERY_BOUND_S,
     Member,
@@ -32,6 +31,8 @@ from tests.multiprocess.chaos import (
 from tests.multiprocess.conftest import ClusterFactory
 from tests.servers import RedisServer
 from tests.support.clients import Api
+from tools.devcluster.cluster import AppCluster, Backing
+from tools.harness.supervisor import Proc
 
 MEMBERS = 8
 GROUP = 4

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from chat.devcluster import Backing, ChildFailed, Proc
 from tests.multiprocess.chaos import Member, full_history, keep_connected, produce, verify
 from tests.multiprocess.conftest import ClusterFactory
 from tests.multiprocess.helpers import eventually, watermarks
 from tests.servers import FerretServer, PostgresServer, RedisServer, ToxiproxyServer
 from tests.support.clients import Api
+from tools.devcluster.cluster import Backing
+from tools.harness.supervisor import ChildFailed, Proc
 
 GROUPS, PER_GROUP = 2, 3
 RATE_PER_MEMBER = 1.5

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
-from chat.devcluster import AppCluster, Backing
 from tests.multiprocess.conftest import ClusterFactory
 from tests.multiprocess.helpers import backend_of, connect, connect_avoiding, eventually, watermarks
 from tests.support.clients import Api
+from tools.devcluster.cluster import AppCluster, Backing
 
 
 async def test_chat_across_gateway_processes_and_resume_on_the_other(

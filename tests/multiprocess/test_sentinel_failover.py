@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from chat.devcluster import Backing
 from tests.multiprocess.chaos import (
     Member,
     full_history,
@@ -27,6 +26,7 @@ from tests.multiprocess.conftest import ClusterFactory
 from tests.multiprocess.helpers import eventually, watermarks
 from tests.servers import SENTINEL_MASTER, SentinelGroup, wait_until
 from tests.support.clients import Api
+from tools.devcluster.cluster import Backing
 
 GROUPS, PER_GROUP = 2, 3
 RATE_PER_MEMBER = 2.0  # messages/s; 12 messages/s in all

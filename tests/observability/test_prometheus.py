@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from chat_operator.builders import alerts, dashboards
 
-from chat.devcluster import AppCluster, Backing, Proc
 from tests.multiprocess.conftest import ClusterFactory
 from tests.observability.prometheus import Prometheus, Target, poll, running_prometheus
 from tests.support.clients import Api, Ws
+from tools.devcluster.cluster import AppCluster, Backing
+from tools.harness.supervisor import Proc
 
 pytestmark = pytest.mark.cluster
 

@@ -1,39 +1,39 @@
 """An embedded chat server started in this process on a free port, per test module (or per
-test with custom settings), reached only through its real HTTP and WebSocket interfaces."""
+test with custom settings), reached only through its real HTTP and WebSocket interfaces. It is
+built by `chat.server.start`, the function production runs (`serve`), so tests exercise
+production's HTTP server, not a hand-assembled one."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tornado.httpserver
 
 from chat.app.runtime import Runtime
 from chat.config import Settings
 from chat.domain.limits import Limits
 from chat.domain.passwords import PasswordHasher
+from chat.server import Running, start
 from tests.support.clients import Account, Api, Ws
+from tools.harness.net import free_port
 
 # Cheap hashing for speed; one test checks the production (OWASP) parameters separately.
 FAST_HASHER = PasswordHasher(memory_kib=1024, time_cost=1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
-    rt: Runtime
-    http: tornado.httpserver.HTTPServer
+    running: Running
+    """What `chat.server.start` returned: the runtime, the HTTP server, the metrics listener."""
     settings: Settings
     api: Api
+
+    @property
+    def rt(self) -> Runtime:
+        return self.running.rt
 
     @property
     def base_url(self) -> str:
@@ -54,29 +54,34 @@ class Server:
         return client
 
     async def stop(self) -> None:
-        self.http.stop()
-        await self.rt.drain()
-        await self.http.close_all_connections()
+        """Production's drain: stop accepting, close sockets with 1012, close the runtime."""
+        await self.running.stop()
         await self.api.close()
-        await self.rt.close()
 
 
-async def serve(settings: Settings, *, worker: bool) -> Server:
-    """API and gateway of ``settings`` on 127.0.0.1:``settings.port`` (and, with ``worker``,
-    the in-process worker)."""
-    from chat.app.http import make_app
-    from chat.app.runtime import open_runtime
-
-    rt = await open_runtime(settings, hasher=FAST_HASHER)
-    http = tornado.httpserver.HTTPServer(make_app(rt))
-    http.listen(settings.port, "127.0.0.1")
-    if worker:
-        rt.start_worker()
-    return Server(rt, http, settings, Api(f"http://127.0.0.1:{settings.port}"))
+async def serve(
+    settings: Settings,
+    *,
+    worker: bool,
+    api: bool = True,
+    gateway: bool = True,
+    web: bool = True,
+) -> Server:
+    """The parts of ``settings`` on 127.0.0.1:``settings.port`` (and, with ``worker``, the
+    in-process worker), started by `chat.server.start`, the function `chatcluster dev`, `api`
+    and `ws` run: the same HTTP server options (1 MiB body cap, X-Real-IP trusted), the same
+    drain, and the metrics listener when ``settings.metrics_port`` is set."""
+    # Cheap password hashing is the one way the test server differs from production's.
+    running = await start(
+        settings, api=api, gateway=gateway, web=web, worker=worker, hasher=FAST_HASHER
+    )
+    return Server(running, settings, Api(f"http://127.0.0.1:{settings.port}"))
 
 
 async def start_server(data_dir: Path, limits: Limits | None = None, **overrides: Any) -> Server:
     port = overrides.pop("port", None) or free_port()
+    # No metrics listener unless asked for (its default port, 9191, is shared by every test).
+    overrides.setdefault("metrics_port", 0)
     settings = Settings(
         data_dir=data_dir,
         port=port,

@@ -16,14 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.fixtures import free_port
+from tools.harness.net import free_port
+from tools.harness.versions import cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_DIR = ROOT / "tests" / "oidc_provider"
 
 
 def _provider_modules() -> Path:
-    cache = Path(os.environ.get("CHATCLUSTER_CACHE", "/var/cache/chatcluster"))
+    cache = cache_dir()
     key = hashlib.sha256((PROVIDER_DIR / "package-lock.json").read_bytes()).hexdigest()[:12]
     return cache / f"oidc-provider-{key}" / "node_modules"
 
