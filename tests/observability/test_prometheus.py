@@ -85,6 +85,8 @@ async def _load(cluster: AppCluster, api: Api, stop: asyncio.Event) -> None:
         await wa.request(
             {"type": "send", "conversation_id": cid, "client_id": f"l{i}", "body": "x"}
         )
+        if i % 10 == 0:  # a bot's send over HTTP: the Sends/s panel's http series
+            await api.send(bob, cid, "x", client_id=f"h{i}")
         i += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.05)  # the load's pace, not synchronisation
