@@ -38,6 +38,18 @@ class Prometheus:
         assert reply["status"] == "success", (expr, reply)
         return list(reply["data"]["result"])
 
+    def query_range(
+        self, expr: str, start: float, end: float, step_s: float
+    ) -> list[dict[str, Any]]:
+        """A range query's `result`: per series its `metric` labels and `values` [t, "v"]."""
+        reply = httpx.get(
+            f"{self.url}/api/v1/query_range",
+            params={"query": expr, "start": start, "end": end, "step": step_s},
+            timeout=10,
+        ).json()
+        assert reply["status"] == "success", (expr, reply)
+        return list(reply["data"]["result"])
+
     def alerts(self) -> list[dict[str, Any]]:
         return list(httpx.get(f"{self.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"])
 
