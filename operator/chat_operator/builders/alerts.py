@@ -3,7 +3,10 @@ applies next to the ServiceMonitor) and the operator's own rules (shipped by the
 generated into charts/chatcluster-operator/rules/ by `python -m monitoring.generate`).
 
 Every alert carries `severity` and the annotations `summary`, `description` and `runbook_url`,
-which points at its section of docs/runbooks.md (the anchor is the alert's name in lower case).
+which points at its section of docs/runbooks.md (the anchor is the alert's name in lower case)
+under a base URL: by default this repository's docs/runbooks.md as published; a platform team
+that hosts its own copy sets the chart's `runbookBaseUrl` (the operator reads it at start-up,
+chat_operator/settings.py, and the chart's own rule substitutes it).
 The SLOs behind the burn-rate alerts are written down in docs/observability.md#slos:
 
 - availability of send/ack: 99.9 % of sends (WebSocket `send` frames and HTTP `POST
@@ -18,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-RUNBOOK_BASE = "https://github.com/chatcluster/chatcluster/blob/main/docs/runbooks.md"
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/chatcluster/chatcluster/blob/main/docs/runbooks.md"
 
 AVAILABILITY_OBJECTIVE = 0.999
 LATENCY_OBJECTIVE_S = 0.25
@@ -46,7 +49,7 @@ class Alert:
     summary: str
     description: str
 
-    def rule(self) -> dict[str, Any]:
+    def rule(self, runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> dict[str, Any]:
         return {
             "alert": self.name,
             "expr": self.expr,
@@ -55,7 +58,7 @@ class Alert:
             "annotations": {
                 "summary": self.summary,
                 "description": self.description,
-                "runbook_url": f"{RUNBOOK_BASE}#{self.name.lower()}",
+                "runbook_url": f"{runbook_base_url}#{self.name.lower()}",
             },
         }
 
@@ -199,14 +202,21 @@ def operator_alerts() -> list[Alert]:
     ]
 
 
-def cluster_groups(namespace: str, name: str) -> list[dict[str, Any]]:
+def cluster_groups(
+    namespace: str, name: str, runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+) -> list[dict[str, Any]]:
     return [
         {
             "name": f"chatcluster.{namespace}.{name}",
-            "rules": [a.rule() for a in cluster_alerts(namespace, name)],
+            "rules": [a.rule(runbook_base_url) for a in cluster_alerts(namespace, name)],
         }
     ]
 
 
-def operator_groups() -> list[dict[str, Any]]:
-    return [{"name": "chatcluster-operator", "rules": [a.rule() for a in operator_alerts()]}]
+def operator_groups(runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "chatcluster-operator",
+            "rules": [a.rule(runbook_base_url) for a in operator_alerts()],
+        }
+    ]
