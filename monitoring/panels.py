@@ -1,11 +1,13 @@
 """The dashboard pictures in docs/observability.md: which queries each panel's picture shows,
 where the picture lives, and rendering it from saved range-query results.
 
-The results come from a real run: tests/observability/test_prometheus.py, with
-`CHATCLUSTER_RENDER_PANELS=1`, range-queries every panel's expressions on the Prometheus that
-scraped a devcluster under load, saves them to `RESULTS` and renders the pictures. Without the
-variable the test only checks (CI never rewrites docs). `python -m monitoring.panels`
-re-renders the pictures from the saved results, so a renderer change needs no cluster.
+The results come from real runs, with `CHATCLUSTER_RENDER_PANELS=1`: the chat boards from
+tests/observability/test_prometheus.py (a Prometheus scraping a devcluster under load, saved to
+`RESULTS`), the operator board from tests/observability/test_operator_prometheus.py (a
+Prometheus scraping the operator on a real control plane, saved to `OPERATOR_RESULTS`). Each
+range-queries its boards' expressions, saves the results and renders the pictures. Without the
+variable the tests only check (CI never rewrites docs). `python -m monitoring.panels`
+re-renders every picture from the saved results, so a renderer change needs no cluster.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "observability.md"
 PANELS_DIR = ROOT / "docs" / "observability" / "panels"
 RESULTS = PANELS_DIR / "results.json"
+OPERATOR_RESULTS = PANELS_DIR / "results-operator.json"
+CHAT_BOARDS = ("chat-overview.json", "chat-components.json")
+OPERATOR_BOARDS = ("operator.json",)
 COMPONENTS = ("ws", "api", "workers")
 """The component board is pictured for the first of these whose queries return data."""
 RATE_INTERVAL = "30s"
 """What `$__rate_interval` stands for: the tests scrape every second."""
-NO_OPERATOR = "no data: no operator runs in this test"
 
 Board = dict[str, Any]
 Panel = dict[str, Any]
@@ -114,10 +118,15 @@ def _component_series(
     ]
 
 
-def collect(query: RangeQuery, namespace: str, name: str) -> list[dict[str, Any]]:
-    """Every panel's series from range queries (the test passes Prometheus' API)."""
+def collect(
+    query: RangeQuery, namespace: str, name: str, files: tuple[str, ...] = CHAT_BOARDS
+) -> list[dict[str, Any]]:
+    """Every panel's series of the boards ``files`` from range queries (the tests pass
+    Prometheus' API)."""
     saved = []
     for file, board in boards():
+        if file not in files:
+            continue
         for panel in board["panels"]:
             components: list[str] = []
             if file == "chat-components.json":
@@ -135,7 +144,7 @@ def collect(query: RangeQuery, namespace: str, name: str) -> list[dict[str, Any]
     return saved
 
 
-def save(start: float, end: float, panels: list[dict[str, Any]], path: Path = RESULTS) -> None:
+def save(start: float, end: float, panels: list[dict[str, Any]], path: Path) -> None:
     """The results, times relative to ``start``: small, and stable in review diffs."""
     for entry in panels:
         for series in entry["series"]:
@@ -159,7 +168,7 @@ def chart(board: Board, panel: Panel, entry: dict[str, Any] | None, duration: fl
         if entry["components"]:
             title = f"{title} (component {', '.join(entry['components'])})"
         series = [Series(s["name"], [(t, v) for t, v in s["points"]]) for s in entry["series"]]
-        note = NO_OPERATOR if board["uid"] == "chatcluster-operator" else "no data"
+        note = "no data"
     return Chart(
         title,
         defaults["unit"],
@@ -171,29 +180,36 @@ def chart(board: Board, panel: Panel, entry: dict[str, Any] | None, duration: fl
     )
 
 
-def pictures(document: dict[str, Any]) -> dict[Path, str]:
+def saved() -> list[dict[str, Any]]:
+    """The saved results that exist (each test run writes its own file)."""
+    return [json.loads(p.read_text()) for p in (RESULTS, OPERATOR_RESULTS) if p.exists()]
+
+
+def pictures(documents: list[dict[str, Any]]) -> dict[Path, str]:
     """Every panel of every board -> its SVG, from saved results."""
-    found = {(p["board"], p["title"]): p for p in document["panels"]}
-    duration = float(document["duration_s"])
-    return {
-        picture_path(board, panel): render(
-            chart(board, panel, found.get((file, panel["title"])), duration)
-        )
-        for file, board in boards()
-        for panel in board["panels"]
+    found = {
+        (p["board"], p["title"]): (p, float(d["duration_s"]))
+        for d in documents
+        for p in d["panels"]
     }
+    out = {}
+    for file, board in boards():
+        for panel in board["panels"]:
+            entry, duration = found.get((file, panel["title"]), (None, 60.0))
+            out[picture_path(board, panel)] = render(chart(board, panel, entry, duration))
+    return out
 
 
-def write(document: dict[str, Any]) -> list[Path]:
+def write(documents: list[dict[str, Any]]) -> list[Path]:
     PANELS_DIR.mkdir(parents=True, exist_ok=True)
-    files = pictures(document)
+    files = pictures(documents)
     for path, text in files.items():
         path.write_text(text)
     return sorted(files)
 
 
 def main() -> None:
-    for path in write(json.loads(RESULTS.read_text())):
+    for path in write(saved()):
         print(path.relative_to(ROOT))
 
 

@@ -69,8 +69,10 @@ def poll(check: Any, timeout_s: float, what: str) -> None:
 
 @contextmanager
 def running_prometheus(
-    workdir: Path, targets: list[Target], groups: list[dict[str, Any]]
+    workdir: Path, targets: list[Target], groups: list[dict[str, Any]], honor_labels: bool = False
 ) -> Iterator[Prometheus]:
+    """``honor_labels``: as a ServiceMonitor endpoint's `honorLabels` (Prometheus' default
+    False renames a scraped label that clashes with a target label to `exported_<label>`)."""
     binary = shutil.which("prometheus")
     if binary is None:
         raise RuntimeError("prometheus (Debian package) is not installed")
@@ -82,6 +84,7 @@ def running_prometheus(
         "scrape_configs": [
             {
                 "job_name": "chat",
+                "honor_labels": honor_labels,
                 "static_configs": [{"targets": [t.address], "labels": t.labels} for t in targets],
             }
         ],

@@ -4,7 +4,6 @@ are what the renderer makes of the saved results of the last real run (monitorin
 
 from __future__ import annotations
 
-import json
 import math
 import xml.etree.ElementTree as ET
 
@@ -122,6 +121,6 @@ def test_every_panel_of_every_board_has_its_picture_in_the_doc() -> None:
 def test_committed_pictures_are_rendered_from_the_saved_results() -> None:
     """A renderer or board change without a re-render fails here: `python -m
     monitoring.panels` (re-render) or the Prometheus test with CHATCLUSTER_RENDER_PANELS=1."""
-    document = json.loads(panels.RESULTS.read_text())
-    for path, text in panels.pictures(document).items():
+    assert panels.RESULTS.exists() and panels.OPERATOR_RESULTS.exists()
+    for path, text in panels.pictures(panels.saved()).items():
         assert path.read_text() == text, f"{path.name} is stale"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import os
 import time
 from pathlib import Path
@@ -89,12 +88,10 @@ def _render_pictures(prometheus: Prometheus, start: float) -> None:
     def query(expr: str) -> list[dict[str, Any]]:
         return prometheus.query_range(expr, start, end, 1)
 
-    found = panels.collect(query, NS, NAME)
-    chat = [p for p in found if p["board"] != "operator.json"]
-    assert all(p["series"] for p in chat), [p["title"] for p in chat if not p["series"]]
-    panels.save(start, end, found)
-    written = panels.write(json.loads(panels.RESULTS.read_text()))
-    assert len(written) == sum(len(b["panels"]) for _, b in panels.boards())
+    found = panels.collect(query, NS, NAME, panels.CHAT_BOARDS)
+    assert all(p["series"] for p in found), [p["title"] for p in found if not p["series"]]
+    panels.save(start, end, found, panels.RESULTS)
+    panels.write(panels.saved())
 
 
 async def _load(cluster: AppCluster, api: Api, stop: asyncio.Event) -> None:
