@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,13 @@ import pytest
 from chat_operator.builders import dashboards
 
 from monitoring import panels
+from tests.k8s import conftest as k8s
 from tests.k8s.cluster_helpers import apply_example, wait_ready
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.fake_kubelet import FakeKubelet
+from tests.k8s.k8s_binaries import Binaries
 from tests.k8s.operator_process import OperatorProcess
-from tests.k8s.support import OPERATOR_NAMESPACE
+from tests.k8s.support import CHART, OPERATOR_NAMESPACE, RELEASE, SECRETS, SERVICE_ACCOUNT
 from tests.observability import helm
 from tests.observability.prometheus import Prometheus, Target, poll, running_prometheus
 
@@ -37,6 +40,49 @@ NAME = "chat"  # the minimal example's name
 RENDER_SPAN_S = 60.0
 """When rendering: how long the pictures' run lasts after the cluster is Ready (it shapes
 the data; nothing waits on it for correctness)."""
+
+
+# The control plane, chart and operator of tests/k8s/conftest.py, but for this module only: a
+# session fixture imported here would be a second session-long control plane (with an operator
+# resyncing every second) beside tests/k8s' own for the rest of a full run.
+binaries = k8s.binaries
+
+
+@pytest.fixture(scope="module")
+def plane(binaries: Binaries, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    control = ControlPlane(binaries, tmp_path_factory.mktemp("k8s"))
+    try:
+        control.start()
+        control.helm(
+            "install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE, "--create-namespace"
+        )
+        control.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/chatclusters.chatcluster.dev",
+        )
+        yield control
+    finally:
+        control.stop()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[OperatorProcess, FakeKubelet]]:
+    kubelet = FakeKubelet(plane.admin_kubeconfig)
+    kubelet.start()
+    proc = OperatorProcess(
+        plane.token_kubeconfig(OPERATOR_NAMESPACE, SERVICE_ACCOUNT),
+        tmp_path_factory.mktemp("operator"),
+    )
+    try:
+        proc.start()
+        yield proc, kubelet
+    finally:
+        proc.stop()
+        kubelet.stop()
 
 
 def _chart_honor_labels(tmp_path: Path) -> bool:
@@ -56,18 +102,20 @@ def _missing(prometheus: Prometheus, namespace: str) -> list[str]:
 
 
 def test_operator_board_has_data_on_a_real_prometheus(
-    control_plane: ControlPlane,
-    operator: OperatorProcess,
-    kubelet: FakeKubelet,
-    namespace: str,
-    tmp_path: Path,
+    plane: ControlPlane, operator: tuple[OperatorProcess, FakeKubelet], tmp_path: Path
 ) -> None:
+    process, _ = operator
+    namespace = "obs"
+    plane.kubectl("create", "namespace", namespace)
+    for secret, data in SECRETS.items():  # the Secrets the examples reference
+        literals = [f"--from-literal={k}={v}" for k, v in data.items()]
+        plane.kubectl("create", "secret", "generic", secret, "-n", namespace, *literals)
     target = Target(
-        f"127.0.0.1:{operator.metrics_port}",
+        f"127.0.0.1:{process.metrics_port}",
         {
             "namespace": OPERATOR_NAMESPACE,
             "service": "chatcluster-operator-metrics",
-            "pod": operator.identity,
+            "pod": process.identity,
         },
     )
     honor = _chart_honor_labels(tmp_path)
@@ -75,8 +123,8 @@ def test_operator_board_has_data_on_a_real_prometheus(
         started = time.time()
         # Scraped before the cluster exists, so its creates show as changes, not as history.
         poll(lambda: prom.query("up == 1"), 30, "the operator scraped")
-        apply_example(control_plane, namespace, "chatcluster-minimal.yaml")
-        wait_ready(control_plane, namespace, NAME)
+        apply_example(plane, namespace, "chatcluster-minimal.yaml")
+        wait_ready(plane, namespace, NAME)
         missing: list[str] = []
 
         def every_panel_has_data() -> bool:
