@@ -3,9 +3,9 @@ worker processes on real Redis, PostgreSQL and FerretDB) while load runs. Every 
 panel's query returns data through Prometheus' HTTP API, and the alerts fire when the worker
 stops and resolve when it is back (the test's copy of the rules has `for: 1s`).
 
-With `CHATCLUSTER_RENDER_PANELS=1` it then range-queries every panel over the whole run and renders
-the pictures docs/observability.md shows (monitoring/panels.py); without it, nothing in docs/
-is written, so CI never rewrites docs."""
+With `CHATCLUSTER_RENDER_PANELS=1` it then range-queries the chat boards' panels over the
+whole run and renders the pictures docs/observability.md shows (monitoring/panels.py); without
+it, nothing in docs/ is written, so CI never rewrites docs."""
 
 from __future__ import annotations
 
