@@ -15,6 +15,7 @@ from chat_operator.kube import Kube
 from chat_operator.leader import LeaderElector
 from chat_operator.metrics import Metrics
 from chat_operator.reconcile import Reconciler
+from chat_operator.settings import OperatorSettings, SettingsError
 from chat_operator.workqueue import WorkQueue
 
 
@@ -62,6 +63,10 @@ def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.resync_seconds <= 0:
         raise SystemExit("--resync-seconds must be positive")
+    try:
+        settings = OperatorSettings.from_environ(os.environ)
+    except SettingsError as exc:
+        raise SystemExit(f"chatcluster operator: {exc}") from None
     logs.configure(args.log_format, args.verbose)
     metrics = Metrics()
     if args.metrics_port:
@@ -69,7 +74,7 @@ def run(argv: list[str]) -> int:
     kube = Kube.from_environment(
         count=lambda verb, resource: metrics.requests.labels(verb, resource).inc()
     )
-    reconciler = Reconciler(kube, metrics, Recorder(kube))
+    reconciler = Reconciler(kube, metrics, Recorder(kube), settings)
 
     def keys() -> list[Key]:
         found = (

@@ -30,6 +30,7 @@ from chat_operator.kube import CLUSTER_API_VERSION, Kube, Obj
 from chat_operator.logs import for_cluster
 from chat_operator.metrics import Metrics
 from chat_operator.problems import APPLY_FAILED, CONFLICT, Problem
+from chat_operator.settings import OperatorSettings
 from chat_operator.spec import ChatClusterSpec, parse
 from chat_operator.status import READY, Observed, build_status, failed_status
 
@@ -66,6 +67,7 @@ class Reconciler:
     kube: Kube
     metrics: Metrics
     recorder: Recorder
+    settings: OperatorSettings = field(default_factory=OperatorSettings)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _discovered: dict[tuple[str, str], tuple[float, bool]] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -191,6 +193,7 @@ class Reconciler:
             and self.serves("monitoring.coreos.com/v1", "ServiceMonitor"),
             prometheus_rule_available=spec.monitoring.service_monitor.enabled
             and self.serves("monitoring.coreos.com/v1", "PrometheusRule"),
+            runbook_base_url=self.settings.runbook_base_url,
         )
         desired = children(cluster, rollout)
         if spec.paused:

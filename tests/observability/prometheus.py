@@ -38,6 +38,18 @@ class Prometheus:
         assert reply["status"] == "success", (expr, reply)
         return list(reply["data"]["result"])
 
+    def query_range(
+        self, expr: str, start: float, end: float, step_s: float
+    ) -> list[dict[str, Any]]:
+        """A range query's `result`: per series its `metric` labels and `values` [t, "v"]."""
+        reply = httpx.get(
+            f"{self.url}/api/v1/query_range",
+            params={"query": expr, "start": start, "end": end, "step": step_s},
+            timeout=10,
+        ).json()
+        assert reply["status"] == "success", (expr, reply)
+        return list(reply["data"]["result"])
+
     def alerts(self) -> list[dict[str, Any]]:
         return list(httpx.get(f"{self.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"])
 
@@ -57,8 +69,10 @@ def poll(check: Any, timeout_s: float, what: str) -> None:
 
 @contextmanager
 def running_prometheus(
-    workdir: Path, targets: list[Target], groups: list[dict[str, Any]]
+    workdir: Path, targets: list[Target], groups: list[dict[str, Any]], honor_labels: bool = False
 ) -> Iterator[Prometheus]:
+    """``honor_labels``: as a ServiceMonitor endpoint's `honorLabels` (Prometheus' default
+    False renames a scraped label that clashes with a target label to `exported_<label>`)."""
     binary = shutil.which("prometheus")
     if binary is None:
         raise RuntimeError("prometheus (Debian package) is not installed")
@@ -70,6 +84,7 @@ def running_prometheus(
         "scrape_configs": [
             {
                 "job_name": "chat",
+                "honor_labels": honor_labels,
                 "static_configs": [{"targets": [t.address], "labels": t.labels} for t in targets],
             }
         ],

@@ -5,16 +5,13 @@ variable, and the operator's per-cluster ConfigMap is the overview preset to tha
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from chat_operator.builders import alerts, dashboards, monitoring
 
 from monitoring import generate
-from tests.k8s.k8s_binaries import locate
+from tests.observability import helm
 from tests.operator.operator_examples import cluster_from, load_example
 
 OVERVIEW_PANELS = {
@@ -87,31 +84,7 @@ def test_operator_ships_the_overview_per_cluster() -> None:
 def test_chart_renders_the_generated_rules_and_dashboards(tmp_path: Path) -> None:
     """`helm template` (the pinned helm) with both switches on yields the PrometheusRule and one
     grafana_dashboard ConfigMap per board, unchanged by templating (`{{ $labels }}` stays)."""
-    helm = locate().helm
-    if not helm.exists():
-        pytest.skip("the pinned helm is not built")
-    env = {
-        **os.environ,
-        **{k: str(tmp_path / k) for k in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME")},
-    }
-    out = subprocess.run(
-        [
-            str(helm),
-            "template",
-            "t",
-            str(generate.CHART),
-            "--set",
-            "prometheusRules.enabled=true",
-            "--set",
-            "grafanaDashboards.enabled=true",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
-    ).stdout
-    docs = [d for d in yaml.safe_load_all(out) if d]
+    docs = helm.template(tmp_path, "prometheusRules.enabled=true", "grafanaDashboards.enabled=true")
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
     assert rule["spec"]["groups"] == alerts.operator_groups()
     boards = {

@@ -1,19 +1,26 @@
 """Proof on real parts: Debian's Prometheus scrapes a running devcluster (gateway, API and
 worker processes on real Redis, PostgreSQL and FerretDB) while load runs. Every dashboard
 panel's query returns data through Prometheus' HTTP API, and the alerts fire when the worker
-stops and resolve when it is back (the test's copy of the rules has `for: 1s`)."""
+stops and resolve when it is back (the test's copy of the rules has `for: 1s`).
+
+With `CHATCLUSTER_RENDER_PANELS=1` it then range-queries the chat boards' panels over the
+whole run and renders the pictures docs/observability.md shows (monitoring/panels.py); without
+it, nothing in docs/ is written, so CI never rewrites docs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import copy
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chat_operator.builders import alerts, dashboards
 
+from monitoring import panels
 from tests.multiprocess.conftest import ClusterFactory
 from tests.observability.prometheus import Prometheus, Target, poll, running_prometheus
 from tests.support.clients import Api, Ws
@@ -55,18 +62,37 @@ def _queries() -> list[tuple[str, str, str]]:
         board = dashboards.all_boards()[name]
         for panel in board["panels"]:
             for target in panel["targets"]:
-                expr = (
-                    target["expr"]
-                    .replace("$__rate_interval", "30s")
-                    .replace("$namespace", NS)
-                    .replace("$chatcluster", NAME)
-                )
+                expr = panels.substitute(target["expr"], NS, NAME)
                 if "$component" in expr:
-                    alternatives = [expr.replace("$component", c) for c in ("api", "ws", "workers")]
+                    alternatives = [panels.substitute(expr, NS, NAME, c) for c in panels.COMPONENTS]
                     out.append((name, panel["title"], " or ".join(f"({e})" for e in alternatives)))
                 else:
                     out.append((name, panel["title"], expr))
     return out
+
+
+# When rendering, the run is stretched so the pictures show a steady load, the worker's
+# outage and its recovery as readable stretches (these waits shape the data; nothing waits on
+# them for correctness).
+RENDER_BEFORE_S, RENDER_OUTAGE_S, RENDER_AFTER_S = 75.0, 20.0, 30.0
+
+
+async def _span(since: float, seconds: float) -> None:
+    await asyncio.sleep(max(0.0, since + seconds - time.time()))
+
+
+def _render_pictures(prometheus: Prometheus, start: float) -> None:
+    """Every panel's queries over the run (sends, the worker stopped and back), saved with
+    the pictures rendered from them."""
+    end = time.time()
+
+    def query(expr: str) -> list[dict[str, Any]]:
+        return prometheus.query_range(expr, start, end, 1)
+
+    found = panels.collect(query, NS, NAME, panels.CHAT_BOARDS)
+    assert all(p["series"] for p in found), [p["title"] for p in found if not p["series"]]
+    panels.save(start, end, found, panels.RESULTS)
+    panels.write(panels.saved())
 
 
 async def _load(cluster: AppCluster, api: Api, stop: asyncio.Event) -> None:
@@ -86,6 +112,8 @@ async def _load(cluster: AppCluster, api: Api, stop: asyncio.Event) -> None:
         await wa.request(
             {"type": "send", "conversation_id": cid, "client_id": f"l{i}", "body": "x"}
         )
+        if i % 10 == 0:  # a bot's send over HTTP: the Sends/s panel's http series
+            await api.send(bob, cid, "x", client_id=f"h{i}")
         i += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.05)  # the load's pace, not synchronisation
@@ -106,6 +134,7 @@ async def test_dashboards_have_data_and_alerts_fire_on_a_real_prometheus(
     load = asyncio.create_task(_load(cluster, api, stop))
     try:
         with running_prometheus(tmp_path / "prom", _targets(cluster), _test_rules()) as prom:
+            started = time.time()
             missing: list[str] = []
 
             def every_panel_has_data() -> bool:
@@ -123,10 +152,15 @@ async def test_dashboards_have_data_and_alerts_fire_on_a_real_prometheus(
                     expr = target["expr"].replace("$__rate_interval", "30s")
                     prom.query(expr.replace("$namespace", NS).replace("$chatcluster", NAME))
 
+            render = os.environ.get("CHATCLUSTER_RENDER_PANELS") == "1"
+            if render:
+                await _span(started, RENDER_BEFORE_S)
             worker = cluster.worker[0]
             await asyncio.to_thread(worker.stop)
             await asyncio.to_thread(poll, lambda: prom.firing("ChatNoWorkers"), 30, "firing")
             assert prom.firing("ChatTargetDown")
+            if render:
+                await _span(time.time(), RENDER_OUTAGE_S)
             await asyncio.to_thread(worker.start)
             await asyncio.to_thread(
                 poll, lambda: not prom.firing("ChatNoWorkers"), 30, "ChatNoWorkers resolved"
@@ -134,6 +168,9 @@ async def test_dashboards_have_data_and_alerts_fire_on_a_real_prometheus(
             await asyncio.to_thread(
                 poll, lambda: not prom.firing("ChatTargetDown"), 30, "ChatTargetDown resolved"
             )
+            if render:
+                await _span(time.time(), RENDER_AFTER_S)
+                await asyncio.to_thread(_render_pictures, prom, started)
     finally:
         stop.set()
         await load

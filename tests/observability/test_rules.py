@@ -12,6 +12,7 @@ import pytest
 import yaml
 from chat_operator.builders import alerts
 
+from chat.api.conversations import MessagesHandler
 from monitoring import generate
 
 PROMTOOL = shutil.which("promtool")
@@ -29,11 +30,20 @@ def series(metric: str, labels: dict[str, str], values: str) -> dict[str, str]:
     return {"series": f"{metric}{{{body}}}", "values": values}
 
 
+def http_sends(status: str, values: str) -> dict[str, str]:
+    """The HTTP send route's requests with one status, as chat/api/base.py counts them."""
+    labels = {**API, "route": MessagesHandler.route, "method": "POST", "status": status}
+    return series("chat_http_requests_total", labels, values)
+
+
 def healthy() -> list[dict[str, str]]:
-    """Everything up, sends flowing, no errors, fast deliveries, no lag: no alert fires."""
+    """Everything up, sends flowing on both transports, no server errors (HTTP client errors
+    do not count), fast deliveries, no lag: no alert fires."""
     out = [series("up", t, "1+0x480") for t in (API, WS, WORKERS)]
     out.append(series("chat_ws_frames_in_total", {**WS, "type": "send"}, "0+600x480"))
     out.append(series("chat_errors_total", {**WS, "code": "internal", "transport": "ws"}, "0x480"))
+    out += [http_sends("201", "0+60x480"), http_sends("400", "0+60x480")]
+    out += [http_sends("500", "0x480"), http_sends("503", "0x480")]
     for le, per_min in (("0.1", 600), ("0.25", 600), ("5", 600), ("+Inf", 600)):
         out.append(
             series("chat_send_to_deliver_seconds_bucket", {**WS, "le": le}, f"0+{per_min}x480")
@@ -87,6 +97,28 @@ FIRING: dict[str, list[dict[str, str]]] = {
     ),
     "ChatSlowConsumerClosesSpiking": replace(
         healthy(), series("chat_ws_closes_total", {**WS, "code": "4008"}, "0+60x480")
+    ),
+}
+# The send/ack SLI counts HTTP sends too: HTTP server errors alone burn the budget, also on a
+# cluster with no WebSocket send series at all (each side of the ratio is `or vector(0)`).
+SLI_ALERTS = ("ChatErrorRatioHigh", "ChatSendAvailabilityBurnFast", "ChatSendAvailabilityBurnSlow")
+HTTP_ONLY = [series("up", t, "1+0x480") for t in (API, WS, WORKERS)] + [
+    http_sends("201", "0+600x480"),
+    http_sends("429", "0+300x480"),
+]
+HTTP_FIRING: dict[str, list[dict[str, str]]] = {
+    "with ws traffic: 60 of 780 sends/min answered 503": replace(
+        healthy(), http_sends("503", "0+60x480")
+    ),
+    "http only: 60 of 960 sends/min answered 500": replace(
+        HTTP_ONLY, http_sends("500", "0+60x480")
+    ),
+}
+HTTP_QUIET: dict[str, list[dict[str, str]]] = {
+    "http only, client errors (429) only": HTTP_ONLY,
+    # 1 in 1380 sends/min over 6 h: under every burn threshold (budget 0.1 %, slow 6x).
+    "with ws traffic: one 500 in 1380 sends/min": replace(
+        replace(healthy(), http_sends("201", "0+719x480")), http_sends("500", "0+1x480")
     ),
 }
 OPERATOR_FIRING = {
@@ -202,6 +234,43 @@ def test_every_alert_has_annotations_and_a_runbook_section() -> None:
 def test_cluster_alerts_fire_and_stay_quiet(tmp_path: Path) -> None:
     names = [a.name for a in alerts.cluster_alerts(NS, NAME)]
     _run_promtool(tmp_path, alerts.cluster_groups(NS, NAME), _cases(names, FIRING, healthy()))
+
+
+def test_send_availability_counts_http_sends(tmp_path: Path) -> None:
+    """HTTP 5xx answers on the send route fire the SLI alerts; HTTP client errors and a rate
+    under the budget do not."""
+    tests: list[dict[str, Any]] = []
+    for name in SLI_ALERTS:
+        for inputs in HTTP_FIRING.values():
+            tests.append(
+                {
+                    "interval": "1m",
+                    "input_series": inputs,
+                    "alert_rule_test": [
+                        {
+                            "eval_time": "6h",
+                            "alertname": name,
+                            "exp_alerts": [
+                                {**e, "exp_annotations": _annotations(name, e["exp_labels"])}
+                                for e in EXPECTED[name]
+                            ],
+                        }
+                    ],
+                }
+            )
+        for inputs in HTTP_QUIET.values():
+            tests.append(
+                {
+                    "interval": "1m",
+                    "input_series": inputs,
+                    "alert_rule_test": [{"eval_time": "6h", "alertname": name, "exp_alerts": []}],
+                }
+            )
+    _run_promtool(tmp_path, alerts.cluster_groups(NS, NAME), tests)
+
+
+def test_the_http_send_selector_names_the_send_route() -> None:
+    assert f'route="{MessagesHandler.route}",method="POST"' == alerts.HTTP_SEND
 
 
 def test_operator_alerts_fire_and_stay_quiet(tmp_path: Path) -> None:

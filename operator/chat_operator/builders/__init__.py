@@ -45,7 +45,7 @@ def children(cluster: Cluster, rollout: Rollout) -> list[Manifest]:
     if spec.monitoring.service_monitor.enabled and rollout.service_monitor_available:
         out.append(monitoring.service_monitor(cluster))
     if spec.monitoring.service_monitor.enabled and rollout.prometheus_rule_available:
-        out.append(monitoring.prometheus_rule(cluster))
+        out.append(monitoring.prometheus_rule(cluster, rollout.runbook_base_url))
     if spec.monitoring.dashboards.enabled:
         out.append(monitoring.dashboard(cluster))
     if rollout.image is None:

@@ -3,11 +3,15 @@ applies next to the ServiceMonitor) and the operator's own rules (shipped by the
 generated into charts/chatcluster-operator/rules/ by `python -m monitoring.generate`).
 
 Every alert carries `severity` and the annotations `summary`, `description` and `runbook_url`,
-which points at its section of docs/runbooks.md (the anchor is the alert's name in lower case).
+which points at its section of docs/runbooks.md (the anchor is the alert's name in lower case)
+under a base URL: by default this repository's docs/runbooks.md as published; a platform team
+that hosts its own copy sets the chart's `runbookBaseUrl` (the operator reads it at start-up,
+chat_operator/settings.py, and the chart's own rule substitutes it).
 The SLOs behind the burn-rate alerts are written down in docs/observability.md#slos:
 
-- availability of send/ack: 99.9 % of `send` frames are acked, not answered with a server-side
-  error (`internal`, `dependency_unavailable`), over 30 days;
+- availability of send/ack: 99.9 % of sends (WebSocket `send` frames and HTTP `POST
+  .../messages`) are acked, not answered with a server-side error (`internal`,
+  `dependency_unavailable`; HTTP status 5xx), over 30 days;
 - delivery latency: 99 % of deliveries are written within 250 ms of the send (the
   `chat_send_to_deliver_seconds` bucket `le="0.25"`).
 """
@@ -17,12 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-RUNBOOK_BASE = "https://github.com/chatcluster/chatcluster/blob/main/docs/runbooks.md"
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/chatcluster/chatcluster/blob/main/docs/runbooks.md"
 
 AVAILABILITY_OBJECTIVE = 0.999
 LATENCY_OBJECTIVE_S = 0.25
 LATENCY_OBJECTIVE = 0.99
 SERVER_ERROR_CODES = "internal|dependency_unavailable"
+HTTP_SEND = 'route="/api/v1/conversations/{conversation_id}/messages",method="POST"'
+"""The HTTP send (chat/api/conversations.py MessagesHandler) as `chat_http_requests_total`
+labels it: the route template, so one series per status, not per conversation. Its 5xx answers
+are exactly the server errors (500 `internal`, 503 `dependency_unavailable`)."""
 
 # Multiwindow, multi-burn-rate (Google SRE workbook, ch. 5): a page when 2 % of a 30-day budget
 # burns in an hour, a ticket when 10 % burns in six hours; the short window makes it resolve fast.
@@ -41,7 +49,7 @@ class Alert:
     summary: str
     description: str
 
-    def rule(self) -> dict[str, Any]:
+    def rule(self, runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> dict[str, Any]:
         return {
             "alert": self.name,
             "expr": self.expr,
@@ -50,7 +58,7 @@ class Alert:
             "annotations": {
                 "summary": self.summary,
                 "description": self.description,
-                "runbook_url": f"{RUNBOOK_BASE}#{self.name.lower()}",
+                "runbook_url": f"{runbook_base_url}#{self.name.lower()}",
             },
         }
 
@@ -64,14 +72,21 @@ def cluster_alerts(namespace: str, name: str) -> list[Alert]:
     who = f"ChatCluster {namespace}/{name}"
 
     def ratio(window: str) -> str:
-        # Server errors on any WebSocket frame over sends: conservative (a failed `read` counts
-        # against the send budget too), and readable from the counters that exist.
-        errors = (
-            f'sum(rate(chat_errors_total{{{sel},transport="ws",code=~"{SERVER_ERROR_CODES}"}}'
-            f"[{window}]))"
-        )
-        sends = f'sum(rate(chat_ws_frames_in_total{{{sel},type="send"}}[{window}]))'
-        return f"({errors} / clamp_min({sends}, 1e-9))"
+        """Server-failed sends over sends, both transports. WebSocket: server errors on any
+        frame over `send` frames, conservative (a failed `read` counts against the send budget
+        too) and readable from the counters that exist. HTTP: the send route's 5xx answers over
+        its requests. Each side is `or vector(0)`: a cluster whose bots never sent over HTTP
+        (or that has no gateway series yet) has no such series, and an empty side would
+        otherwise blank the whole sum and silence the alert."""
+
+        def total(selector: str) -> str:
+            return f"(sum(rate({selector}[{window}])) or vector(0))"
+
+        ws_errors = total(f'chat_errors_total{{{sel},transport="ws",code=~"{SERVER_ERROR_CODES}"}}')
+        http_errors = total(f'chat_http_requests_total{{{sel},{HTTP_SEND},status=~"5.."}}')
+        ws_sends = total(f'chat_ws_frames_in_total{{{sel},type="send"}}')
+        http_sends = total(f"chat_http_requests_total{{{sel},{HTTP_SEND}}}")
+        return f"(({ws_errors} + {http_errors}) / clamp_min({ws_sends} + {http_sends}, 1e-9))"
 
     budget = round(1 - AVAILABILITY_OBJECTIVE, 6)
     alerts = [
@@ -116,8 +131,8 @@ def cluster_alerts(namespace: str, name: str) -> list[Alert]:
             "10m",
             "warning",
             f"{who}: over 1 % of sends fail with a server error",
-            "Over 1 % of send frames got internal or dependency_unavailable errors over 5 "
-            "minutes, for 10 minutes.",
+            "Over 1 % of sends (WebSocket and HTTP) got internal or dependency_unavailable "
+            "errors over 5 minutes, for 10 minutes.",
         ),
     ]
     for speed, severity, factor, long, short, for_ in BURN_WINDOWS:
@@ -187,14 +202,21 @@ def operator_alerts() -> list[Alert]:
     ]
 
 
-def cluster_groups(namespace: str, name: str) -> list[dict[str, Any]]:
+def cluster_groups(
+    namespace: str, name: str, runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+) -> list[dict[str, Any]]:
     return [
         {
             "name": f"chatcluster.{namespace}.{name}",
-            "rules": [a.rule() for a in cluster_alerts(namespace, name)],
+            "rules": [a.rule(runbook_base_url) for a in cluster_alerts(namespace, name)],
         }
     ]
 
 
-def operator_groups() -> list[dict[str, Any]]:
-    return [{"name": "chatcluster-operator", "rules": [a.rule() for a in operator_alerts()]}]
+def operator_groups(runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "chatcluster-operator",
+            "rules": [a.rule(runbook_base_url) for a in operator_alerts()],
+        }
+    ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat_operator import GROUP, KIND, VERSION
+from chat_operator.builders.alerts import DEFAULT_RUNBOOK_BASE_URL
 from chat_operator.spec import ChatClusterSpec
 
 Manifest = dict[str, Any]
@@ -54,6 +55,9 @@ class Rollout:
     prometheus_rule_available: bool = False
     """The PrometheusRule CRD is served (set by the reconciler from discovery, like the
     ServiceMonitor's); False leaves the cluster's alerts out."""
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    """Where the alerts' `runbook_url`s point: an operator setting (chat_operator/settings.py,
+    the chart's `runbookBaseUrl`), not a spec field, the same for every cluster."""
 
 
 def short_hash(value: str, length: int = 8) -> str:

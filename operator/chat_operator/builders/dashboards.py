@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chat_operator.builders.alerts import HTTP_SEND
+
 SEL = 'namespace="$namespace",service=~"$chatcluster-(api|ws|workers)"'
 RATE = "$__rate_interval"
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -119,8 +121,12 @@ def overview_panels() -> list[Panel]:
         ),
         panel(
             "Sends/s",
-            [(f'sum(rate(chat_ws_frames_in_total{{{SEL},type="send"}}[{RATE}]))', "sends")],
+            [
+                (f'sum(rate(chat_ws_frames_in_total{{{SEL},type="send"}}[{RATE}]))', "ws"),
+                (f"sum(rate(chat_http_requests_total{{{SEL},{HTTP_SEND}}}[{RATE}]))", "http"),
+            ],
             "reqps",
+            description="`send` frames over WebSocket; `POST .../messages` over HTTP (bots).",
         ),
         panel(
             "Deliveries/s",

@@ -55,14 +55,19 @@ def dashboard(cluster: Cluster) -> Manifest:
     }
 
 
-def prometheus_rule(cluster: Cluster) -> Manifest:
+def prometheus_rule(
+    cluster: Cluster, runbook_base_url: str = alerts.DEFAULT_RUNBOOK_BASE_URL
+) -> Manifest:
     """The cluster's alerts (builders/alerts.py); applied with the ServiceMonitor, since both
-    CRDs come with the Prometheus Operator."""
+    CRDs come with the Prometheus Operator. Their runbook links start with the operator's
+    configured base (chat_operator/settings.py)."""
     meta = metadata(cluster, cluster.name, "monitoring")
     meta["labels"].update(cluster.spec.monitoring.service_monitor.labels)
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": meta,
-        "spec": {"groups": alerts.cluster_groups(cluster.namespace, cluster.name)},
+        "spec": {
+            "groups": alerts.cluster_groups(cluster.namespace, cluster.name, runbook_base_url)
+        },
     }
