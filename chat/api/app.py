@@ -35,9 +35,31 @@ def make_app(
     if api:
         rules += [(tornado_pattern(h.route), h, {"rt": rt}) for h in API_HANDLERS]
     if gateway:
-        from chat.ws.gateway import Gateway, GatewayHandler
+        from chat.ws.gateway import Gateway, GatewayDeps, GatewayHandler
 
-        rules.append((r"/ws", GatewayHandler, {"gateway": Gateway.of(rt)}))
+        # One gateway per runtime (a process may mount /ws on more than one app). `rt.parts`
+        # only remembers it here until the composition root owns that instance; the gateway
+        # itself sees only its deps.
+        hub = rt.parts.get("gateway")
+        if not isinstance(hub, Gateway):
+            chat = rt.chat
+            hub = rt.parts["gateway"] = Gateway(
+                GatewayDeps(
+                    accounts=chat.accounts,
+                    presence=chat.presence,
+                    messaging=chat.messaging,
+                    conversations=chat.ports.conversations,
+                    bus=chat.ports.bus,
+                    limits=rt.settings.limits,
+                    metrics=rt.metrics,
+                    origins=rt.settings.origins,
+                    origins_exclusive=bool(rt.settings.allowed_origins),
+                    drain_timeout_s=rt.settings.drain_timeout_s,
+                    draining=lambda: rt.draining,
+                )
+            )
+            rt.on_drain(hub.drain)
+        rules.append((r"/ws", GatewayHandler, {"gateway": hub}))
     if web:
         rules += [
             (r"/", IndexHandler),

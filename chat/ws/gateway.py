@@ -28,12 +28,14 @@ from chat.logs import bind, request_id_from
 from chat.ws import close_codes
 from chat.ws.close_codes import CloseCode
 from chat.ws.delivery import REPLAY_CHUNK_BYTES, REPLAY_CHUNK_EVENTS, DeliveryCursors
+from chat.ws.deps import GatewayDeps
 from chat.ws.hub import Gateway
 from chat.ws.outbound import Outbound
 from chat.ws.protocol import ack_frame, error_frame, parse
 from chat.ws.rfc6455 import StrictProtocol
 
-__all__ = ["Gateway", "GatewayHandler"]  # Gateway: imported from here by the app's wiring
+# Gateway and GatewayDeps: imported from here by the app's wiring.
+__all__ = ["Gateway", "GatewayDeps", "GatewayHandler"]
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,8 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
 
     def initialize(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.rt = gateway.rt
-        self.limits = gateway.rt.settings.limits
+        self.deps = gateway.deps
+        self.limits = gateway.deps.limits
         self.state = State.AUTHENTICATING
         self.principal: Principal | None = None
         self.connection_id = new_id("ws")
@@ -75,12 +77,12 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             # A chunk always fits in the socket's budget, whatever the limits are set to.
             chunk_events=max(1, min(REPLAY_CHUNK_EVENTS, self.limits.outbound_queue_frames // 4)),
             chunk_bytes=max(1, min(REPLAY_CHUNK_BYTES, self.limits.outbound_queue_bytes // 4)),
-            gap=gateway.rt.metrics.gap_fills.inc,
+            gap=gateway.deps.metrics.gap_fills.inc,
             write_replayed=self._write_replayed,
         )
         self._timers: list[object] = []
         self._heartbeat: asyncio.Task[None] | None = None
-        self._m = gateway.rt.metrics
+        self._m = gateway.deps.metrics
         # This connection's task runs every frame: its log lines carry these from here on.
         request_id = request_id_from(self.request.headers.get("X-Request-ID"))
         bind(request_id=request_id, connection_id=self.connection_id, user_id=None)
@@ -92,15 +94,15 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         to the Host header or a `Sec-Fetch-Site: same-origin` request, and both are what a DNS
         rebinding attack (a page on a name the attacker points at us) looks like."""
         origin = self.request.headers.get("Origin")
-        settings = self.rt.settings
-        if settings.allowed_origins and origin is not None and origin not in settings.origins:
+        deps = self.deps
+        if deps.origins_exclusive and origin is not None and origin not in deps.origins:
             self.set_status(403)
             self.finish("Cross origin websockets not allowed")
             return
         await super().get(*args, **kwargs)
 
     def check_origin(self, origin: str) -> bool:
-        return origin in self.rt.settings.origins
+        return origin in self.deps.origins
 
     def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
         """Tornado's protocol, but RFC 6455 violations get 1002/1007 before the TCP close."""
@@ -185,10 +187,10 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         if frame["type"] != "auth":
             raise InvalidRequest("the first frame must be 'auth'", code="invalid_request")
         resume = _positions(frame.get("resume", {}))
-        principal = await self.rt.chat.accounts.authenticate(frame.get("token"))
-        await self.rt.chat.presence.connect(principal, self.connection_id)
+        principal = await self.deps.accounts.authenticate(frame.get("token"))
+        await self.deps.presence.connect(principal, self.connection_id)
         if self.ws_connection is None:  # closed while we waited
-            await self.rt.chat.presence.disconnect(principal, self.connection_id)
+            await self.deps.presence.disconnect(principal, self.connection_id)
             return
         self.principal = principal
         bind(user_id=principal.user.id)
@@ -197,7 +199,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         self.gateway.sockets.add(self)
         self._m.connections.inc()
         self._m.connects.inc()
-        cids = await self.rt.chat.ports.conversations.conversation_ids_for_user(principal.user.id)
+        cids = await self.deps.conversations.conversation_ids_for_user(principal.user.id)
         self.channels = [user_channel(principal.user.id)]
         await self.gateway.join(self, self.channels)
         # Reconnecting clients give their positions in the auth frame, so their cursors start
@@ -259,7 +261,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             if cid in keep:
                 positions[cid] = keep[cid]
                 continue
-            positions[cid] = await self.rt.chat.messaging.last_seq(cid)
+            positions[cid] = await self.deps.messaging.last_seq(cid)
             self.cursors.track(cid, positions[cid])
         return positions
 
@@ -273,7 +275,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
     async def _send(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
         started = time.perf_counter()
-        result = await self.rt.chat.messaging.send(
+        result = await self.deps.messaging.send(
             self.principal, frame.get("conversation_id"), frame.get("client_id"), frame.get("body")
         )
         self._ack_append(frame, result.event, result.duplicate)
@@ -281,7 +283,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
 
     async def _edit(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
-        result = await self.rt.chat.messaging.edit(
+        result = await self.deps.messaging.edit(
             self.principal,
             frame.get("conversation_id"),
             frame.get("seq"),
@@ -292,7 +294,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
 
     async def _delete(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
-        result = await self.rt.chat.messaging.delete(
+        result = await self.deps.messaging.delete(
             self.principal,
             frame.get("conversation_id"),
             frame.get("seq"),
@@ -343,17 +345,15 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
 
     async def _typing(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
-        await self.rt.chat.messaging.typing(self.principal, frame.get("conversation_id"))
+        await self.deps.messaging.typing(self.principal, frame.get("conversation_id"))
 
     async def _presence(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
-        await self.rt.chat.presence.set_state(
-            self.principal, self.connection_id, frame.get("state")
-        )
+        await self.deps.presence.set_state(self.principal, self.connection_id, frame.get("state"))
 
     async def _read(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
-        pointer = await self.rt.chat.messaging.read_up_to(
+        pointer = await self.deps.messaging.read_up_to(
             self.principal, frame.get("conversation_id"), frame.get("seq")
         )
         self.send_frame(
@@ -452,7 +452,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             self._m.replayed.inc()
 
     async def _fetch(self, cid: str, after: int) -> tuple[tuple[Event, ...], bool]:
-        replay = await self.rt.chat.messaging.replay(cid, after)
+        replay = await self.deps.messaging.replay(cid, after)
         return replay.events, replay.recoverable
 
     async def _lost(self, cid: str) -> int:
@@ -468,14 +468,14 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             ),
             "error",
         )
-        return await self.rt.chat.messaging.last_seq(cid)
+        return await self.deps.messaging.last_seq(cid)
 
     async def _beat(self) -> None:
         assert self.principal is not None
         while self.state is State.READY:
             await asyncio.sleep(self.limits.heartbeat_interval_s)
             try:
-                await self.rt.chat.presence.heartbeat(self.principal, self.connection_id)
+                await self.deps.presence.heartbeat(self.principal, self.connection_id)
             except Exception:
                 log.warning("presence heartbeat failed", exc_info=True)
 
@@ -527,6 +527,6 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         await self.gateway.leave(self, self.channels)
         if self.principal is not None:
             try:
-                await self.rt.chat.presence.disconnect(self.principal, self.connection_id)
+                await self.deps.presence.disconnect(self.principal, self.connection_id)
             except Exception:
                 log.warning("presence disconnect failed", exc_info=True)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from chat.runtime import Runtime
 from chat.ws import close_codes
+from chat.ws.deps import GatewayDeps
 from chat.ws.wire import FrameCache
 
 if TYPE_CHECKING:
@@ -29,10 +29,12 @@ time the loop spent on other work (a blocking call shows up here first)."""
 
 
 class Gateway:
-    """Per-process state shared by all sockets: channel routing and the bus subscription."""
+    """Per-process state shared by all sockets: channel routing and the bus subscription.
 
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+    Built once per process by the wiring, which also registers `drain` as a drain hook."""
+
+    def __init__(self, deps: GatewayDeps) -> None:
+        self.deps = deps
         self.routes: dict[str, set[GatewayHandler]] = {}
         self.sockets: set[GatewayHandler] = set()
         self._subscription: Any = None
@@ -42,18 +44,9 @@ class Gateway:
         self._frame_counters: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._probe: asyncio.TimerHandle | None = None
-        rt.metrics.outbound_bytes.set_function(
+        deps.metrics.outbound_bytes.set_function(
             lambda: float(sum(h.outbound.queued_bytes for h in self.sockets))
         )
-
-    @classmethod
-    def of(cls, rt: Runtime) -> Gateway:
-        gateway = rt.parts.get("gateway")
-        if gateway is None:
-            gateway = rt.parts["gateway"] = cls(rt)
-            rt.on_drain(gateway.drain)
-        assert isinstance(gateway, Gateway)
-        return gateway
 
     async def start(self) -> None:
         if self._subscription is not None:
@@ -62,15 +55,15 @@ class Gateway:
             self._starting = asyncio.Lock()
         async with self._starting:
             if self._subscription is None:
-                self._subscription = await self.rt.chat.ports.bus.open(self)
+                self._subscription = await self.deps.bus.open(self)
                 self._probe_loop(time.monotonic() + LOOP_LAG_PROBE_S)
 
     def _probe_loop(self, due: float) -> None:
         """A plain timer, not a task: nothing to cancel when the loop closes."""
         now = time.monotonic()
         if self._probe is not None:
-            self.rt.metrics.loop_lag.observe(max(0.0, now - due))
-        if self.rt.draining:
+            self.deps.metrics.loop_lag.observe(max(0.0, now - due))
+        if self.deps.draining():
             return
         self._probe = asyncio.get_running_loop().call_later(
             LOOP_LAG_PROBE_S, self._probe_loop, now + LOOP_LAG_PROBE_S
@@ -97,7 +90,7 @@ class Gateway:
 
     def on_reset(self) -> None:
         """The bus may have dropped messages: every socket re-reads its conversations' logs."""
-        self.rt.metrics.bus_resets.inc()
+        self.deps.metrics.bus_resets.inc()
         for h in tuple(self.sockets):
             for cid in tuple(h.cursors.cursors):
                 h.cursors.fill(cid)
@@ -133,7 +126,7 @@ class Gateway:
         self._emptied.clear()
         if self.sockets:
             try:
-                await asyncio.wait_for(self._emptied.wait(), self.rt.settings.drain_timeout_s)
+                await asyncio.wait_for(self._emptied.wait(), self.deps.drain_timeout_s)
             except TimeoutError:
                 log.warning("%d sockets still open after the drain timeout", len(self.sockets))
 
@@ -141,7 +134,7 @@ class Gateway:
         """The counter child for a frame type, looked up once: this is on the per-recipient path."""
         counter = self._frame_counters.get(kind)
         if counter is None:
-            counter = self._frame_counters[kind] = self.rt.metrics.frames_out.labels(kind)
+            counter = self._frame_counters[kind] = self.deps.metrics.frames_out.labels(kind)
         return counter
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
