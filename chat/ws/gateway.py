@@ -30,7 +30,7 @@ from chat.ws.close_codes import CloseCode
 from chat.ws.delivery import REPLAY_CHUNK_BYTES, REPLAY_CHUNK_EVENTS, DeliveryCursors
 from chat.ws.deps import GatewayDeps
 from chat.ws.hub import Gateway
-from chat.ws.outbound import Outbound
+from chat.ws.outbound import Writer
 from chat.ws.protocol import ack_frame, error_frame, parse
 from chat.ws.rfc6455 import StrictProtocol
 
@@ -63,8 +63,12 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         self.state = State.AUTHENTICATING
         self.principal: Principal | None = None
         self.connection_id = new_id("ws")
-        self.outbound = Outbound(
-            self.limits.outbound_queue_frames, self.limits.outbound_queue_bytes
+        self.writer = Writer(
+            self.limits.outbound_queue_frames,
+            self.limits.outbound_queue_bytes,
+            gateway.frames,
+            gateway.stats,
+            self.close,
         )
         self.closing = False  # set once the server decided to close: later frames are ignored
         self.channels: list[str] = []
@@ -73,7 +77,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             event_frame,
             self._fetch,
             self._lost,
-            drain=self._drain_replay,
+            drain=self.writer.writable,
             # A chunk always fits in the socket's budget, whatever the limits are set to.
             chunk_events=max(1, min(REPLAY_CHUNK_EVENTS, self.limits.outbound_queue_frames // 4)),
             chunk_bytes=max(1, min(REPLAY_CHUNK_BYTES, self.limits.outbound_queue_bytes // 4)),
@@ -116,7 +120,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         # its delayed-ACK stall (~40 ms) to small frames such as acks.
         self.set_nodelay(True)
         assert self.ws_connection is not None
-        self.outbound.attach(self.ws_connection.stream)
+        self.writer.attach(self.ws_connection.stream)
         await self.gateway.start()
         loop = tornado.ioloop.IOLoop.current()
         self._timers.append(loop.call_later(self.limits.auth_timeout_s, self._auth_deadline))
@@ -424,32 +428,28 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         slow consumer and is closed (it reconnects and resumes), so memory per socket stays
         bounded. Returns whether the frame was queued (False: dropped, the socket is closing).
         """
-        if self.ws_connection is None or self.state is State.CLOSED or self.closing:
+        if self._dropping():
             return False
-        if not self.outbound.queue(self.gateway.frames.frame(payload)):
-            self.close_with(close_codes.SLOW_CONSUMER)
-            return False
-        self.gateway.frames_out(kind).inc()
-        return True
+        return self._accepted(self.writer.write(payload, kind))
 
-    async def _drain_replay(self) -> None:
-        """A replay waits here between chunks, so a reader at full speed is never cut off by
-        its own resume, while half the budget stays free for live frames."""
-        await self.outbound.drain(self.limits.outbound_queue_bytes // 2)
+    def _dropping(self) -> bool:
+        return self.ws_connection is None or self.state is State.CLOSED or self.closing
+
+    def _accepted(self, queued: bool) -> bool:
+        if not queued:
+            self.close_with(close_codes.SLOW_CONSUMER)
+        return queued
 
     def _write_event(self, payload: bytes, ts: int) -> None:
         """A live event. Only what reached the socket's queue is a delivery: a dropped frame
         is not."""
-        if self.send_frame(payload, "message"):
-            self._m.deliveries.inc()
-            self._m.delivery_latency.observe(max(0.0, time.time() - ts / 1000))
+        if not self._dropping():
+            self._accepted(self.writer.deliver(payload, ts, replayed=False))
 
     def _write_replayed(self, payload: bytes, ts: int) -> None:
-        """An event read back from the log (resume, gap fill): a delivery, but its age is the
-        client's time away, not the send path's latency, so the SLO histogram leaves it out."""
-        if self.send_frame(payload, "message"):
-            self._m.deliveries.inc()
-            self._m.replayed.inc()
+        """An event read back from the log (resume, gap fill)."""
+        if not self._dropping():
+            self._accepted(self.writer.deliver(payload, ts, replayed=True))
 
     async def _fetch(self, cid: str, after: int) -> tuple[tuple[Event, ...], bool]:
         replay = await self.deps.messaging.replay(cid, after)
@@ -498,20 +498,14 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             self.close_with(close_codes.RESTARTING)
 
     def close_with(self, code: CloseCode) -> None:
-        if code is close_codes.SLOW_CONSUMER:
-            # The backlog is what the client cannot read: drop it so the close frame is next
-            # after Tornado's current chunk, and the client learns why (4008, not a reset).
-            self.outbound.discard()
-        else:
-            self.outbound.flush_all()  # e.g. an auth error frame queued just before goes first
         self.closing = True
         self._m.closes.labels(str(code.code)).inc()
-        self.close(code.code, code.reason)
+        self.writer.close(code)
 
     def on_close(self) -> None:
         was_ready = self.state is State.READY
         self.state = State.CLOSED
-        self.outbound.close()
+        self.writer.closed()
         for timer in self._timers:
             tornado.ioloop.IOLoop.current().remove_timeout(timer)
         if self._heartbeat is not None:

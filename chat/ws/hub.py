@@ -16,6 +16,7 @@ import orjson
 
 from chat.ws import close_codes
 from chat.ws.deps import GatewayDeps
+from chat.ws.outbound import DeliveryStats
 from chat.ws.wire import FrameCache
 
 if TYPE_CHECKING:
@@ -41,11 +42,11 @@ class Gateway:
         self._starting: asyncio.Lock | None = None
         self._emptied = asyncio.Event()
         self.frames = FrameCache()
-        self._frame_counters: dict[str, Any] = {}
+        self.stats = DeliveryStats(deps.metrics)
         self._tasks: set[asyncio.Task[None]] = set()
         self._probe: asyncio.TimerHandle | None = None
         deps.metrics.outbound_bytes.set_function(
-            lambda: float(sum(h.outbound.queued_bytes for h in self.sockets))
+            lambda: float(sum(h.writer.queued_bytes for h in self.sockets))
         )
 
     async def start(self) -> None:
@@ -129,13 +130,6 @@ class Gateway:
                 await asyncio.wait_for(self._emptied.wait(), self.deps.drain_timeout_s)
             except TimeoutError:
                 log.warning("%d sockets still open after the drain timeout", len(self.sockets))
-
-    def frames_out(self, kind: str) -> Any:
-        """The counter child for a frame type, looked up once: this is on the per-recipient path."""
-        counter = self._frame_counters.get(kind)
-        if counter is None:
-            counter = self._frame_counters[kind] = self.deps.metrics.frames_out.labels(kind)
-        return counter
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run in the background, keeping a reference so the task is not collected."""
