@@ -68,7 +68,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             self.limits.outbound_queue_bytes,
             gateway.frames,
             gateway.stats,
-            self.close,
+            self,
         )
         self.closing = False  # set once the server decided to close: later frames are ignored
         self.channels: list[str] = []
@@ -419,6 +419,10 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
         self.send_frame(
             encode({"type": "conversation_left", "conversation_id": cid}), "conversation_left"
         )
+
+    @property
+    def queued_bytes(self) -> int:
+        return self.writer.queued_bytes
 
     # -- frames out -------------------------------------------------------------------------
     def send_frame(self, payload: bytes, kind: str) -> bool:

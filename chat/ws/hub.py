@@ -1,7 +1,9 @@
-"""The per-process hub: one bus subscription per process, fanned out to local sockets.
+"""The per-process hub: one bus subscription per process, fanned out to local sessions, and
+the drain.
 
 Each event is parsed once per process (to learn its conversation and seq) and its bytes are
-written unchanged to every recipient: encode once, write many.
+written unchanged to every recipient: encode once, write many. The hub knows a session only as
+a `Member` (what it routes to); `session.Session` is the one in production.
 """
 
 from __future__ import annotations
@@ -10,23 +12,44 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from chat.ws import close_codes
+from chat.ws.close_codes import CloseCode
+from chat.ws.delivery import DeliveryCursors
 from chat.ws.deps import GatewayDeps
 from chat.ws.outbound import DeliveryStats
 from chat.ws.wire import FrameCache
-
-if TYPE_CHECKING:
-    from chat.ws.gateway import GatewayHandler
 
 log = logging.getLogger(__name__)
 
 LOOP_LAG_PROBE_S = 0.5
 """How often the event loop's lag is sampled: a timer asked for this delay, run late by the
 time the loop spent on other work (a blocking call shows up here first)."""
+
+
+class Member(Protocol):
+    """One authenticated socket, as the hub routes to it."""
+
+    @property
+    def cursors(self) -> DeliveryCursors:
+        """Where its conversations' live events go (in order, gaps filled from the log)."""
+        ...
+
+    @property
+    def queued_bytes(self) -> int: ...
+
+    def control(self, frame: dict[str, Any]) -> None:
+        """A `_control` frame on its user's channel."""
+        ...
+
+    def send_frame(self, payload: bytes, kind: str) -> bool:
+        """An ephemeral frame (typing, presence, read, conversation), written as it comes."""
+        ...
+
+    def close_with(self, code: CloseCode) -> None: ...
 
 
 class Gateway:
@@ -36,8 +59,8 @@ class Gateway:
 
     def __init__(self, deps: GatewayDeps) -> None:
         self.deps = deps
-        self.routes: dict[str, set[GatewayHandler]] = {}
-        self.sockets: set[GatewayHandler] = set()
+        self.routes: dict[str, set[Member]] = {}
+        self.sockets: set[Member] = set()
         self._subscription: Any = None
         self._starting: asyncio.Lock | None = None
         self._emptied = asyncio.Event()
@@ -46,7 +69,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._probe: asyncio.TimerHandle | None = None
         deps.metrics.outbound_bytes.set_function(
-            lambda: float(sum(h.writer.queued_bytes for h in self.sockets))
+            lambda: float(sum(h.queued_bytes for h in self.sockets))
         )
 
     async def start(self) -> None:
@@ -72,21 +95,21 @@ class Gateway:
 
     # -- Listener (called by the bus on this loop) -----------------------------------------
     def on_message(self, channel: str, payload: bytes) -> None:
-        handlers = self.routes.get(channel)
-        if not handlers:
+        members = self.routes.get(channel)
+        if not members:
             return
         frame = orjson.loads(payload)
         kind = frame.get("type")
         if kind == "message":
             cid, seq, ts = frame["conversation_id"], frame["seq"], frame["ts"]
-            for h in tuple(handlers):
+            for h in tuple(members):
                 h.cursors.live(cid, seq, ts, payload)
         elif kind == "_control":
-            for h in tuple(handlers):
+            for h in tuple(members):
                 h.control(frame)
         else:
             # typing, presence, read, conversation: ephemeral, no seq; written as they come.
-            for h in tuple(handlers):
+            for h in tuple(members):
                 h.send_frame(payload, kind)
 
     def on_reset(self) -> None:
@@ -97,23 +120,23 @@ class Gateway:
                 h.cursors.fill(cid)
 
     # -- routing --------------------------------------------------------------------------
-    async def join(self, handler: GatewayHandler, channels: list[str]) -> None:
+    async def join(self, member: Member, channels: list[str]) -> None:
         new = []
         for channel in channels:
             subs = self.routes.setdefault(channel, set())
             if not subs:
                 new.append(channel)
-            subs.add(handler)
+            subs.add(member)
         if new:
             await self._subscription.subscribe(new)
 
-    async def leave(self, handler: GatewayHandler, channels: list[str]) -> None:
+    async def leave(self, member: Member, channels: list[str]) -> None:
         gone = []
         for channel in channels:
             subs = self.routes.get(channel)
             if subs is None:
                 continue
-            subs.discard(handler)
+            subs.discard(member)
             if not subs:
                 del self.routes[channel]
                 gone.append(channel)
@@ -137,7 +160,11 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def forget(self, handler: GatewayHandler) -> None:
-        self.sockets.discard(handler)
+    def add(self, member: Member) -> None:
+        """An authenticated socket: drained on SIGTERM, refilled on a bus reset."""
+        self.sockets.add(member)
+
+    def forget(self, member: Member) -> None:
+        self.sockets.discard(member)
         if not self.sockets:
             self._emptied.set()

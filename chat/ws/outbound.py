@@ -30,8 +30,7 @@ import fcntl
 import logging
 import struct
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import tornado.iostream
 
@@ -235,12 +234,24 @@ class DeliveryStats:
             self._m.delivery_latency.observe(max(0.0, time.time() - ts / 1000))
 
 
+class Socket(Protocol):
+    """Tornado's `WebSocketHandler`, as the writer sees it."""
+
+    @property
+    def ws_connection(self) -> object | None:
+        """None once a close frame was sent (by us, or by Tornado: 1009, ping timeout) or the
+        connection is gone: nothing may be written after that."""
+        ...
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+
 class Writer:
     """One socket's writer: frames payloads once per process (`FrameCache`), queues them on
     `Outbound` within the socket's budget, counts what it accepted, and closes the socket in
     the order a close code needs."""
 
-    __slots__ = ("_close_socket", "_frames", "_low", "_stats", "outbound")
+    __slots__ = ("_frames", "_low", "_socket", "_stats", "outbound")
 
     def __init__(
         self,
@@ -248,17 +259,21 @@ class Writer:
         max_bytes: int,
         frames: FrameCache,
         stats: DeliveryStats,
-        close_socket: Callable[[int, str], None],
+        socket: Socket,
     ) -> None:
         self.outbound = Outbound(max_frames, max_bytes)
         self._frames = frames
         self._stats = stats
-        self._close_socket = close_socket
+        self._socket = socket
         # A replay waits for this mark, so half the budget stays free for live frames.
         self._low = max_bytes // 2
 
     def attach(self, stream: tornado.iostream.IOStream | None) -> None:
         self.outbound.attach(stream)
+
+    @property
+    def open(self) -> bool:
+        return self._socket.ws_connection is not None and not self.outbound.closed
 
     @property
     def queued_bytes(self) -> int:
@@ -289,7 +304,7 @@ class Writer:
             self.outbound.discard()
         else:
             self.outbound.flush_all()  # e.g. an auth error frame queued just before goes first
-        self._close_socket(code.code, code.reason)
+        self._socket.close(code.code, code.reason)
 
     def closed(self) -> None:
         """The socket is gone: drop the backlog, wake a waiting replay."""

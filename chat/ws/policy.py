@@ -1,0 +1,59 @@
+"""Close policy: which error or situation closes a socket, and with which code.
+
+The codes are API (`close_codes.py`, docs/protocol.md). The rule the client relies on: an error
+before `ready` is always followed by a close, whose code says whether to come back; after
+`ready`, a refused frame gets an `error` frame and the socket stays open. The situations that
+close a socket on their own, and where they are decided:
+
+| situation                                   | code | decided in                    |
+|---------------------------------------------|------|-------------------------------|
+| an error answering the auth frame           | see `close_for_auth_error`           |
+| no auth frame within `auth_timeout_s`       | 4408 | `Session._auth_deadline`      |
+| a binary frame                              | 1003 | `Session.receive`             |
+| an unexpected failure before `ready`        | 1011 | `Session.receive`             |
+| the outbound budget is exceeded             | 4008 | `Session.send_frame`          |
+| drain (SIGTERM) or `max_connection_age_s`   | 1012 | `Gateway.drain`, `Session`    |
+| logout, token reuse, user disabled (bus)    | `close_for_control`                  |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from chat.domain.errors import ChatError
+from chat.ws import close_codes
+from chat.ws.close_codes import CloseCode
+
+_AUTH_ERRORS: Mapping[str, CloseCode] = MappingProxyType(
+    {
+        "too_many_connections": close_codes.TOO_MANY_CONNECTIONS,
+        "user_disabled": close_codes.DISABLED,
+        # A client that does not speak the protocol: reconnecting would not help.
+        "bad_json": close_codes.PROTOCOL,
+        "unknown_type": close_codes.PROTOCOL,
+        "invalid_request": close_codes.PROTOCOL,
+    }
+)
+
+
+def close_for_auth_error(exc: ChatError) -> CloseCode:
+    """The close code that follows the `error` frame answering a failed auth frame."""
+    code = _AUTH_ERRORS.get(exc.code)
+    if code is not None:
+        return code
+    if exc.status >= 500:
+        # A dependency is down, not the client's fault: come back later.
+        return close_codes.TRY_LATER
+    return close_codes.UNAUTHENTICATED
+
+
+def close_for_control(frame: Mapping[str, Any], session_id: str) -> CloseCode | None:
+    """A `close` control frame on the user's channel (published by the accounts service): it
+    closes every socket of the user, or only those of one session; the code travels with it
+    (4409 when absent or unknown)."""
+    sid = frame.get("session_id")
+    if sid is not None and sid != session_id:
+        return None
+    return close_codes.BY_CODE.get(int(frame.get("code", 4409)), close_codes.SESSION_REVOKED)
