@@ -49,7 +49,9 @@ from chat.ws.transport import Schedule, Timer, Transport, call_later
 if TYPE_CHECKING:
     from chat.ws.hub import Gateway
 
-log = logging.getLogger(__name__)
+# A connection's lines keep the logger name they had before the session was split out of the
+# handler: operators (and tests/observability/test_logs.py) select them by it.
+log = logging.getLogger("chat.ws.gateway")
 
 
 class SessionState(Enum):
@@ -156,6 +158,7 @@ class Session:
         self.move(SessionState.AUTHENTICATED)
         self.principal = principal
         bind(user_id=principal.user.id)
+        log.debug("authenticated")
         self._cancel("auth")
         self.hub.add(self)
         self._registered = True
