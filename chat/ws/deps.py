@@ -36,30 +36,28 @@ class Presence(Protocol):
 
 
 class Messaging(Protocol):
+    """Positional-only: the gateway passes the frame's fields in order, unvalidated (`object`);
+    the service validates them."""
+
     async def send(
-        self, who: Principal, conversation_id: object, client_id: object, body: object
+        self, who: Principal, cid: object, client_id: object, body: object, /
     ) -> AppendResult: ...
 
     async def edit(
-        self,
-        who: Principal,
-        conversation_id: object,
-        target_seq: object,
-        client_id: object,
-        body: object,
+        self, who: Principal, cid: object, seq: object, client_id: object, body: object, /
     ) -> AppendResult: ...
 
     async def delete(
-        self, who: Principal, conversation_id: object, target_seq: object, client_id: object
+        self, who: Principal, cid: object, seq: object, client_id: object, /
     ) -> AppendResult: ...
 
-    async def read_up_to(self, who: Principal, conversation_id: object, seq: object) -> int: ...
+    async def read_up_to(self, who: Principal, cid: object, seq: object, /) -> int: ...
 
-    async def typing(self, who: Principal, conversation_id: object) -> None: ...
+    async def typing(self, who: Principal, cid: object, /) -> None: ...
 
-    async def replay(self, conversation_id: str, after_seq: int) -> Replay: ...
+    async def replay(self, cid: str, after_seq: int, /) -> Replay: ...
 
-    async def last_seq(self, conversation_id: str) -> int: ...
+    async def last_seq(self, cid: str, /) -> int: ...
 
 
 class Conversations(Protocol):

@@ -28,12 +28,13 @@ import logging
 import random
 from collections.abc import Callable
 from enum import Enum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from chat.domain.accounts import Principal
 from chat.domain.channels import conversation_channel
 from chat.domain.errors import ChatError, Unauthenticated
-from chat.domain.frames import encode, event_frame
+from chat.domain.frames import event_frame
 from chat.domain.ids import new_id
 from chat.domain.models import Event
 from chat.logs import bind
@@ -43,7 +44,7 @@ from chat.ws.close_codes import CloseCode
 from chat.ws.commands import COMMANDS, CONTROLS
 from chat.ws.delivery import REPLAY_CHUNK_BYTES, REPLAY_CHUNK_EVENTS, DeliveryCursors
 from chat.ws.policy import close_for_auth_error
-from chat.ws.protocol import error_frame, parse
+from chat.ws.protocol import error_frame, not_recoverable_frame, parse
 from chat.ws.transport import Schedule, Timer, Transport, call_later
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class Session:
         self.channels: list[str] = []
         limits = self.deps.limits
         self.cursors = DeliveryCursors(
-            self._write_event,
+            partial(self._deliver, replayed=False),
             event_frame,
             self._fetch,
             self._lost,
@@ -100,7 +101,7 @@ class Session:
             chunk_events=max(1, min(REPLAY_CHUNK_EVENTS, limits.outbound_queue_frames // 4)),
             chunk_bytes=max(1, min(REPLAY_CHUNK_BYTES, limits.outbound_queue_bytes // 4)),
             gap=self.deps.metrics.gap_fills.inc,
-            write_replayed=self._write_replayed,
+            write_replayed=partial(self._deliver, replayed=True),
         )
         self._schedule = schedule
         self._timers: dict[str, Timer] = {}
@@ -324,15 +325,10 @@ class Session:
             self.close_with(close_codes.SLOW_CONSUMER)
         return ok
 
-    def _write_event(self, payload: bytes, ts: int) -> None:
-        """A live event from the bus, in order for this socket's cursor."""
+    def _deliver(self, payload: bytes, ts: int, *, replayed: bool) -> None:
+        """A message event, live from the bus or read back from the log (resume, gap fill)."""
         if not self.closing and self.transport.open:
-            self._queued(self.transport.deliver(payload, ts, replayed=False))
-
-    def _write_replayed(self, payload: bytes, ts: int) -> None:
-        """An event read back from the log (resume, gap fill)."""
-        if not self.closing and self.transport.open:
-            self._queued(self.transport.deliver(payload, ts, replayed=True))
+            self._queued(self.transport.deliver(payload, ts, replayed))
 
     async def _fetch(self, cid: str, after: int) -> tuple[tuple[Event, ...], bool]:
         replay = await self.deps.messaging.replay(cid, after)
@@ -340,11 +336,5 @@ class Session:
 
     async def _lost(self, cid: str) -> int:
         self.deps.metrics.not_recoverable.inc()
-        frame = {
-            "type": "error",
-            "code": "not_recoverable",
-            "conversation_id": cid,
-            "message": "missed events cannot be replayed; reload this conversation",
-        }
-        self.send_frame(encode(frame), "error")
+        self.send_frame(not_recoverable_frame(cid), "error")
         return await self.deps.messaging.last_seq(cid)
