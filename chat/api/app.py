@@ -37,9 +37,9 @@ def make_app(
     if gateway:
         from chat.ws.gateway import Gateway, GatewayDeps, GatewayHandler
 
-        # One gateway per runtime (a process may mount /ws on more than one app). `rt.parts`
-        # only remembers it here until the composition root owns that instance; the gateway
-        # itself sees only its deps.
+        # One gateway per runtime: a process may mount /ws on more than one app. Until the
+        # composition root owns that instance, `rt.parts` remembers it (tests look it up
+        # there); the gateway itself sees only its deps.
         hub = rt.parts.get("gateway")
         if not isinstance(hub, Gateway):
             chat = rt.chat
