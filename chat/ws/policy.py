@@ -2,18 +2,15 @@
 
 The codes are API (`close_codes.py`, docs/protocol.md). The rule the client relies on: an error
 before `ready` is always followed by a close, whose code says whether to come back; after
-`ready`, a refused frame gets an `error` frame and the socket stays open. The situations that
-close a socket on their own, and where they are decided:
+`ready`, a refused frame gets an `error` frame and the socket stays open. Every situation
+that closes a socket, its code, and where it is decided:
 
-| situation                                   | code | decided in                    |
-|---------------------------------------------|------|-------------------------------|
-| an error answering the auth frame           | see `close_for_auth_error`           |
-| no auth frame within `auth_timeout_s`       | 4408 | `Session._auth_deadline`      |
-| a binary frame                              | 1003 | `Session.receive`             |
-| an unexpected failure before `ready`        | 1011 | `Session.receive`             |
-| the outbound budget is exceeded             | 4008 | `Session.send_frame`          |
-| drain (SIGTERM) or `max_connection_age_s`   | 1012 | `Gateway.drain`, `Session`    |
-| logout, token reuse, user disabled (bus)    | `close_for_control`                  |
+- an error answering the auth frame: `close_for_auth_error` (4400, 4401, 4403, 4429, 1013);
+- no auth frame within `auth_timeout_s`: 4408 (`Session._auth_deadline`);
+- a binary frame: 1003; an unexpected failure before `ready`: 1011 (`Session.receive`);
+- the outbound budget exceeded: 4008 (`Session.send_frame`);
+- drain (SIGTERM) or `max_connection_age_s`: 1012 (`Gateway.drain`, `Session._max_age_reached`);
+- logout, token reuse, a disabled user (a control frame on the bus): `close_for_control`.
 """
 
 from __future__ import annotations
