@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from chat.domain.channels import user_channel
 from chat.domain.errors import InvalidRequest
 from chat.domain.frames import encode
+from chat.ws import liveness
 from chat.ws.commands import positions
 from chat.ws.protocol import error_frame
 
@@ -42,7 +43,7 @@ async def authenticate(s: Session, frame: dict[str, Any]) -> None:
     conversations = await s.subscribe(cids, keep=resumed)
     for cid in resumed:
         s.cursors.fill(cid)
-    s.started()
+    liveness.start(s)
     limits = deps.limits
     ready = {
         "type": "ready",

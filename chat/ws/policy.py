@@ -9,7 +9,7 @@ that closes a socket, its code, and where it is decided:
 - no auth frame within `auth_timeout_s`: 4408 (`Session._auth_deadline`);
 - a binary frame: 1003; an unexpected failure before `ready`: 1011 (`Session.receive`);
 - the outbound budget exceeded: 4008 (`Session.send_frame`);
-- drain (SIGTERM) or `max_connection_age_s`: 1012 (`Gateway.drain`, `Session._max_age_reached`);
+- drain (SIGTERM) or `max_connection_age_s`: 1012 (`Gateway.drain`, `liveness.py`);
 - logout, token reuse, a disabled user (a control frame on the bus): `close_for_control`.
 """
 

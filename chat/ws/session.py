@@ -1,10 +1,10 @@
 """One client's session on the gateway, as a state machine that never touches a socket.
 
 It reads client frames (`receive`), authenticates, subscribes, dispatches to the chat services
-(`commands.COMMANDS`), keeps the presence heartbeat and the maximum age, and decides when and
-with which code to close (`policy.py`). It writes only through a `Transport` (in production
-`outbound.Writer` on Tornado's stream), and its timers come from a `Schedule`, so unit tests
-drive it with fakes and an explicit clock (tests/unit/test_ws_session.py).
+(`commands.COMMANDS`), keeps the presence heartbeat and the maximum age (`liveness.py`), and
+decides when and with which code to close (`policy.py`). It writes only through a `Transport`
+(in production `outbound.Writer` on Tornado's stream), and its timers come from a `Schedule`,
+so unit tests drive it with fakes and an explicit clock (tests/unit/test_ws_session.py).
 
 States, and the only moves between them (anything else is a bug and raises):
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 from enum import Enum
 from functools import partial
@@ -105,7 +104,7 @@ class Session:
         )
         self._schedule = schedule
         self._timers: dict[str, Timer] = {}
-        self._beat: asyncio.Task[None] | None = None
+        self.beat: asyncio.Task[None] | None = None  # a presence heartbeat under way
         self._registered = False  # counted as a connection, in the hub's sockets
 
     # -- state ----------------------------------------------------------------------------
@@ -117,6 +116,11 @@ class Session:
     @property
     def closing(self) -> bool:
         return self.state in (SessionState.CLOSING, SessionState.CLOSED)
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Authenticated and not closing: the only state in which frames are served."""
+        return self.state is SessionState.AUTHENTICATED
 
     @property
     def ws_connection(self) -> Transport | None:
@@ -166,42 +170,6 @@ class Session:
         self.deps.metrics.connections.inc()
         self.deps.metrics.connects.inc()
 
-    def started(self) -> None:
-        """Subscribed and about to say `ready`: the heartbeat and the maximum age start."""
-        self.timer("beat", self.deps.limits.heartbeat_interval_s, self._beat_due)
-        self._schedule_max_age()
-
-    def _beat_due(self) -> None:
-        if self.state is SessionState.AUTHENTICATED:
-            self._beat = asyncio.create_task(self._heartbeat())
-
-    async def _heartbeat(self) -> None:
-        """Refreshes this connection's presence (TTL keys); a failure is logged, and the next
-        beat tries again."""
-        try:
-            await self.deps.presence.heartbeat(self.who, self.connection_id)
-        except Exception:
-            log.warning("presence heartbeat failed", exc_info=True)
-        if self.state is SessionState.AUTHENTICATED:
-            self.timer("beat", self.deps.limits.heartbeat_interval_s, self._beat_due)
-
-    def _schedule_max_age(self) -> None:
-        """Connections are long-lived, so after a gateway restart its clients stay on the
-        survivors: closing each one after a bounded, jittered age (1012, like a drain) makes
-        every client go back through the load balancer now and then, which spreads them over
-        all gateways. Nothing is lost: the client resumes from its cursors."""
-        limits = self.deps.limits
-        if limits.max_connection_age_s <= 0:
-            return
-        jitter = min(1.0, max(0.0, limits.max_connection_age_jitter))
-        spread = random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 (spread, not secret)
-        self.timer("max_age", limits.max_connection_age_s * spread, self._max_age_reached)
-
-    def _max_age_reached(self) -> None:
-        if self.state is SessionState.AUTHENTICATED:
-            log.debug("max connection age reached")
-            self.close_with(close_codes.RESTARTING)
-
     def close_with(self, code: CloseCode) -> None:
         """Close the socket with `code` (once: later reasons to close change nothing)."""
         if self.closing:
@@ -218,8 +186,8 @@ class Session:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        if self._beat is not None:
-            self._beat.cancel()
+        if self.beat is not None:
+            self.beat.cancel()  # a beat after the disconnect would keep a stale presence key
         self.cursors.cancel()
         if self._registered:
             self.hub.forget(self)
