@@ -7,8 +7,6 @@ needs (`_handler_kwargs`). The gateway's hub is built in one place, `mount_gatew
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import tornado.web
@@ -22,10 +20,9 @@ from chat.api.openapi import document
 from chat.api.routes import API_HANDLERS, OPS_HANDLERS, tornado_pattern
 from chat.api.web import web_rules
 from chat.app.runtime import Runtime
-from chat.config import Settings
-from chat.domain.chat import Chat
-from chat.metrics import Metrics
-from chat.ws.gateway import Gateway, GatewayHandler
+from chat.ws.deps import GatewayDeps
+from chat.ws.gateway import GatewayHandler
+from chat.ws.hub import Gateway
 
 Rule = tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]
 
@@ -54,25 +51,26 @@ def _handler_kwargs(
     return kwargs
 
 
-@dataclass(frozen=True)
-class _GatewayParts:
-    """What the hub and its sockets use (chat.ws.hub.GatewayDeps)."""
-
-    chat: Chat
-    settings: Settings
-    metrics: Metrics
-    _draining: Callable[[], bool]
-
-    @property
-    def draining(self) -> bool:
-        return self._draining()
-
-
 def mount_gateway(rt: Runtime) -> Rule:
     """The /ws route. The process has one hub (one bus subscription, one drain on SIGTERM),
     built on the first mount; a second application of the same runtime shares it."""
     if rt.gateway is None:
-        hub = Gateway(_GatewayParts(rt.chat, rt.settings, rt.metrics, lambda: rt.draining))
+        chat, settings = rt.chat, rt.settings
+        hub = Gateway(
+            GatewayDeps(
+                accounts=chat.accounts,
+                presence=chat.presence,
+                messaging=chat.messaging,
+                conversations=chat.ports.conversations,
+                bus=chat.ports.bus,
+                limits=settings.limits,
+                metrics=rt.metrics,
+                origins=settings.origins,
+                origins_exclusive=bool(settings.allowed_origins),
+                drain_timeout_s=settings.drain_timeout_s,
+                draining=lambda: rt.draining,
+            )
+        )
         rt.on_drain(hub.drain)
         rt.gateway = hub
     return (r"/ws", GatewayHandler, {"gateway": rt.gateway})

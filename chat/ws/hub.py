@@ -1,7 +1,9 @@
-"""The per-process hub: one bus subscription per process, fanned out to local sockets.
+"""The per-process hub: one bus subscription per process, fanned out to local sessions, and
+the drain.
 
 Each event is parsed once per process (to learn its conversation and seq) and its bytes are
-written unchanged to every recipient: encode once, write many.
+written unchanged to every recipient: encode once, write many. The hub knows a session only as
+a `Member` (what it routes to); `session.Session` is the one in production.
 """
 
 from __future__ import annotations
@@ -10,18 +12,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
-from chat.config import Settings
-from chat.domain.chat import Chat
-from chat.metrics import Metrics
 from chat.ws import close_codes
+from chat.ws.close_codes import CloseCode
+from chat.ws.delivery import DeliveryCursors
+from chat.ws.deps import GatewayDeps
+from chat.ws.outbound import DeliveryStats
 from chat.ws.wire import FrameCache
-
-if TYPE_CHECKING:
-    from chat.ws.gateway import GatewayHandler
 
 log = logging.getLogger(__name__)
 
@@ -30,38 +30,46 @@ LOOP_LAG_PROBE_S = 0.5
 time the loop spent on other work (a blocking call shows up here first)."""
 
 
-class GatewayDeps(Protocol):
-    """What the hub and its sockets use, handed in by the composition root (chat/app/http.py,
-    `mount_gateway`)."""
+class Member(Protocol):
+    """One authenticated socket, as the hub routes to it."""
 
     @property
-    def chat(self) -> Chat: ...
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def metrics(self) -> Metrics: ...
-    @property
-    def draining(self) -> bool:
-        """True from SIGTERM on."""
+    def cursors(self) -> DeliveryCursors:
+        """Where its conversations' live events go (in order, gaps filled from the log)."""
         ...
+
+    @property
+    def queued_bytes(self) -> int: ...
+
+    def control(self, frame: dict[str, Any]) -> None:
+        """A `_control` frame on its user's channel."""
+        ...
+
+    def send_frame(self, payload: bytes, kind: str) -> bool:
+        """An ephemeral frame (typing, presence, read, conversation), written as it comes."""
+        ...
+
+    def close_with(self, code: CloseCode) -> None: ...
 
 
 class Gateway:
-    """Per-process state shared by all sockets: channel routing and the bus subscription."""
+    """Per-process state shared by all sockets: channel routing and the bus subscription.
 
-    def __init__(self, rt: GatewayDeps) -> None:
-        self.rt = rt
-        self.routes: dict[str, set[GatewayHandler]] = {}
-        self.sockets: set[GatewayHandler] = set()
+    Built once per process by the wiring, which also registers `drain` as a drain hook."""
+
+    def __init__(self, deps: GatewayDeps) -> None:
+        self.deps = deps
+        self.routes: dict[str, set[Member]] = {}
+        self.sockets: set[Member] = set()
         self._subscription: Any = None
         self._starting: asyncio.Lock | None = None
         self._emptied = asyncio.Event()
         self.frames = FrameCache()
-        self._frame_counters: dict[str, Any] = {}
+        self.stats = DeliveryStats(deps.metrics)
         self._tasks: set[asyncio.Task[None]] = set()
         self._probe: asyncio.TimerHandle | None = None
-        rt.metrics.outbound_bytes.set_function(
-            lambda: float(sum(h.outbound.queued_bytes for h in self.sockets))
+        deps.metrics.outbound_bytes.set_function(
+            lambda: float(sum(h.queued_bytes for h in self.sockets))
         )
 
     async def start(self) -> None:
@@ -71,15 +79,15 @@ class Gateway:
             self._starting = asyncio.Lock()
         async with self._starting:
             if self._subscription is None:
-                self._subscription = await self.rt.chat.ports.bus.open(self)
+                self._subscription = await self.deps.bus.open(self)
                 self._probe_loop(time.monotonic() + LOOP_LAG_PROBE_S)
 
     def _probe_loop(self, due: float) -> None:
         """A plain timer, not a task: nothing to cancel when the loop closes."""
         now = time.monotonic()
         if self._probe is not None:
-            self.rt.metrics.loop_lag.observe(max(0.0, now - due))
-        if self.rt.draining:
+            self.deps.metrics.loop_lag.observe(max(0.0, now - due))
+        if self.deps.draining():
             return
         self._probe = asyncio.get_running_loop().call_later(
             LOOP_LAG_PROBE_S, self._probe_loop, now + LOOP_LAG_PROBE_S
@@ -87,48 +95,48 @@ class Gateway:
 
     # -- Listener (called by the bus on this loop) -----------------------------------------
     def on_message(self, channel: str, payload: bytes) -> None:
-        handlers = self.routes.get(channel)
-        if not handlers:
+        members = self.routes.get(channel)
+        if not members:
             return
         frame = orjson.loads(payload)
         kind = frame.get("type")
         if kind == "message":
             cid, seq, ts = frame["conversation_id"], frame["seq"], frame["ts"]
-            for h in tuple(handlers):
+            for h in tuple(members):
                 h.cursors.live(cid, seq, ts, payload)
         elif kind == "_control":
-            for h in tuple(handlers):
+            for h in tuple(members):
                 h.control(frame)
         else:
             # typing, presence, read, conversation: ephemeral, no seq; written as they come.
-            for h in tuple(handlers):
+            for h in tuple(members):
                 h.send_frame(payload, kind)
 
     def on_reset(self) -> None:
         """The bus may have dropped messages: every socket re-reads its conversations' logs."""
-        self.rt.metrics.bus_resets.inc()
+        self.deps.metrics.bus_resets.inc()
         for h in tuple(self.sockets):
             for cid in tuple(h.cursors.cursors):
                 h.cursors.fill(cid)
 
     # -- routing --------------------------------------------------------------------------
-    async def join(self, handler: GatewayHandler, channels: list[str]) -> None:
+    async def join(self, member: Member, channels: list[str]) -> None:
         new = []
         for channel in channels:
             subs = self.routes.setdefault(channel, set())
             if not subs:
                 new.append(channel)
-            subs.add(handler)
+            subs.add(member)
         if new:
             await self._subscription.subscribe(new)
 
-    async def leave(self, handler: GatewayHandler, channels: list[str]) -> None:
+    async def leave(self, member: Member, channels: list[str]) -> None:
         gone = []
         for channel in channels:
             subs = self.routes.get(channel)
             if subs is None:
                 continue
-            subs.discard(handler)
+            subs.discard(member)
             if not subs:
                 del self.routes[channel]
                 gone.append(channel)
@@ -142,16 +150,9 @@ class Gateway:
         self._emptied.clear()
         if self.sockets:
             try:
-                await asyncio.wait_for(self._emptied.wait(), self.rt.settings.drain_timeout_s)
+                await asyncio.wait_for(self._emptied.wait(), self.deps.drain_timeout_s)
             except TimeoutError:
                 log.warning("%d sockets still open after the drain timeout", len(self.sockets))
-
-    def frames_out(self, kind: str) -> Any:
-        """The counter child for a frame type, looked up once: this is on the per-recipient path."""
-        counter = self._frame_counters.get(kind)
-        if counter is None:
-            counter = self._frame_counters[kind] = self.rt.metrics.frames_out.labels(kind)
-        return counter
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run in the background, keeping a reference so the task is not collected."""
@@ -159,7 +160,11 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def forget(self, handler: GatewayHandler) -> None:
-        self.sockets.discard(handler)
+    def add(self, member: Member) -> None:
+        """An authenticated socket: drained on SIGTERM, refilled on a bus reset."""
+        self.sockets.add(member)
+
+    def forget(self, member: Member) -> None:
+        self.sockets.discard(member)
         if not self.sockets:
             self._emptied.set()

@@ -1,6 +1,8 @@
-"""The socket-facing writer of one WebSocket: coalescing, a byte budget, backpressure.
+"""The socket-facing writer of one WebSocket: coalescing, a byte budget, backpressure, and the
+delivery metrics.
 
-Frames are queued here (whole, already framed: see `wire.py`) and handed to Tornado's stream
+`Writer` is what a session writes through (its `Transport`); `Outbound` below it holds the
+queue. Frames are queued here (whole, already framed: see `wire.py`) and handed to Tornado's stream
 one write at a time: a write of everything queued (at most `WRITE_CHUNK_BYTES`) goes out once
 the previous one reached the kernel. So Tornado's own buffer never holds more than one chunk,
 and the rest stays here as whole frames that can be dropped without cutting a frame in two.
@@ -15,6 +17,9 @@ Guarantees kept here:
   (which Tornado's abort, 5 s after the close frame, would drop together with the close frame).
 - A writer that must not outrun its reader (a resume's replay) awaits `drain`, which returns
   once everything queued is in the kernel and the kernel's unsent bytes are at most `low`.
+- The metrics count what was queued to the socket only: `write` counts a frame (and `deliver`
+  a delivery) once the budget accepted it, never a frame dropped because the socket was over
+  its budget or already closed.
 """
 
 from __future__ import annotations
@@ -24,8 +29,15 @@ import collections
 import fcntl
 import logging
 import struct
+import time
+from typing import Any, Protocol
 
 import tornado.iostream
+
+from chat.metrics import Metrics
+from chat.ws import close_codes
+from chat.ws.close_codes import CloseCode
+from chat.ws.wire import FrameCache
 
 log = logging.getLogger(__name__)
 
@@ -196,3 +208,104 @@ class Outbound:
             # Not Linux (or not TCP): only the bytes queued in this process are counted.
             return 0
         return int(struct.unpack("i", raw)[0])
+
+
+class DeliveryStats:
+    """The process's delivery metrics, shared by every socket's writer. Each frame type's
+    counter child is looked up once: this is on the per-recipient path."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+        self._frames_out: dict[str, Any] = {}
+
+    def frame_out(self, kind: str) -> None:
+        counter = self._frames_out.get(kind)
+        if counter is None:
+            counter = self._frames_out[kind] = self._m.frames_out.labels(kind)
+        counter.inc()
+
+    def delivered(self, ts: int, replayed: bool) -> None:
+        """A replayed event's age is the client's time away, not the send path's latency, so
+        the latency histogram (the SLO) leaves it out."""
+        self._m.deliveries.inc()
+        if replayed:
+            self._m.replayed.inc()
+        else:
+            self._m.delivery_latency.observe(max(0.0, time.time() - ts / 1000))
+
+
+class Socket(Protocol):
+    """Tornado's `WebSocketHandler`, as the writer sees it."""
+
+    @property
+    def ws_connection(self) -> object | None:
+        """None once a close frame was sent (by us, or by Tornado: 1009, ping timeout) or the
+        connection is gone: nothing may be written after that."""
+        ...
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+
+class Writer:
+    """One socket's writer: frames payloads once per process (`FrameCache`), queues them on
+    `Outbound` within the socket's budget, counts what it accepted, and closes the socket in
+    the order a close code needs."""
+
+    __slots__ = ("_frames", "_low", "_socket", "_stats", "outbound")
+
+    def __init__(
+        self,
+        max_frames: int,
+        max_bytes: int,
+        frames: FrameCache,
+        stats: DeliveryStats,
+        socket: Socket,
+    ) -> None:
+        self.outbound = Outbound(max_frames, max_bytes)
+        self._frames = frames
+        self._stats = stats
+        self._socket = socket
+        # A replay waits for this mark, so half the budget stays free for live frames.
+        self._low = max_bytes // 2
+
+    def attach(self, stream: tornado.iostream.IOStream | None) -> None:
+        self.outbound.attach(stream)
+
+    @property
+    def open(self) -> bool:
+        return self._socket.ws_connection is not None and not self.outbound.closed
+
+    @property
+    def queued_bytes(self) -> int:
+        return self.outbound.queued_bytes
+
+    def write(self, payload: bytes, kind: str) -> bool:
+        """Queue a frame; False when the socket is over its budget (a slow consumer)."""
+        if not self.outbound.queue(self._frames.frame(payload)):
+            return False
+        self._stats.frame_out(kind)
+        return True
+
+    def deliver(self, payload: bytes, ts: int, replayed: bool) -> bool:
+        """A message event: a frame, and a delivery once it is queued."""
+        if not self.write(payload, "message"):
+            return False
+        self._stats.delivered(ts, replayed)
+        return True
+
+    async def writable(self) -> None:
+        """Backpressure for a replay: returns once the socket's backlog is down to `_low`."""
+        await self.outbound.drain(self._low)
+
+    def close(self, code: CloseCode) -> None:
+        if code is close_codes.SLOW_CONSUMER:
+            # The backlog is what the client cannot read: drop it so the close frame is next
+            # after Tornado's current chunk, and the client learns why (4008, not a reset).
+            self.outbound.discard()
+        else:
+            self.outbound.flush_all()  # e.g. an auth error frame queued just before goes first
+        self._socket.close(code.code, code.reason)
+
+    def closed(self) -> None:
+        """The socket is gone: drop the backlog, wake a waiting replay."""
+        self.outbound.close()

@@ -47,3 +47,15 @@ def error_frame(code: str, message: str, ref: object = None, **details: object) 
 
 def ack_frame(ref: object, **fields: Any) -> bytes:
     return encode({"type": "ack", "ref": ref, **fields})
+
+
+def not_recoverable_frame(conversation_id: str) -> bytes:
+    """The events a client missed are no longer in the log: it must reload the conversation."""
+    return encode(
+        {
+            "type": "error",
+            "code": "not_recoverable",
+            "conversation_id": conversation_id,
+            "message": "missed events cannot be replayed; reload this conversation",
+        }
+    )

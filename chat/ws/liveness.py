@@ -1,0 +1,53 @@
+"""The two timers of an authenticated session: the presence heartbeat and the maximum age.
+Both stop with the session (its timers are cancelled when the socket goes)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING
+
+from chat.ws import close_codes
+
+if TYPE_CHECKING:
+    from chat.ws.session import Session
+
+log = logging.getLogger("chat.ws.gateway")  # the connection's logger (see session.py)
+
+
+def start(s: Session) -> None:
+    """Subscribed and about to say `ready`: the heartbeat and the maximum age start."""
+    s.timer("beat", s.deps.limits.heartbeat_interval_s, lambda: _beat_due(s))
+    limits = s.deps.limits
+    if limits.max_connection_age_s <= 0:
+        return
+    # Connections are long-lived, so after a gateway restart its clients stay on the survivors:
+    # closing each one after a bounded, jittered age (1012, like a drain) makes every client go
+    # back through the load balancer now and then, which spreads them over all gateways.
+    # Nothing is lost: the client resumes from its cursors.
+    jitter = min(1.0, max(0.0, limits.max_connection_age_jitter))
+    spread = random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 (spread, not secret)
+    s.timer("max_age", limits.max_connection_age_s * spread, lambda: _max_age_reached(s))
+
+
+def _beat_due(s: Session) -> None:
+    if s.is_authenticated:
+        s.beat = asyncio.create_task(_heartbeat(s))
+
+
+async def _heartbeat(s: Session) -> None:
+    """Refreshes this connection's presence (TTL keys); a failure is logged, and the next beat
+    tries again."""
+    try:
+        await s.deps.presence.heartbeat(s.who, s.connection_id)
+    except Exception:
+        log.warning("presence heartbeat failed", exc_info=True)
+    if s.is_authenticated:
+        s.timer("beat", s.deps.limits.heartbeat_interval_s, lambda: _beat_due(s))
+
+
+def _max_age_reached(s: Session) -> None:
+    if s.is_authenticated:
+        log.debug("max connection age reached")
+        s.close_with(close_codes.RESTARTING)
