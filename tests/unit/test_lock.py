@@ -1,5 +1,7 @@
-"""uv.lock is the one source of every installed version. These checks fail when pyproject.toml
-or the pinned uv drift from it, or when a development tool leaks into the runtime set."""
+"""uv.lock is the one source of every installed version: `make dev` and `make test` sync .venv
+from it (scripts/setup.d/20-python.sh), the image installs its export (image-requirements.txt).
+These checks fail when pyproject.toml, the pinned uv or the export drift from it, or when a
+development tool leaks into what `make dev` installs."""
 
 from __future__ import annotations
 
@@ -15,6 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCK: dict[str, Any] = tomllib.loads((ROOT / "uv.lock").read_text())
 PYPROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PACKAGES: dict[str, dict[str, Any]] = {p["name"]: p for p in LOCK["package"]}
+EXPORT = [
+    "export", "--frozen", "--format", "requirements.txt", "--no-default-groups",
+    "--extra", "operator", "--no-emit-project",
+]  # fmt: skip
 
 
 def uv_version() -> str:
@@ -49,6 +55,14 @@ def closure(names: set[str]) -> set[str]:
     return seen
 
 
+def without_header(requirements: str) -> list[str]:
+    """The export minus uv's leading comment, which repeats the command line it was given."""
+    lines = requirements.splitlines()
+    while lines and lines[0].startswith("#"):
+        lines.pop(0)
+    return lines
+
+
 def test_scripts_install_the_uv_that_pyproject_requires() -> None:
     assert PYPROJECT["tool"]["uv"]["required-version"] == f"=={uv_version()}"
 
@@ -72,3 +86,11 @@ def test_make_dev_installs_no_development_tool() -> None:
     assert {"pytest", "mypy", "playwright", "kopf", "kubernetes"} <= tools
     assert runtime.isdisjoint(tools), sorted(runtime & tools)
     assert {"tornado", "dramatiq", "redis", "asyncpg", "pymongo"} <= runtime
+
+
+def test_image_requirements_are_the_lock_exported() -> None:
+    proc = subprocess.run([uv(), *EXPORT], cwd=ROOT, capture_output=True, text=True, check=True)
+    committed = (ROOT / "image-requirements.txt").read_text()
+    assert without_header(committed) == without_header(proc.stdout), (
+        "image-requirements.txt lags behind uv.lock: re-export it (docs/deploy.md, The image)"
+    )
