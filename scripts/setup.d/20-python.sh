@@ -4,9 +4,12 @@
 #
 #   20-python.sh           everything the tests need: the product, the `operator` extra and the
 #                          `test` and `lint` groups; exactly the lock (anything else is removed)
-#   20-python.sh runtime   only the product's own dependencies, for `make dev`; leaves anything
-#                          else in place (--inexact), so `make dev` after `make test` keeps the
-#                          test tools
+#   20-python.sh runtime   only the product's own dependencies, for `make dev`, which runs the
+#                          product from the checkout (`python -m chat` in the repo root), so the
+#                          project itself is not installed: building its editable wheel took
+#                          longer than installing everything else. Leaves anything else in
+#                          place (--inexact), so `make dev` after `make test` keeps the test
+#                          tools and the editable install
 #
 # --locked stops with an error when uv.lock no longer matches pyproject.toml: after editing the
 # dependencies, run `$(bash scripts/uv.sh) lock` and commit uv.lock. Re-running is cheap (uv
@@ -17,7 +20,7 @@ cd "$(dirname "$0")/../.."
 uv=$(bash scripts/uv.sh)
 case "${1:-all}" in
   all) selection=(--all-extras --all-groups) ;;
-  runtime) selection=(--no-default-groups --inexact) ;;
+  runtime) selection=(--no-default-groups --no-install-project --inexact) ;;
   *)
     echo "usage: $0 [all|runtime]" >&2
     exit 2
