@@ -28,4 +28,7 @@ case "${1:-all}" in
 esac
 # The machine's python3, the one the old pip-built venvs used: uv downloads no interpreter.
 export UV_PYTHON_DOWNLOADS=never
+# Trust the machine's CA store, as pip and apt do: uv's own bundled roots fail behind a proxy
+# whose CA only the machine knows (unless SSL_CERT_FILE happens to name it).
+export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"
 "$uv" sync --quiet --locked --python python3 "${selection[@]}"
