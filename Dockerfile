@@ -8,10 +8,13 @@
 # stages start from the same base, so the virtualenv built in one runs unchanged in another.
 ARG BASE_IMAGE=localhost/chatcluster-base:bookworm
 
-# --- deps: every pinned dependency installed into the runtime venv ---------------------------
-# Its own stage and layer, rebuilt only when pyproject.toml or constraints.txt change, never on a
-# source edit: that keeps `skaffold dev` rebuilds to seconds. Binary wheels only, so no compiler
-# is needed anywhere; a dependency without a wheel fails the build loudly.
+# --- deps: every locked dependency installed into the runtime venv ---------------------------
+# Its own stage and layer, rebuilt only when image-requirements.txt changes, never on a source
+# edit: that keeps `skaffold dev` rebuilds to seconds. image-requirements.txt is uv.lock
+# exported for the product and its `operator` extra (no test or lint tools), every package
+# pinned with its hashes; pip checks each hash (--require-hashes) and resolves nothing
+# (--no-deps: the export is the whole set). Binary wheels only, so no compiler is needed
+# anywhere; a dependency without a wheel fails the build loudly.
 FROM ${BASE_IMAGE} AS deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -19,11 +22,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml constraints.txt ./
-RUN python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-print("\n".join(p["dependencies"] + p["optional-dependencies"]["operator"]))' > requirements.txt
+COPY image-requirements.txt ./
 RUN python3 -m venv /opt/chatcluster \
- && /opt/chatcluster/bin/pip install --quiet --only-binary=:all: -r requirements.txt -c constraints.txt \
+ && /opt/chatcluster/bin/pip install --quiet --only-binary=:all: --require-hashes --no-deps \
+      -r image-requirements.txt \
  && /opt/chatcluster/bin/pip uninstall --quiet --yes pip setuptools \
  && /opt/chatcluster/bin/python -m compileall -q /opt/chatcluster/lib \
  && echo /opt/chatcluster-app > /opt/chatcluster/lib/python3.11/site-packages/chatcluster-app.pth
