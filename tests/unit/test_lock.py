@@ -11,7 +11,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from tests.servers import CACHE, unavailable
+from tests.servers import unavailable
+from tools.harness.versions import cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK: dict[str, Any] = tomllib.loads((ROOT / "uv.lock").read_text())
@@ -30,7 +31,7 @@ def uv_version() -> str:
 
 
 def uv() -> Path:
-    path = CACHE / f"uv-{uv_version()}" / "bin" / "uv"
+    path = cache_dir() / f"uv-{uv_version()}" / "bin" / "uv"
     if not path.exists():
         unavailable(f"{path} is missing (scripts/uv.sh installs it)")
     return path
