@@ -26,7 +26,8 @@ def operator_rules_yaml() -> str:
         f"# The chart replaces {RUNBOOK_PLACEHOLDER} with .Values.runbookBaseUrl.\n"
     )
     groups = alerts.operator_groups(RUNBOOK_PLACEHOLDER)
-    return header + yaml.safe_dump({"groups": groups}, sort_keys=False, width=100)
+    body: str = yaml.safe_dump({"groups": groups}, sort_keys=False, width=100)
+    return header + body
 
 
 def dashboard_files() -> dict[Path, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from chat_operator import GROUP, KIND, PLURAL, VERSION
 from chat_operator.crd_status import PRINTER_COLUMNS, status_schema
@@ -93,7 +93,7 @@ HEADER = (
 )
 
 
-class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
+class _Dumper(yaml.SafeDumper):
     """Writes a schema shared by several fields out in full each time, never as a YAML
     anchor and alias: the file is read by people and by ``kubectl explain``."""
 
