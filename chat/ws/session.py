@@ -123,12 +123,6 @@ class Session:
         return self.state is SessionState.AUTHENTICATED
 
     @property
-    def ws_connection(self) -> Transport | None:
-        """None once closing: the name Tornado's handler gives its connection, kept for the
-        tests that wait on it (tests/api/test_bad_input.py)."""
-        return None if self.closing or not self.transport.open else self.transport
-
-    @property
     def who(self) -> Principal:
         if self.principal is None:
             raise Unauthenticated("not authenticated", code="unauthenticated")
