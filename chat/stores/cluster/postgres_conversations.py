@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; see docs/cluster.md
 
-from chat.domain.models import Conversation, ConversationKind, Member, Role
+from chat.domain.models import Conversation, ConversationKind, Role
 from chat.stores.cluster.postgres_accounts import _count
 from chat.stores.cluster.postgres_pool import postgres_errors
+from chat.stores.rows import conversation_from_rows
 
 _CONVERSATION = "id, kind, title, created_by, created_at"
 _MEMBER = "conversation_id, user_id, role, read_seq, joined_at"
-
-
-def _conversation(row: asyncpg.Record, members: list[asyncpg.Record]) -> Conversation:
-    return Conversation(
-        id=row["id"],
-        kind=ConversationKind(row["kind"]),
-        title=row["title"],
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        members=tuple(
-            Member(m["user_id"], Role(m["role"]), m["read_seq"], m["joined_at"]) for m in members
-        ),
-    )
 
 
 class PostgresConversationStore:
@@ -83,7 +71,7 @@ class PostgresConversationStore:
         by_conversation: dict[str, list[asyncpg.Record]] = {}
         for m in members:
             by_conversation.setdefault(m["conversation_id"], []).append(m)
-        return [_conversation(r, by_conversation.get(r["id"], [])) for r in rows]
+        return [conversation_from_rows(r, by_conversation.get(r["id"], [])) for r in rows]
 
     async def list_for_user(self, user_id: str) -> list[Conversation]:
         return await self._many(await self.conversation_ids_for_user(user_id))

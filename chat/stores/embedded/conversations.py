@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from chat.domain.models import Conversation, ConversationKind, Member, Role
+from chat.domain.models import Conversation, ConversationKind, Role
 from chat.stores.embedded.db import Database
+from chat.stores.rows import conversation_from_rows
 
 
 class SqliteConversationStore:
@@ -66,17 +67,7 @@ class SqliteConversationStore:
             " ORDER BY joined_at, user_id",
             (conversation_id,),
         )
-        return Conversation(
-            id=row["id"],
-            kind=ConversationKind(row["kind"]),
-            title=row["title"],
-            created_by=row["created_by"],
-            created_at=row["created_at"],
-            members=tuple(
-                Member(m["user_id"], Role(m["role"]), m["read_seq"], m["joined_at"])
-                for m in members
-            ),
-        )
+        return conversation_from_rows(row, members)
 
     async def list_for_user(self, user_id: str) -> list[Conversation]:
         found = []

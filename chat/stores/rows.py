@@ -1,0 +1,30 @@
+"""Rows to domain records, shared by the SQL stores (asyncpg records and SQLite rows are both
+read by column name)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from chat.domain.models import Conversation, ConversationKind, Member, Role
+
+
+class Row(Protocol):
+    """A result row read by column name: asyncpg.Record, sqlite3.Row."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def conversation_from_rows(row: Row, members: Iterable[Row]) -> Conversation:
+    """`row`: id, kind, title, created_by, created_at; `members`: user_id, role, read_seq,
+    joined_at, in the order the conversation lists them."""
+    return Conversation(
+        id=row["id"],
+        kind=ConversationKind(row["kind"]),
+        title=row["title"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        members=tuple(
+            Member(m["user_id"], Role(m["role"]), m["read_seq"], m["joined_at"]) for m in members
+        ),
+    )
