@@ -27,3 +27,10 @@ unit: python
 # Traefik, the operator chart, a ChatCluster; prints how to reach it, Ctrl-C tears it down.
 realnode: setup
 	$(PY) -m tests.realnode
+
+# The benchmark against Centrifugo and python-socketio (bench/compare.py, docs/performance.md):
+# builds its load generator, Centrifugo and a bench venv into the cache on first use, runs every
+# target interleaved and rewrites the table in docs/performance.md. BENCH_ARGS=--quick to smoke.
+.PHONY: bench
+bench: python
+	$(PY) -m bench.compare $(BENCH_ARGS)
