@@ -186,7 +186,11 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, An
         plan += [(n, r) for n in range(1, args.passes + 1) for r in rows if not r.idle]
         for n, row in plan:
             for target in started:
-                rec = run_row(target, row, settings, f"p{n}-{row.key.replace('@', 'at')}")
+                tag = f"p{n}-{row.key.replace('@', 'at')}"
+                try:
+                    rec = run_row(target, row, settings, tag)
+                except Exception as e:  # a failed run is a result too: recorded, not fatal
+                    rec = {"target": target.name, "row": row.key, "tag": tag, "error": str(e)}
                 rec["pass"] = n
                 records.append(rec)
                 print(json.dumps(rec), file=sys.stderr, flush=True)

@@ -34,10 +34,16 @@ def _num(v: float) -> str:
 
 
 def _group(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Successful runs by (target, row); a failed run is listed under the tables instead."""
     out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        out[(r["target"], r["row"])].append(r)
+        if "error" not in r:
+            out[(r["target"], r["row"])].append(r)
     return out
+
+
+def _failed(records: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(r["target"], r["row"]) for r in records if "error" in r}
 
 
 def _cpu(runs: list[dict[str, Any]]) -> float:
@@ -71,8 +77,12 @@ def tables(records: list[dict[str, Any]], rows: list[Row], targets: list[str]) -
     head += [f"rooms of {r.title} msg/s" if i == 0 else f"{r.title}" for i, r in enumerate(fan)]
     head += [f"memory per idle socket ({r.title})" for r in idle]
     out = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    failed = _failed(records)
     for t in targets:
-        cells = [_cell(by.get((t, r.key))) for r in [*fan, *idle]]
+        cells = [
+            "failed (below)" if (t, r.key) in failed else _cell(by.get((t, r.key)))
+            for r in [*fan, *idle]
+        ]
         out.append(f"| {LABELS[t]} | " + " | ".join(cells) + " |")
 
     out += ["", "| ratio (CPU per delivery; memory per socket) | " + " | ".join(head[1:]) + " |"]
@@ -127,6 +137,12 @@ def tables(records: list[dict[str, Any]], rows: list[Row], targets: list[str]) -
             ]
             out.append(f"| {t} | {role} | " + " | ".join(cells) + " |")
 
+    errors = [rec for rec in records if "error" in rec]
+    if errors:
+        out += ["", "Failed runs (the other passes of that cell, if any, are in its mean):", ""]
+        for bad in errors:
+            msg = " ".join(str(bad["error"]).split())[:400].replace("|", "/")
+            out.append(f"* {bad['target']}, {bad['row']}, pass {bad.get('pass', '?')}: `{msg}`")
     out += ["", "Every run (pass by pass, in the order run):", ""]
     out.append(
         "| pass | row | target | deliveries/s | delivered / expected | p50 ms | p99 ms | ack p50 ms"
@@ -134,6 +150,12 @@ def tables(records: list[dict[str, Any]], rows: list[Row], targets: list[str]) -
     )
     out.append("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for rec in records:
+        if "error" in rec:
+            out.append(
+                f"| {rec.get('pass', '?')} | {rec['row']} | {rec['target']} | failed | — | — | — "
+                "| — | — | — | — |"
+            )
+            continue
         if "kib_per_socket" in rec:
             out.append(
                 f"| {rec['pass']} | {rec['row']} | {rec['target']} | — | {rec['sockets']} sockets "
