@@ -110,7 +110,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--docs", type=Path, help="markdown file whose marked table is rewritten")
     p.add_argument("--no-docs", action="store_true")
     p.add_argument(
-        "--from-results", type=Path, help="only render this results.json (of an earlier run)"
+        "--from-results",
+        type=Path,
+        nargs="+",
+        help="only render earlier runs' results.json; a later file's run of the same target, "
+        "row and pass replaces an earlier one's (to redo one cell)",
     )
     args = p.parse_args(argv)
     if args.quick:
@@ -213,9 +217,16 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, An
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.from_results:
-        saved = json.loads(args.from_results.read_text())
-        args.idle_sockets = int(saved["args"]["idle_sockets"])
-        info, records = saved["machine"], saved["results"]
+        runs = [json.loads(path.read_text()) for path in args.from_results]
+        args.idle_sockets = int(runs[0]["args"]["idle_sockets"])
+        info = runs[0]["machine"]
+        merged: dict[tuple[str, str, int], dict[str, Any]] = {}
+        for saved in runs:
+            for rec in saved["results"]:
+                merged[(rec["target"], rec["row"], rec["pass"])] = rec
+        records = list(merged.values())
+        if len(runs) > 1:
+            info = {**info, "total_s": sum(r["machine"]["total_s"] for r in runs)}
     else:
         info, records, _ = measure(args)
     body = render(info, records, args)

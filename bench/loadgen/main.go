@@ -68,6 +68,8 @@ func nowNs() int64 { return int64(time.Since(epoch)) }
 type sock struct {
 	spec   SocketSpec
 	ws     *websocket.Conn
+	mu     sync.Mutex // guards out against a send after close (a ping answered while closing)
+	shut   bool
 	out    chan []byte
 	lat    []int32 // send->receive, microseconds, window messages only
 	ackLat []int32
@@ -165,6 +167,33 @@ func (r *run) open(i int, dialer *websocket.Dialer) error {
 	return nil
 }
 
+// enqueue hands a frame to the socket's writer; wait=false drops it if the queue is full.
+// Nothing is queued once the socket is closing.
+func (s *sock) enqueue(frame []byte, wait bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut {
+		return
+	}
+	if wait {
+		s.out <- frame
+		return
+	}
+	select {
+	case s.out <- frame:
+	default:
+	}
+}
+
+func (s *sock) shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.shut {
+		s.shut = true
+		close(s.out)
+	}
+}
+
 func (r *run) write(s *sock) {
 	defer r.writers.Done()
 	for frame := range s.out {
@@ -201,10 +230,7 @@ func (r *run) read(s *sock) {
 		ev.Bodies, ev.AckIDs, ev.Reply, ev.Errors = ev.Bodies[:0], ev.AckIDs[:0], ev.Reply[:0], ev.Errors[:0]
 		r.proto.Parse(data, &ev)
 		for _, reply := range ev.Reply {
-			select {
-			case s.out <- reply:
-			default:
-			}
+			s.enqueue(reply, false)
 		}
 		for _, body := range ev.Bodies {
 			phase, id, sent, ok := parseBody(body)
@@ -257,7 +283,7 @@ func (r *run) publish(lo, hi int, phase byte) time.Duration {
 		}
 		atomic.StoreInt64(&r.sendNs[i], t)
 		clientID := fmt.Sprintf("%s-%c%d", r.plan.Nonce, phase, i)
-		s.out <- r.proto.SendFrame(i, s.spec.Room, clientID, body)
+		s.enqueue(r.proto.SendFrame(i, s.spec.Room, clientID, body), true)
 	}
 	return worst
 }
@@ -275,7 +301,7 @@ func (r *run) closeAll() {
 		go func(s *sock) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			close(s.out)
+			s.shutdown()
 			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
 			_ = s.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(2*time.Second))
 			s.ws.Close()
