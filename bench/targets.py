@@ -53,6 +53,7 @@ CHAT_ENV = {
     "CHAT_LIMIT_OUTBOUND_QUEUE_BYTES": str(256 * 1024 * 1024),
     "CHAT_LIMIT_REGISTER_BURST_PER_IP": "100000",  # every bench user signs up from here
     "CHAT_LIMIT_MAX_CONNECTION_AGE_S": "0",
+    "CHAT_ACCESS_TTL_S": "86400",  # tokens are issued once, at setup; a run lasts < 1 h
 }
 CHAT_USERS = 200  # accounts per chat target (argon2 makes each registration ~35 ms of CPU)
 
