@@ -63,9 +63,18 @@ def _cell(runs: list[dict[str, Any]] | None) -> str:
     if "kib_per_socket" in runs[0]:
         return f"{statistics.mean(r['kib_per_socket'] for r in runs):.0f} KiB"
     text = f"{_cpu(runs):.3f} / {_p99(runs)}"
-    missing = sum(r["missing"] + r["duplicates"] for r in runs)
-    if missing or not all(r["all_delivered"] for r in runs):
-        text += f" (**{missing} missing or duplicated**)"
+    missing = sum(r["missing"] for r in runs)
+    dup = sum(r["duplicates"] for r in runs)
+    if missing or dup or not all(r["all_delivered"] for r in runs):
+        # A send the server refused (an error frame, no ack) is not delivered either: the
+        # error codes say whether the missing deliveries are refusals or losses.
+        codes: dict[str, int] = defaultdict(int)
+        for r in runs:
+            for code, n in r.get("errors", {}).items():
+                codes[code] += n
+        refused = ", ".join(f"{n} sends refused: `{c}`" for c, n in sorted(codes.items()))
+        parts = [f"{missing} deliveries missing", f"{dup} duplicated" if dup else "", refused]
+        text += " (**" + "; ".join(p for p in parts if p) + "**)"
     return text
 
 

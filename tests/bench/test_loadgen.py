@@ -181,6 +181,7 @@ def test_tables_show_ratios_and_flag_missing_deliveries() -> None:
             "missing": missing,
             "duplicates": 0,
             "all_delivered": missing == 0,
+            "errors": {"busy": 1} if missing else {},
             "cpu_s_per_1000_by_role": {"nodes": cpu},
             "redis_commands_per_message": None,
             "deliveries_per_s": 1000.0,
@@ -196,5 +197,5 @@ def test_tables_show_ratios_and_flag_missing_deliveries() -> None:
     text = report.tables(
         records, [Row("10@100", 200, 10, 100)], ["chat-cluster", "centrifugo-redis"]
     )
-    assert "| 0.300 / 5.0 (**4 missing or duplicated**) |" in text
+    assert "| 0.300 / 5.0 (**4 deliveries missing; 1 sends refused: `busy`**) |" in text
     assert f"| cluster ÷ Centrifugo (Redis, fsync) | 3.0{report.TIMES} |" in text
