@@ -36,3 +36,10 @@ realnode: setup
 .PHONY: devcluster
 devcluster: python
 	$(PY) -m tools.devcluster $(ARGS)
+
+# The benchmark against Centrifugo and python-socketio (bench/compare.py, docs/performance.md):
+# builds its load generator, Centrifugo and a bench venv into the cache on first use, runs every
+# target interleaved and rewrites the table in docs/performance.md. BENCH_ARGS=--quick to smoke.
+.PHONY: bench
+bench: python
+	$(PY) -m bench.compare $(BENCH_ARGS)

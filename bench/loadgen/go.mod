@@ -1,0 +1,5 @@
+module chatcluster.local/bench/loadgen
+
+go 1.26
+
+require github.com/gorilla/websocket v1.5.3
