@@ -133,8 +133,11 @@ class RedisSubscription:
         self._channels.difference_update(gone)
         conn = self._conn
         if conn is not None and self._connected.is_set():
-            # Messages already in flight for these channels are dropped on arrival.
-            with contextlib.suppress(*REDIS_ERRORS):
+            # Messages already in flight for these channels are dropped on arrival. The
+            # connection may be dropped under the send (redis-py then fails with
+            # AttributeError on its cleared writer): nothing is lost, since a reconnect
+            # subscribes only to `_channels`, which no longer holds these.
+            with contextlib.suppress(AttributeError, *REDIS_ERRORS):
                 await conn.send_command("UNSUBSCRIBE", *gone)
 
     async def close(self) -> None:

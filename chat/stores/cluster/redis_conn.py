@@ -20,7 +20,7 @@ import redis
 import redis.asyncio as aioredis
 import redis.asyncio.sentinel as aiosentinel
 import redis.sentinel
-from redis.asyncio.connection import ConnectionPool, parse_url
+from redis.asyncio.connection import BlockingConnectionPool, ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -37,6 +37,11 @@ CONNECT_TIMEOUT_S = 5.0
 """A Redis that does not accept a connection in this long counts as down."""
 COMMAND_TIMEOUT_S = 10.0
 """No command used here blocks server-side; one that takes this long means a sick server."""
+POOL_CONNECTIONS = 100
+"""Connections one client keeps to the primary at most. A command that finds them all busy
+waits for one (up to COMMAND_TIMEOUT_S) instead of failing: redis-py's default pool raises
+MaxConnectionsError at once, which turned a burst of per-socket presence calls from thousands
+of sockets on one gateway into refused sends and auths (bench/, 10 000 idle sockets)."""
 RETRIES = 3
 """Reconnect-and-retry attempts for a command that hit a dropped connection. Retrying is safe:
 every write here is idempotent (appends are deduplicated by client id, presence and sessions
@@ -85,9 +90,13 @@ class RedisTarget:
         return {**kwargs, **extra}
 
     def pool(self, **kwargs: Any) -> ConnectionPool:
-        """An asyncio connection pool to the primary."""
+        """An asyncio connection pool to the primary: at most POOL_CONNECTIONS connections,
+        a command waits for a free one."""
+        kwargs.setdefault("max_connections", POOL_CONNECTIONS)
+        kwargs.setdefault("timeout", COMMAND_TIMEOUT_S)
         if not self.sentinels:
-            return ConnectionPool.from_url(self.url, **kwargs)
+            pool: ConnectionPool = BlockingConnectionPool.from_url(self.url, **kwargs)
+            return pool
         manager = aiosentinel.Sentinel(  # type: ignore[no-untyped-call]
             self.sentinels,
             sentinel_kwargs={"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": 2},
@@ -112,8 +121,10 @@ class RedisTarget:
         return client
 
 
-class _SentinelPool(aiosentinel.SentinelConnectionPool):
-    """Closing the pool also closes its connections to the Sentinels (redis-py leaves them
+class _SentinelPool(aiosentinel.SentinelConnectionPool, BlockingConnectionPool):
+    """The Sentinel-discovered primary with BlockingConnectionPool's wait for a free connection
+    (the Sentinel pool overrides neither `get_connection` nor `release`, so the blocking ones
+    apply). Closing the pool also closes its connections to the Sentinels (redis-py leaves them
     open); they reconnect on the next primary lookup should the pool be used again."""
 
     async def disconnect(self, inuse_connections: bool = True) -> None:
@@ -122,10 +133,13 @@ class _SentinelPool(aiosentinel.SentinelConnectionPool):
             await sentinel.aclose()
 
 
-def make_client(target: RedisTarget | str) -> aioredis.Redis:
+def make_client(
+    target: RedisTarget | str, *, max_connections: int = POOL_CONNECTIONS
+) -> aioredis.Redis:
     if isinstance(target, str):
         target = RedisTarget(target)
     pool = target.pool(
+        max_connections=max_connections,
         # RESP2, pinned: script replies and pub/sub frames are then plain arrays, whatever
         # default a future redis-py picks.
         protocol=2,
