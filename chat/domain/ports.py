@@ -206,13 +206,7 @@ class SessionStore(Protocol):
     async def create(self, family_id: str, user_id: str, token_hash: str, ttl_s: int) -> None: ...
 
     async def rotate(
-        self,
-        family_id: str,
-        presented_hash: str,
-        new_hash: str,
-        ttl_s: int,
-        *,
-        grace_s: float = 0.0,
+        self, family_id: str, presented_hash: str, new_hash: str, ttl_s: int, *, grace_s: float = 0
     ) -> RefreshOutcome:
         """Atomically: when `presented_hash` is the family's current token, replace it with
         `new_hash`. When it is the token replaced by the family's latest rotation, less than

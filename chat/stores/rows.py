@@ -28,3 +28,10 @@ def conversation_from_rows(row: Row, members: Iterable[Row]) -> Conversation:
             Member(m["user_id"], Role(m["role"]), m["read_seq"], m["joined_at"]) for m in members
         ),
     )
+
+
+def conversation_values(conversation: Conversation, direct_key: str | None) -> tuple[Any, ...]:
+    """The `conversations` row of a new conversation, in the stores' INSERT column order: id,
+    kind, title, created_by, created_at, direct_key."""
+    c = conversation
+    return (c.id, c.kind.value, c.title, c.created_by, c.created_at, direct_key)

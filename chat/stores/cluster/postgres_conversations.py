@@ -7,7 +7,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs; see docs/cluster.md
 from chat.domain.models import Conversation, ConversationKind, Role
 from chat.stores.cluster.postgres_accounts import _count
 from chat.stores.cluster.postgres_pool import postgres_errors
-from chat.stores.rows import conversation_from_rows
+from chat.stores.rows import conversation_from_rows, conversation_values
 
 _CONVERSATION = "id, kind, title, created_by, created_at"
 _MEMBER = "conversation_id, user_id, role, read_seq, joined_at"
@@ -26,12 +26,7 @@ class PostgresConversationStore:
                     "INSERT INTO conversations (id, kind, title, created_by, created_at,"
                     " direct_key) VALUES ($1, $2, $3, $4, $5, $6)"
                     " ON CONFLICT (direct_key) DO NOTHING RETURNING id",
-                    conversation.id,
-                    conversation.kind.value,
-                    conversation.title,
-                    conversation.created_by,
-                    conversation.created_at,
-                    direct_key,
+                    *conversation_values(conversation, direct_key),
                 )
                 if created is not None:
                     await conn.executemany(

@@ -79,13 +79,7 @@ class RedisSessionStore:
             await pipe.execute()
 
     async def rotate(
-        self,
-        family_id: str,
-        presented_hash: str,
-        new_hash: str,
-        ttl_s: int,
-        *,
-        grace_s: float = 0.0,
+        self, family_id: str, presented_hash: str, new_hash: str, ttl_s: int, *, grace_s: float = 0
     ) -> RefreshOutcome:
         with redis_errors():
             user, verdict = await self._rotate(

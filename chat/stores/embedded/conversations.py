@@ -6,7 +6,7 @@ import sqlite3
 
 from chat.domain.models import Conversation, ConversationKind, Role
 from chat.stores.embedded.db import Database
-from chat.stores.rows import conversation_from_rows
+from chat.stores.rows import conversation_from_rows, conversation_values
 
 
 class SqliteConversationStore:
@@ -23,14 +23,7 @@ class SqliteConversationStore:
                 await conn.execute(
                     "INSERT INTO conversations (id, kind, title, created_by, created_at,"
                     " direct_key) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        conversation.id,
-                        conversation.kind.value,
-                        conversation.title,
-                        conversation.created_by,
-                        conversation.created_at,
-                        direct_key,
-                    ),
+                    conversation_values(conversation, direct_key),
                 )
                 await conn.executemany(
                     "INSERT INTO members (conversation_id, user_id, role, read_seq, joined_at)"

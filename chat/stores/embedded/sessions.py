@@ -21,13 +21,7 @@ class SqliteSessionStore:
         )
 
     async def rotate(
-        self,
-        family_id: str,
-        presented_hash: str,
-        new_hash: str,
-        ttl_s: int,
-        *,
-        grace_s: float = 0.0,
+        self, family_id: str, presented_hash: str, new_hash: str, ttl_s: int, *, grace_s: float = 0
     ) -> RefreshOutcome:
         now = self._clock()
         async with self._db.transaction() as conn:
