@@ -170,6 +170,15 @@ class MongoArchive:
             doc = await self._watermarks.find_one({"_id": conversation_id})
         return int(doc["seq"]) if doc else 0
 
+    async def watermarks(self, conversation_ids: Sequence[str]) -> dict[str, int]:
+        """One `find` for a whole batch job's conversations (the job carries them from there
+        instead of re-reading a watermark per batch)."""
+        ids = list(conversation_ids)
+        with mongo_errors():
+            docs = [d async for d in self._watermarks.find({"_id": {"$in": ids}})]
+        found = {str(d["_id"]): int(d["seq"]) for d in docs}
+        return {cid: found.get(cid, 0) for cid in ids}
+
     async def events(self, conversation_id: str, after_seq: int, limit: int) -> list[Event]:
         with mongo_errors():
             cursor = (

@@ -9,6 +9,9 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
 - `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq
 - `chat:log:{cid}:dedupe_ts` sorted set of the same fields scored by ts, to expire old ones
 - `chat:log:backlog`      set of conversation ids that ever had a head (see `backlog`)
+- `chat:persist:{dirty}`  sorted set: conversations with events to archive, scored by the ms
+                          ts of the append that made them dirty (`ZADD NX`: the oldest)
+- `chat:persist:{dirty}:scheduled` string: the token of the scheduled batch job (TTL 300 s)
 
 Guarantees and where they are kept:
 - Atomic dedupe + seq + append + publish: one Lua script (`_APPEND`). Redis runs a script
@@ -17,6 +20,12 @@ Guarantees and where they are kept:
   with the event, so when redis-py re-sends the script after a dropped connection (its retry on
   `ConnectionError`/`TimeoutError`) and the first run had gone through, the re-run finds its own
   id and answers the original event as new, not as a duplicate.
+- The persistence signal: the append script also adds the conversation to the dirty set and,
+  when no batch job holds the schedule, claims it with its attempt id, which the caller then
+  queues (chat/domain/persistence.py). One script, so no append can slip between a job's
+  "nothing dirty" check and its release of the schedule (`_PERSIST_CONTINUE`). The two persist
+  keys carry their own tag: on one Redis (standalone or Sentinel, what `RedisTarget` supports)
+  a script may touch them with the conversation's; Redis Cluster would need them per slot.
 - Durability: the script's writes reach the AOF before Redis replies to anyone, and with
   `appendfsync always` it fsyncs before replying (subscribers' buffers are flushed after the
   AOF too), so a returned `append` survives a Redis crash.
@@ -35,7 +44,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -57,6 +67,7 @@ times this window, not by the conversation's whole history."""
 
 _APPEND = """
 local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local dirty, scheduled = KEYS[5], KEYS[6]
 local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local seen = redis.call('HGET', dedupe, field)
 if seen then
@@ -68,7 +79,10 @@ if seen then
     local fields = entry[1][2]
     -- The same append() call again: the client library re-sent the script after losing the
     -- reply to a run that went through. The sender sent once: not a duplicate.
-    if fields[4] == attempt then return {2, seen, fields[2]} end
+    -- If that run claimed the persistence schedule, its job is still to be queued.
+    if fields[4] == attempt then
+      return {2, seen, fields[2], redis.call('GET', scheduled) == attempt and attempt}
+    end
     return {0, seen, fields[2]}
   end
   return {0, seen, false}
@@ -87,7 +101,28 @@ redis.call('HSET', head, 'seq', seq)
 redis.call('HSET', dedupe, field, seq)
 redis.call('ZADD', dedupe_ts, ts, field)
 redis.call('PUBLISH', channel, frame)
-return {1, seq, ts}
+-- The persistence signal, in the same atomic step: dirty since this event (kept if already
+-- dirty), and the schedule claimed with this call's attempt id when no job holds it.
+redis.call('ZADD', dirty, 'NX', ts, ARGV[6])
+local job = false
+if redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then job = attempt end
+return {1, seq, ts, job}
+"""
+
+_PERSIST_CONTINUE = """
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return 0 end
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  if holder then redis.call('DEL', KEYS[2]) end
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+_RELEASE_PERSIST = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 _ENSURE_HEAD = """
@@ -123,6 +158,10 @@ for _, field in ipairs(old) do
 end
 return 1
 """
+
+SCHEDULE_TTL_S = 300
+"""The persistence schedule outlives a job lost with a crashed process by at most this; the
+sweep takes it over sooner (chat/domain/persistence.py)."""
 
 Floor = Callable[[str], Awaitable[int]]
 """Where a lost head restarts: the archive's watermark for the conversation."""
@@ -187,6 +226,8 @@ class RedisEventLog:
         self._ensure = client.register_script(_ENSURE_HEAD)
         self._read = client.register_script(_READ)
         self._trim = client.register_script(_TRIM)
+        self._continue = client.register_script(_PERSIST_CONTINUE)
+        self._release = client.register_script(_RELEASE_PERSIST)
 
     async def append(self, draft: EventDraft) -> AppendResult:
         cid = draft.conversation_id
@@ -197,12 +238,15 @@ class RedisEventLog:
             prefix,
             middle,
             secrets.token_urlsafe(12),  # this call's attempt id, shared by redis-py's retries
+            cid,
+            str(SCHEDULE_TTL_S),
         ]
         for _ in range(3):
-            reply = await self._run_append(self._keys.log(cid), args)
+            reply = await self._run_append([*self._keys.log(cid), *self._keys.persist], args)
             status = int(reply[0])
+            job = reply[3].decode() if len(reply) > 3 and reply[3] else None
             if status == 2:
-                return AppendResult(_event(reply[2]), duplicate=False)
+                return AppendResult(_event(reply[2]), duplicate=False, persist_job=job)
             if status == 1:
                 event = Event(
                     cid,
@@ -214,7 +258,7 @@ class RedisEventLog:
                     draft.target_seq,
                     int(reply[2]),
                 )
-                return AppendResult(event, duplicate=False)
+                return AppendResult(event, duplicate=False, persist_job=job)
             if status == 0:
                 return AppendResult(await self._original(cid, int(reply[1]), reply[2]), True)
             await self._ensure_head(cid)
@@ -315,3 +359,34 @@ class RedisEventLog:
             for cid, (seq, trimmed) in zip(members, heads, strict=True)
             if seq is not None and int(seq) > int(trimmed or 0)
         ]
+
+    async def take_dirty(self, limit: int) -> list[str]:
+        with redis_errors():
+            popped: list[tuple[bytes, float]] = await self._redis.zpopmin(  # type: ignore[assignment]
+                self._keys.persist[0], limit
+            )
+        return [member.decode() for member, _ in popped]
+
+    async def mark_dirty(self, conversation_ids: Sequence[str]) -> None:
+        if not conversation_ids:
+            return
+        now = int(time.time() * 1000)
+        with redis_errors():
+            await self._redis.zadd(
+                self._keys.persist[0], dict.fromkeys(conversation_ids, now), nx=True
+            )
+
+    async def claim_persist(self, token: str, *, take_over: bool) -> bool:
+        with redis_errors():
+            done = await self._redis.set(
+                self._keys.persist[1], token, ex=SCHEDULE_TTL_S, nx=not take_over
+            )
+        return bool(done)
+
+    async def persist_continue(self, token: str) -> bool:
+        with redis_errors():
+            return bool(await self._continue(keys=self._keys.persist, args=[token, SCHEDULE_TTL_S]))
+
+    async def release_persist(self, token: str) -> None:
+        with redis_errors():
+            await self._release(keys=self._keys.persist[1:], args=[token])
