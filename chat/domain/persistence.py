@@ -46,6 +46,9 @@ up to a step more than `log_keep_events` archived events, and a job that archive
 mostly costs no trim round trips."""
 JOB_BUDGET_S = 30.0
 """A job keeps taking full batches (a backlog) for at most this long, then re-queues itself."""
+HELPER = ""
+"""The token of a helper job: queued by a job whose take came back full (a backlog), so the
+other workers of the pool take batches beside it; it carries no chain on."""
 
 
 def new_token() -> str:
@@ -84,13 +87,20 @@ class Persister:
         self._trim_step = max(1, min(TRIM_EVERY, self._keep // 10))
 
     async def run(self, token: str | None) -> BatchResult:
-        """One batch job. `token` None: a helper job that does not carry the chain on."""
+        """One batch job. `token` None (or `HELPER`): a job that does not carry the chain on."""
         conversations = events = 0
         deadline = time.monotonic() + JOB_BUDGET_S
+        helped = False
         while True:
             cids = await self._log.take_dirty(BATCH_CONVERSATIONS)
             if not cids:
                 break
+            if len(cids) == BATCH_CONVERSATIONS and not helped:
+                helped = True  # one helper per job: the pool joins in as the backlog lasts
+                try:
+                    await self._queue.persist_batch(HELPER)
+                except Exception:
+                    log.warning("could not queue a helper persistence job", exc_info=True)
             try:
                 events += await self.persist_many(cids)
             except BaseException:
@@ -101,7 +111,7 @@ class Persister:
             conversations += len(cids)
             if len(cids) < BATCH_CONVERSATIONS or time.monotonic() > deadline:
                 break
-        if token is not None and await self._log.persist_continue(token):
+        if token and await self._log.persist_continue(token):
             await self._queue.persist_batch(token)
         return BatchResult(conversations, events)
 

@@ -16,6 +16,7 @@ from chat.app.runtime import Runtime, open_runtime
 from chat.config import Settings
 from chat.domain.accounts import Principal
 from chat.domain.models import EventDraft, EventKind
+from chat.domain.persistence import BATCH_CONVERSATIONS
 from tests.support.fixtures import FAST_HASHER
 from tests.support.persist_cost import make_rooms
 
@@ -134,3 +135,15 @@ async def test_a_job_queued_by_the_previous_release_is_handed_to_the_batch_path(
         await _archived(rt, [cid])
     finally:
         await asyncio.to_thread(worker.stop, 5000)
+
+
+async def test_a_backlog_brings_in_the_rest_of_the_pool(rt: Runtime) -> None:
+    """A take that comes back full queues one helper job, so more workers drain a backlog."""
+    rooms = await make_rooms(rt.chat, BATCH_CONVERSATIONS + 6, 1)
+    for cid, who in zip(*rooms, strict=True):
+        await rt.chat.messaging.send(who, cid, "k", "backlog")
+    before = rt.queue.enqueued
+    done = await rt.chat.messaging.persister.run(None)  # no worker: the helper stays queued
+    assert done.conversations == BATCH_CONVERSATIONS + 6
+    assert rt.queue.enqueued - before == 1, "no helper was queued for the backlog"
+    await _archived(rt, rooms[0])
