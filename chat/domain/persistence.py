@@ -122,8 +122,8 @@ class Persister:
         events: list[Event] = []
         reached: dict[str, int] = {}
         more: list[str] = []
-        for cid in cids:
-            page = await self._log.read(cid, marks.get(cid, 0), PAGE)
+        pages = await self._log.read_many([(cid, marks.get(cid, 0)) for cid in cids], PAGE)
+        for cid, page in zip(cids, pages, strict=True):
             if not page.events:
                 continue  # archived already (or trimmed past the watermark: nothing to read)
             events.extend(page.events)

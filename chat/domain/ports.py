@@ -124,6 +124,11 @@ class EventLog(Protocol):
 
     async def read(self, conversation_id: str, after_seq: int, limit: int) -> LogRange: ...
 
+    async def read_many(self, ranges: Sequence[tuple[str, int]], limit: int) -> list[LogRange]:
+        """`read` of each (conversation_id, after_seq), in order, in as few round trips as the
+        store allows (a batch job reads all its conversations at once)."""
+        ...
+
     async def last_seq(self, conversation_id: str) -> int: ...
 
     async def trim(self, conversation_id: str, keep_after_seq: int) -> None:

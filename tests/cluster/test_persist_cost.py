@@ -24,4 +24,3 @@ async def test_persistence_round_trips(
     # slower sends spread over more (smaller) jobs.
     assert 0 < cost.mongo_per_1000 <= 1000
     assert cost.redis_per_message <= 24
-

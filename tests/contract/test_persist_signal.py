@@ -87,3 +87,16 @@ async def test_watermarks_in_one_call(ports: Ports) -> None:
         await ports.archive.apply(events)
     assert await ports.archive.watermarks([cid, other, none]) == {cid: 3, other: 1, none: 0}
     assert await ports.archive.watermarks([]) == {}
+
+
+async def test_read_many_is_read_of_each(ports: Ports) -> None:
+    cid, other, empty = _id("c"), _id("c"), _id("c")
+    for i in range(5):
+        await ports.log.append(_msg(cid, f"k{i}"))
+    await ports.log.append(_msg(other, "k"))
+    await ports.log.trim(cid, 2)
+    ranges = [(cid, 0), (cid, 3), (other, 0), (empty, 0)]
+    many = await ports.log.read_many(ranges, 2)
+    assert many == [await ports.log.read(c, after, 2) for c, after in ranges]
+    assert [e.seq for e in many[1].events] == [4, 5] and not many[0].complete
+    assert await ports.log.read_many([], 2) == []

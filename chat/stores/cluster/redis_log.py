@@ -326,6 +326,29 @@ class RedisEventLog:
             await self._ensure_head(conversation_id)
         raise RuntimeError(f"log head of {conversation_id} vanished")  # pragma: no cover
 
+    async def read_many(self, ranges: Sequence[tuple[str, int]], limit: int) -> list[LogRange]:
+        """`read` of each (conversation, after_seq), in one pipelined round trip; a missing
+        head (Redis lost its data) takes `read`'s own path, which rebuilds it."""
+        if not ranges:
+            return []
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for cid, after_seq in ranges:
+                    await self._read(
+                        keys=self._keys.log(cid)[:2],
+                        args=[f"{after_seq + 1}-0", limit],
+                        client=pipe,
+                    )
+                replies = await pipe.execute()
+        out: list[LogRange] = []
+        for (cid, after_seq), reply in zip(ranges, replies, strict=True):
+            if int(reply[0]) < 0:
+                out.append(await self.read(cid, after_seq, limit))
+                continue
+            trimmed, frames = int(reply[0]), reply[1]
+            out.append(LogRange(tuple(_event(f) for f in frames), complete=after_seq >= trimmed))
+        return out
+
     async def last_seq(self, conversation_id: str) -> int:
         head = self._keys.log(conversation_id)[0]
         with redis_errors():

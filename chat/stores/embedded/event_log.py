@@ -157,6 +157,9 @@ class SqliteEventLog:
             tuple(_event(conversation_id, r) for r in rows), complete=after_seq >= trimmed_to
         )
 
+    async def read_many(self, ranges: Sequence[tuple[str, int]], limit: int) -> list[LogRange]:
+        return [await self.read(cid, after_seq, limit) for cid, after_seq in ranges]
+
     async def start(self, conversation_id: str) -> None:
         """Nothing to do: a conversation without a head row is at seq 0 (SQLite never loses
         the head while keeping the archive)."""
