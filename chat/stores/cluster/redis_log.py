@@ -23,7 +23,7 @@ Guarantees and where they are kept:
 - The persistence signal: the append script also adds the conversation to the dirty set and,
   when no batch job holds the schedule, claims it with its attempt id, which the caller then
   queues (chat/domain/persistence.py). One script, so no append can slip between a job's
-  "nothing dirty" check and its release of the schedule (`_PERSIST_CONTINUE`). The two persist
+  "nothing dirty" check and its release of the schedule (redis_persist_signal.py). The two persist
   keys carry their own tag: on one Redis (standalone or Sentinel, what `RedisTarget` supports)
   a script may touch them with the conversation's; Redis Cluster would need them per slot.
 - Durability: the script's writes reach the AOF before Redis replies to anyone, and with
@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -57,6 +56,7 @@ from chat.domain.frames import event_frame
 from chat.domain.models import AppendResult, Event, EventDraft, EventKind, LogRange
 from chat.stores.cluster.redis_conn import redis_errors
 from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
+from chat.stores.cluster.redis_persist_signal import SCHEDULE_TTL_S, RedisPersistSignal
 
 log = logging.getLogger(__name__)
 
@@ -109,21 +109,6 @@ if redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then job = attempt
 return {1, seq, ts, job}
 """
 
-_PERSIST_CONTINUE = """
-local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] then return 0 end
-if redis.call('ZCARD', KEYS[1]) == 0 then
-  if holder then redis.call('DEL', KEYS[2]) end
-  return 0
-end
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-return 1
-"""
-
-_RELEASE_PERSIST = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 _ENSURE_HEAD = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -158,10 +143,6 @@ for _, field in ipairs(old) do
 end
 return 1
 """
-
-SCHEDULE_TTL_S = 300
-"""The persistence schedule outlives a job lost with a crashed process by at most this; the
-sweep takes it over sooner (chat/domain/persistence.py)."""
 
 Floor = Callable[[str], Awaitable[int]]
 """Where a lost head restarts: the archive's watermark for the conversation."""
@@ -203,7 +184,7 @@ def _event(frame: bytes) -> Event:
     )
 
 
-class RedisEventLog:
+class RedisEventLog(RedisPersistSignal):
     def __init__(
         self,
         client: aioredis.Redis,
@@ -226,8 +207,7 @@ class RedisEventLog:
         self._ensure = client.register_script(_ENSURE_HEAD)
         self._read = client.register_script(_READ)
         self._trim = client.register_script(_TRIM)
-        self._continue = client.register_script(_PERSIST_CONTINUE)
-        self._release = client.register_script(_RELEASE_PERSIST)
+        self._signal_init(client)
 
     async def append(self, draft: EventDraft) -> AppendResult:
         cid = draft.conversation_id
@@ -382,34 +362,3 @@ class RedisEventLog:
             for cid, (seq, trimmed) in zip(members, heads, strict=True)
             if seq is not None and int(seq) > int(trimmed or 0)
         ]
-
-    async def take_dirty(self, limit: int) -> list[str]:
-        with redis_errors():
-            popped: list[tuple[bytes, float]] = await self._redis.zpopmin(  # type: ignore[assignment]
-                self._keys.persist[0], limit
-            )
-        return [member.decode() for member, _ in popped]
-
-    async def mark_dirty(self, conversation_ids: Sequence[str]) -> None:
-        if not conversation_ids:
-            return
-        now = int(time.time() * 1000)
-        with redis_errors():
-            await self._redis.zadd(
-                self._keys.persist[0], dict.fromkeys(conversation_ids, now), nx=True
-            )
-
-    async def claim_persist(self, token: str, *, take_over: bool) -> bool:
-        with redis_errors():
-            done = await self._redis.set(
-                self._keys.persist[1], token, ex=SCHEDULE_TTL_S, nx=not take_over
-            )
-        return bool(done)
-
-    async def persist_continue(self, token: str) -> bool:
-        with redis_errors():
-            return bool(await self._continue(keys=self._keys.persist, args=[token, SCHEDULE_TTL_S]))
-
-    async def release_persist(self, token: str) -> None:
-        with redis_errors():
-            await self._release(keys=self._keys.persist[1:], args=[token])
