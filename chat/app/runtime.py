@@ -53,7 +53,7 @@ class Runtime:
     queue: DramatiqQueue
     readiness: Readiness
     _resources: contextlib.AsyncExitStack
-    """Closes the stores, the pending flags and the broker, newest first."""
+    """Closes the stores and the broker, newest first."""
     oidc: OidcClient | None = None
     cookie_secret: str = ""
     """Signs short-lived browser cookies (the OIDC login state); derived from the JWT key."""
@@ -145,9 +145,6 @@ async def open_runtime(
 
             opened = await open_cluster_ports(settings, queue, archive_optional=archive_optional)
         resources.push_async_callback(opened.close)
-        close_flags = getattr(queue.flags, "close", None)  # Redis flags hold their own client
-        if close_flags is not None:
-            resources.push_async_callback(close_flags)
         metrics = Metrics()
         chat = build_chat(
             timed_ports(opened.ports, metrics),
@@ -159,9 +156,9 @@ async def open_runtime(
             admins=settings.admins,
         )
         actors = register_actors(
-            broker, LoopRunner(loop), chat, queue, clock, settings.retention_days, metrics
+            broker, LoopRunner(loop), chat, clock, settings.retention_days, metrics
         )
-        queue.bind(actors.persist.send)
+        queue.bind(actors.persist)
         cookie_secret = hmac.new(
             signing_secret(settings).encode(), b"cookies", hashlib.sha256
         ).hexdigest()

@@ -31,6 +31,7 @@ from chat.domain.models import (
     EventKind,
     Message,
 )
+from chat.domain.persistence import Persister, after_append
 from chat.domain.ports import (
     Bus,
     ConversationStore,
@@ -72,6 +73,8 @@ class MessagingService:
         self._limiter = limiter
         self.limits = limits
         self._breaker = ArchiveBreaker()
+        self.persister = Persister(log, archive, queue, limits)
+        """The worker's side of persistence, on the same ports."""
 
     async def require_member(self, conversation_id: object, user_id: str) -> str:
         cid = validation.identifier(conversation_id, "conversation_id")
@@ -161,17 +164,9 @@ class MessagingService:
     async def _append(self, draft: EventDraft) -> AppendResult:
         await self._charge(draft.sender_id)
         result = await self._log.append(draft)
-        if not result.duplicate:
-            try:
-                await self._queue.persist_soon(draft.conversation_id)
-            except Exception:
-                # The event is durable and published: the sender must get its ack. The
-                # periodic sweep archives conversations whose job could not be queued.
-                log.warning(
-                    "could not queue archiving of %s; the sweep will",
-                    draft.conversation_id,
-                    exc_info=True,
-                )
+        # The append marked the conversation dirty itself; a job is queued only by the append
+        # that found none scheduled (chat/domain/persistence.py).
+        await after_append(self._queue, self._log, result)
         return result
 
     async def get_message(self, conversation_id: str, seq: int) -> Message | None:
@@ -371,25 +366,8 @@ class MessagingService:
         return await self._archive.search(ids, text.strip(), limit)
 
     async def persist(self, conversation_id: str, batch: int = 500) -> int:
-        """Move the conversation's log into the archive (the worker's job). Idempotent: a
-        retried or concurrent run re-applies the same events, which changes nothing."""
-        moved = 0
-        while True:
-            watermark = await self._archive.watermark(conversation_id)
-            page = await self._log.read(conversation_id, watermark, batch)
-            if not page.complete and not page.events:
-                return moved
-            if not page.events:
-                break
-            await self._archive.apply(page.events)
-            moved += len(page.events)
-            if len(page.events) < batch:
-                break
-        watermark = await self._archive.watermark(conversation_id)
-        keep_after = watermark - self.limits.log_keep_events
-        if keep_after > 0:
-            await self._log.trim(conversation_id, keep_after)
-        return moved
+        """Archive one conversation's log now (chat/domain/persistence.py, `Persister`)."""
+        return await self.persister.persist(conversation_id, batch)
 
     async def conversations_with_backlog(self) -> list[str]:
         return await self._log.backlog()

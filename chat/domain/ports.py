@@ -124,6 +124,11 @@ class EventLog(Protocol):
 
     async def read(self, conversation_id: str, after_seq: int, limit: int) -> LogRange: ...
 
+    async def read_many(self, ranges: Sequence[tuple[str, int]], limit: int) -> list[LogRange]:
+        """`read` of each (conversation_id, after_seq), in order, in as few round trips as the
+        store allows (a batch job reads all its conversations at once)."""
+        ...
+
     async def last_seq(self, conversation_id: str) -> int: ...
 
     async def trim(self, conversation_id: str, keep_after_seq: int) -> None:
@@ -132,6 +137,37 @@ class EventLog(Protocol):
 
     async def backlog(self) -> list[str]:
         """Conversations whose log holds events, for the sweep that archives forgotten ones."""
+        ...
+
+    # The persistence signal (chat/domain/persistence.py). `append` itself adds the
+    # conversation to the dirty set and, when no batch job is scheduled, claims the schedule
+    # for a fresh token (`AppendResult.persist_job`), in the same atomic step as the append:
+    # so a send costs no extra round trip and a burst of sends queues one job.
+
+    async def take_dirty(self, limit: int) -> list[str]:
+        """Remove and return up to `limit` dirty conversations, oldest first. Atomic: two
+        workers never get the same entry (an append after the take marks it dirty again)."""
+        ...
+
+    async def mark_dirty(self, conversation_ids: Sequence[str]) -> None:
+        """Add conversations to the dirty set (kept where already there): the sweep's lagging
+        ones, a failed job's, or one whose backlog did not fit in one job."""
+        ...
+
+    async def claim_persist(self, token: str, *, take_over: bool) -> bool:
+        """Make `token` the scheduled job's; without `take_over` only when none is scheduled.
+        True when the caller now holds it and must queue the job."""
+        ...
+
+    async def persist_continue(self, token: str) -> bool:
+        """A batch job with `token` has finished. Atomically: when another token holds the
+        schedule, False (that job carries on); when the dirty set is empty, release the
+        schedule, False; otherwise keep (or retake) it for `token`, True: queue the next job.
+        No append can fall between the emptiness check and the release."""
+        ...
+
+    async def release_persist(self, token: str) -> None:
+        """Give the schedule up if `token` holds it (its job could not be queued)."""
         ...
 
 
@@ -146,6 +182,10 @@ class MessageArchive(Protocol):
 
     async def watermark(self, conversation_id: str) -> int:
         """The highest seq applied; events after it may still only be in the log."""
+        ...
+
+    async def watermarks(self, conversation_ids: Sequence[str]) -> dict[str, int]:
+        """`watermark` of each conversation (0 when none), in one round trip."""
         ...
 
     async def events(self, conversation_id: str, after_seq: int, limit: int) -> list[Event]: ...
@@ -255,7 +295,7 @@ class RateLimiter(Protocol):
 class JobQueue(Protocol):
     """Side work handed to workers (Dramatiq). Enqueueing must be cheap and non-blocking."""
 
-    async def persist_soon(self, conversation_id: str) -> None:
-        """Ask for the conversation's log to be archived; at most one job is pending per
-        conversation, further calls while one is pending are no-ops."""
+    async def persist_batch(self, token: str) -> None:
+        """Queue one persistence batch job carrying `token` (it drains the dirty set, see
+        `EventLog.persist_continue`). Raises when the job could not be queued."""
         ...

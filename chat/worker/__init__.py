@@ -1,7 +1,7 @@
 """Dramatiq workers: archive conversation logs, sweep for forgotten ones, apply retention."""
 
 PERSIST_QUEUE = "persist"
-"""Archiving conversation logs into MongoDB (`persist_conversation`)."""
+"""Archiving conversation logs into MongoDB (`persist_batch`)."""
 MAINTENANCE_QUEUE = "maintenance"
 """The periodic sweep and retention."""
 QUEUES = (PERSIST_QUEUE, MAINTENANCE_QUEUE)

@@ -1,7 +1,8 @@
 """The actors, registered on an explicitly built broker (no implicit global broker).
 
 Every actor is idempotent (Dramatiq delivers at least once): persisting re-applies the same
-events, which the archive ignores; the sweep and retention only re-check state. Retries are
+events, which the archive ignores, and a redelivered batch job whose token lost the schedule
+just ends; the sweep and retention only re-check state. Retries are
 bounded in count and age; a message that exhausts them goes to Dramatiq's dead-letter queue and
 the periodic sweep picks the conversation up again once the archive is back.
 """
@@ -18,7 +19,6 @@ from chat.domain.clock import Clock, now_ms
 from chat.metrics import Metrics
 from chat.worker import MAINTENANCE_QUEUE, PERSIST_QUEUE
 from chat.worker.job_metrics import JobMetrics
-from chat.worker.queue import DramatiqQueue
 from chat.worker.queue_stats import queue_counts
 from chat.worker.runner import LoopRunner
 
@@ -32,6 +32,9 @@ PERSIST_MAX_RETRIES = 25
 @dataclass(frozen=True)
 class Actors:
     persist: dramatiq.Actor[[str], None]
+    """`persist_batch(token)`: drains the dirty set (chat/domain/persistence.py)."""
+    legacy_persist: dramatiq.Actor[[str], None]
+    """`persist_conversation(cid)`, from the release before batch jobs: marks it dirty."""
     sweep: dramatiq.Actor[[], None]
     retention: dramatiq.Actor[[], None]
 
@@ -40,7 +43,6 @@ def register_actors(
     broker: dramatiq.Broker,
     runner: LoopRunner,
     chat: Chat,
-    queue: DramatiqQueue,
     clock: Clock,
     retention_days: int,
     metrics: Metrics | None = None,
@@ -48,40 +50,37 @@ def register_actors(
     if metrics is not None:
         broker.add_middleware(JobMetrics(metrics))
 
-    async def persist(conversation_id: str) -> int:
-        # Release first: an append racing with this job then enqueues a new one.
-        await queue.flags.release(conversation_id)
-        return await chat.messaging.persist(conversation_id)
+    persister = chat.messaging.persister
+
+    def persist_batch(token: str) -> None:
+        done = runner.run(lambda: persister.run(token))
+        log.debug("archived %d events of %d conversations", done.events, done.conversations)
 
     def persist_conversation(conversation_id: str) -> None:
-        moved = runner.run(lambda: persist(conversation_id))
-        log.debug("archived %d events of %s", moved, conversation_id)
+        """The job a sender of the previous release queues (one per conversation) during a
+        rolling upgrade: handed to the batch path instead of failing as an unknown actor."""
+        runner.run(lambda: persister.mark([conversation_id]))
 
     async def sweep() -> int:
-        """Queue a job for every conversation whose archive lags its log (a job lost with a
-        crashed process, or one dead-lettered during a long outage)."""
-        behind = lag_events = 0
-        oldest: int | None = None
-        for cid in await chat.messaging.conversations_with_backlog():
-            watermark = await chat.ports.archive.watermark(cid)
-            last = await chat.messaging.last_seq(cid)
-            if watermark < last:
-                await queue.flags.release(cid)
-                await queue.persist_soon(cid)
-                behind += 1
-                lag_events += last - watermark
-                if metrics is not None:
-                    # The first unarchived event's timestamp: persistence lag in seconds.
-                    first = await chat.ports.log.read(cid, watermark, 1)
-                    if first.events:
-                        ts = first.events[0].ts
-                        oldest = ts if oldest is None else min(oldest, ts)
+        """Mark every conversation whose archive lags its log dirty again and queue a batch
+        job for them (a job lost with a crashed process, or one dead-lettered during a long
+        outage)."""
+        behind = await persister.sweep()
         if metrics is not None:
-            metrics.persist_lag.set(behind)
+            lag_events = 0
+            oldest: int | None = None
+            for cid, watermark in behind.items():
+                lag_events += await chat.messaging.last_seq(cid) - watermark
+                # The first unarchived event's timestamp: persistence lag in seconds.
+                first = await chat.ports.log.read(cid, watermark, 1)
+                if first.events:
+                    ts = first.events[0].ts
+                    oldest = ts if oldest is None else min(oldest, ts)
+            metrics.persist_lag.set(len(behind))
             metrics.persist_lag_events.set(lag_events)
             age = 0.0 if oldest is None else max(0.0, (now_ms(clock) - oldest) / 1000)
             metrics.persist_lag_seconds.set(age)
-        return behind
+        return len(behind)
 
     def sweep_backlog() -> None:
         behind = runner.run(sweep)
@@ -106,13 +105,22 @@ def register_actors(
     return Actors(
         persist=dramatiq.actor(
             broker=broker,
-            actor_name="persist_conversation",
+            actor_name="persist_batch",
             queue_name=PERSIST_QUEUE,
             max_retries=PERSIST_MAX_RETRIES,
             min_backoff=500,
             max_backoff=30_000,
             max_age=3_600_000,
             time_limit=120_000,
+        )(persist_batch),
+        legacy_persist=dramatiq.actor(
+            broker=broker,
+            actor_name="persist_conversation",
+            queue_name=PERSIST_QUEUE,
+            max_retries=PERSIST_MAX_RETRIES,
+            min_backoff=500,
+            max_backoff=30_000,
+            max_age=3_600_000,
         )(persist_conversation),
         sweep=dramatiq.actor(
             broker=broker,

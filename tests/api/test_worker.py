@@ -36,3 +36,18 @@ async def test_sweep_archives_conversations_whose_job_was_lost(server: Server) -
     assert await server.rt.chat.ports.archive.watermark(cid) == 0
     await _archived_up_to(server, cid, 1)  # the test server sweeps every second
     assert [m["body"] for m in await server.api.history(b, cid)] == ["x"]
+
+
+async def test_a_burst_of_sends_queues_one_job_not_one_per_conversation(server: Server) -> None:
+    """Embedded mode's signal is in memory (chat/stores/embedded/event_log.py): the same O(1)."""
+    people = [await server.api.register() for _ in range(6)]
+    pairs = [(a, b) for a in people[:3] for b in people[3:]]
+    dms = [(a, await server.api.dm(a, b)) for a, b in pairs]
+    before = server.rt.queue.enqueued
+    await asyncio.gather(
+        *(server.api.send(a, cid, f"burst {i}") for a, cid in dms for i in range(3))
+    )
+    for _, cid in dms:
+        await _archived_up_to(server, cid, 3)
+    # One job for the burst, and at most a couple of continuations (9 or more before).
+    assert server.rt.queue.enqueued - before <= 3, server.rt.queue.enqueued - before

@@ -27,8 +27,8 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    async def persist_soon(self, conversation_id: str) -> None:
-        self.asked.append(conversation_id)
+    async def persist_batch(self, token: str) -> None:
+        self.asked.append(token)
 
 
 @pytest.fixture

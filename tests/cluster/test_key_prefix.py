@@ -11,7 +11,7 @@ from dataclasses import replace
 import dramatiq
 import redis
 
-from chat.app.queueing import cluster_broker_and_flags
+from chat.app.queueing import cluster_broker
 from chat.config import Settings
 from chat.domain.channels import conversation_channel
 from chat.domain.models import EventDraft, EventKind, PresenceState
@@ -26,7 +26,7 @@ async def test_every_key_lands_under_the_prefix(cluster_settings: Settings) -> N
     settings = replace(cluster_settings, redis_key_prefix="team-b:")
     other = await open_cluster_ports(cluster_settings, RecordingQueue())  # default "chat:"
     opened = await open_cluster_ports(settings, RecordingQueue())
-    broker, flags = cluster_broker_and_flags(settings)
+    broker = cluster_broker(settings)
     ports, cid, uid = opened.ports, f"c_{uuid.uuid4().hex}", f"u_{uuid.uuid4().hex}"
     mine, theirs = Collector(), Collector()
     sub = await ports.bus.open(mine)
@@ -36,12 +36,13 @@ async def test_every_key_lands_under_the_prefix(cluster_settings: Settings) -> N
         await sub.subscribe([channel])
         await other_sub.subscribe([channel])
 
-        await ports.log.append(EventDraft(cid, EventKind.MESSAGE, uid, "k1", "hello"))
+        # Also writes the persistence signal (the dirty set and the schedule).
+        appended = await ports.log.append(EventDraft(cid, EventKind.MESSAGE, uid, "k1", "hello"))
+        assert appended.persist_job is not None
         await ports.sessions.create(f"f_{uuid.uuid4().hex}", uid, "hash", 60)
         await ports.presence.connect(uid, "conn-1", 30)
         await ports.presence.heartbeat(uid, "conn-1", PresenceState.ONLINE, 30)
         await ports.limiter.allow(f"send:{uid}", 5, 20)
-        assert await flags.claim(cid)
 
         @dramatiq.actor(broker=broker, queue_name="persist", actor_name="probe")
         def probe() -> None: ...
@@ -64,7 +65,7 @@ async def test_every_key_lands_under_the_prefix(cluster_settings: Settings) -> N
         dramatiq_keys = [k for k in keys if k.startswith("team-b:dramatiq:")]
         assert "team-b:dramatiq:persist.msgs" in dramatiq_keys, keys
         stores = [k for k in keys if not k.startswith(("team-b:dramatiq:", "team-b:log:backlog"))]
-        for kind in ("log", "session", "user_sessions", "presence", "rate", "persist-pending"):
+        for kind in ("log", "session", "user_sessions", "presence", "rate", "persist"):
             assert any(k.startswith(f"team-b:{kind}:{{") for k in stores), (kind, keys)
         untagged = [k for k in stores if not TAGGED.match(k)]
         assert untagged == [], untagged
@@ -74,6 +75,5 @@ async def test_every_key_lands_under_the_prefix(cluster_settings: Settings) -> N
         broker.close()
         # Dramatiq's close() leaves its Redis client's pooled sockets to the garbage collector.
         broker.client.connection_pool.disconnect()
-        await flags.close()
         await opened.close()
         await other.close()

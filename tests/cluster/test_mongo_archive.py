@@ -112,3 +112,23 @@ async def test_reapplying_a_large_batch_does_not_exhaust_the_servers_pool(
         assert len(await archive.events(cid, 0, 100)) == 50
     finally:
         await client.close()
+
+
+async def test_a_batchs_watermarks_in_one_bulk_write_where_the_server_allows(
+    archive: MongoArchive, mongodb_uri: str, fresh_mongodb_database: str
+) -> None:
+    """FerretDB is recognised (its watermarks go one command each); the bulk path MongoDB
+    gets is idempotent and never moves a watermark back (forced here, with few statements)."""
+    assert await archive._bulk_updates_safe() is False
+    client = make_client(mongodb_uri)
+    bulk = MongoArchive(client[fresh_mongodb_database], bulk_updates=True)
+    a, b, c = (f"c_{uuid.uuid4().hex}" for _ in range(3))
+    try:
+        await bulk.apply([_ev(a, 1, EventKind.MESSAGE, "x"), _ev(b, 1, EventKind.MESSAGE, "y")])
+        later = [_ev(cid, s, EventKind.MESSAGE, "z") for cid in (a, b, c) for s in (2, 3)]
+        await bulk.apply(later)
+        await bulk.apply(later[:1] + later[2:3])  # a late, older re-apply
+        assert await bulk.watermarks([a, b, c]) == {a: 3, b: 3, c: 3}
+        assert [e.seq for e in await bulk.events(a, 0, 10)] == [1, 2, 3]
+    finally:
+        await client.close()

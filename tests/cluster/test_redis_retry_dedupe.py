@@ -20,8 +20,8 @@ from chat.stores.cluster.redis_conn import make_client
 from chat.stores.cluster.redis_log import RedisEventLog
 from tests.servers import RedisServer
 
-APPEND_OK = b"*3\r\n:1\r\n"
-"""The start of the append script's reply `{1, seq, ts}` (RESP2)."""
+APPEND_OK = b"*4\r\n:1\r\n"
+"""The start of the append script's reply `{1, seq, ts, job}` (RESP2)."""
 
 
 class ReplyDroppingProxy:

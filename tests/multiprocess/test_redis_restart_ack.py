@@ -1,6 +1,7 @@
-"""Regression: a durable send is acked even when Redis restarted under the pending-flag client
-(found by the chaos test; the flag client now reconnects and retries like the stores', and a
-failure to queue archiving never fails the ack — the sweep covers it)."""
+"""Regression: a durable send is acked even when Redis restarted under the queueing client
+(found by the chaos test with the pending-flag client of the time; the persistence signal is now
+part of the append itself, and a failure to queue the batch job never fails the ack — the next
+send or the sweep covers it)."""
 
 from __future__ import annotations
 

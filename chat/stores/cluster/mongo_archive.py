@@ -18,6 +18,8 @@ goes in a command of its own. FerretDB v1.24 keeps one backend connection per *m
 statement of an `update` command until the command ends, so a batch re-applied after an outage
 (every statement matching) deadlocked its connection pool for good once a command held more
 statements than the pool has connections (tests/cluster/test_mongo_archive.py reproduces it).
+The watermarks of a batch's conversations, which always match once they exist, are therefore
+one `bulk_write` on MongoDB and one command each on FerretDB (told apart by `buildInfo`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -139,7 +141,10 @@ async def _upsert(collection: Any, filter_: Doc, update: Doc) -> None:
 
 
 class MongoArchive:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], *, bulk_updates: bool | None = None) -> None:
+        """`bulk_updates`: None asks the server (MongoDB yes, FerretDB no); tests force it."""
+        self._db = db
+        self._bulk_updates = bulk_updates
         self._events = db.events
         self._messages = db.messages
         self._watermarks = db.watermarks
@@ -162,13 +167,48 @@ class MongoArchive:
             await _insert_absent(self._messages, new_messages)
             for filter_, update in changes:
                 await self._messages.update_one(filter_, update)
-            for cid, seq in highest.items():
-                await _upsert(self._watermarks, {"_id": cid}, {"$max": {"seq": seq}})
+            await self._move_watermarks(highest)
+
+    async def _move_watermarks(self, highest: dict[str, int]) -> None:
+        """One unordered `bulk_write` for every conversation of the batch on MongoDB; one
+        command per conversation on FerretDB, which holds a backend connection per matching
+        statement of a command (see the module's note). Either way idempotent (`$max`)."""
+        if len(highest) > 1 and await self._bulk_updates_safe():
+            writes = [
+                UpdateOne({"_id": cid}, {"$max": {"seq": seq}}, upsert=True)
+                for cid, seq in highest.items()
+            ]
+            for attempt in range(UPSERT_RACE_RETRIES + 1):
+                try:
+                    await self._watermarks.bulk_write(writes, ordered=False)
+                    return
+                except BulkWriteError as exc:
+                    codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
+                    if codes != {DUPLICATE_KEY} or attempt == UPSERT_RACE_RETRIES:
+                        raise
+        for cid, seq in highest.items():
+            await _upsert(self._watermarks, {"_id": cid}, {"$max": {"seq": seq}})
+
+    async def _bulk_updates_safe(self) -> bool:
+        """False on FerretDB (its `buildInfo` names its version), asked once per archive."""
+        if self._bulk_updates is None:
+            info = await self._db.command("buildInfo")
+            self._bulk_updates = "ferretdbVersion" not in info
+        return self._bulk_updates
 
     async def watermark(self, conversation_id: str) -> int:
         with mongo_errors():
             doc = await self._watermarks.find_one({"_id": conversation_id})
         return int(doc["seq"]) if doc else 0
+
+    async def watermarks(self, conversation_ids: Sequence[str]) -> dict[str, int]:
+        """One `find` for a whole batch job's conversations (the job carries them from there
+        instead of re-reading a watermark per batch)."""
+        ids = list(conversation_ids)
+        with mongo_errors():
+            docs = [d async for d in self._watermarks.find({"_id": {"$in": ids}})]
+        found = {str(d["_id"]): int(d["seq"]) for d in docs}
+        return {cid: found.get(cid, 0) for cid in ids}
 
     async def events(self, conversation_id: str, after_seq: int, limit: int) -> list[Event]:
         with mongo_errors():

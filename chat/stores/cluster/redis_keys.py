@@ -2,9 +2,9 @@
 (CHAT_REDIS_KEY_PREFIX, default `chat:`), so two clusters can share one Redis.
 
 Covered: the stores' keys, the pub/sub channels (`<prefix>conv:{cid}`, `<prefix>user:{uid}`;
-the domain names channels without the prefix and the bus adds and strips it), the pending
-flags, and Dramatiq's namespace (`<prefix>dramatiq`: its queues, delay queues, dead letters
-and heartbeats). Each conversation's, user's or family's keys carry one `{...}` hash tag, so
+the domain names channels without the prefix and the bus adds and strips it), the persistence
+signal, and Dramatiq's namespace (`<prefix>dramatiq`: its queues, delay queues, dead letters and
+heartbeats). Each conversation's, user's or family's keys carry one `{...}` hash tag, so
 they share a Redis Cluster slot and one Lua script may touch them all; the prefix comes before
 the tag and cannot contain braces (chat/config.py validates it).
 """
@@ -45,8 +45,11 @@ class RedisKeys:
     def rate(self, key: str) -> str:
         return f"{self.prefix}rate:{{{key}}}"
 
-    def persist_pending(self, cid: str) -> str:
-        return f"{self.prefix}persist-pending:{{{cid}}}"
+    @property
+    def persist(self) -> list[str]:
+        """dirty, scheduled: the persistence signal (see redis_log.py), one of each per cluster.
+        They share one tag with each other, not with any conversation: see `log`'s note."""
+        return [f"{self.prefix}persist:{{dirty}}", f"{self.prefix}persist:{{dirty}}:scheduled"]
 
     def channel(self, name: str) -> str:
         """The Redis channel of a domain channel name (chat/domain/channels.py)."""

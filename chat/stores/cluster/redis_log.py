@@ -9,6 +9,9 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
 - `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq
 - `chat:log:{cid}:dedupe_ts` sorted set of the same fields scored by ts, to expire old ones
 - `chat:log:backlog`      set of conversation ids that ever had a head (see `backlog`)
+- `chat:persist:{dirty}`  sorted set: conversations with events to archive, scored by the ms
+                          ts of the append that made them dirty (`ZADD NX`: the oldest)
+- `chat:persist:{dirty}:scheduled` string: the token of the scheduled batch job (TTL 300 s)
 
 Guarantees and where they are kept:
 - Atomic dedupe + seq + append + publish: one Lua script (`_APPEND`). Redis runs a script
@@ -17,6 +20,12 @@ Guarantees and where they are kept:
   with the event, so when redis-py re-sends the script after a dropped connection (its retry on
   `ConnectionError`/`TimeoutError`) and the first run had gone through, the re-run finds its own
   id and answers the original event as new, not as a duplicate.
+- The persistence signal: the append script also adds the conversation to the dirty set and,
+  when no batch job holds the schedule, claims it with its attempt id, which the caller then
+  queues (chat/domain/persistence.py). One script, so no append can slip between a job's
+  "nothing dirty" check and its release of the schedule (redis_persist_signal.py). The two persist
+  keys carry their own tag: on one Redis (standalone or Sentinel, what `RedisTarget` supports)
+  a script may touch them with the conversation's; Redis Cluster would need them per slot.
 - Durability: the script's writes reach the AOF before Redis replies to anyone, and with
   `appendfsync always` it fsyncs before replying (subscribers' buffers are flushed after the
   AOF too), so a returned `append` survives a Redis crash.
@@ -35,7 +44,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -47,6 +56,7 @@ from chat.domain.frames import event_frame
 from chat.domain.models import AppendResult, Event, EventDraft, EventKind, LogRange
 from chat.stores.cluster.redis_conn import redis_errors
 from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
+from chat.stores.cluster.redis_persist_signal import SCHEDULE_TTL_S, RedisPersistSignal
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,7 @@ times this window, not by the conversation's whole history."""
 
 _APPEND = """
 local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local dirty, scheduled = KEYS[5], KEYS[6]
 local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local seen = redis.call('HGET', dedupe, field)
 if seen then
@@ -68,7 +79,10 @@ if seen then
     local fields = entry[1][2]
     -- The same append() call again: the client library re-sent the script after losing the
     -- reply to a run that went through. The sender sent once: not a duplicate.
-    if fields[4] == attempt then return {2, seen, fields[2]} end
+    -- If that run claimed the persistence schedule, its job is still to be queued.
+    if fields[4] == attempt then
+      return {2, seen, fields[2], redis.call('GET', scheduled) == attempt and attempt}
+    end
     return {0, seen, fields[2]}
   end
   return {0, seen, false}
@@ -87,8 +101,14 @@ redis.call('HSET', head, 'seq', seq)
 redis.call('HSET', dedupe, field, seq)
 redis.call('ZADD', dedupe_ts, ts, field)
 redis.call('PUBLISH', channel, frame)
-return {1, seq, ts}
+-- The persistence signal, in the same atomic step: dirty since this event (kept if already
+-- dirty), and the schedule claimed with this call's attempt id when no job holds it.
+redis.call('ZADD', dirty, 'NX', ts, ARGV[6])
+local job = false
+if redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then job = attempt end
+return {1, seq, ts, job}
 """
+
 
 _ENSURE_HEAD = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -164,7 +184,7 @@ def _event(frame: bytes) -> Event:
     )
 
 
-class RedisEventLog:
+class RedisEventLog(RedisPersistSignal):
     def __init__(
         self,
         client: aioredis.Redis,
@@ -187,6 +207,7 @@ class RedisEventLog:
         self._ensure = client.register_script(_ENSURE_HEAD)
         self._read = client.register_script(_READ)
         self._trim = client.register_script(_TRIM)
+        self._signal_init(client)
 
     async def append(self, draft: EventDraft) -> AppendResult:
         cid = draft.conversation_id
@@ -197,12 +218,15 @@ class RedisEventLog:
             prefix,
             middle,
             secrets.token_urlsafe(12),  # this call's attempt id, shared by redis-py's retries
+            cid,
+            str(SCHEDULE_TTL_S),
         ]
         for _ in range(3):
-            reply = await self._run_append(self._keys.log(cid), args)
+            reply = await self._run_append([*self._keys.log(cid), *self._keys.persist], args)
             status = int(reply[0])
+            job = reply[3].decode() if len(reply) > 3 and reply[3] else None
             if status == 2:
-                return AppendResult(_event(reply[2]), duplicate=False)
+                return AppendResult(_event(reply[2]), duplicate=False, persist_job=job)
             if status == 1:
                 event = Event(
                     cid,
@@ -214,7 +238,7 @@ class RedisEventLog:
                     draft.target_seq,
                     int(reply[2]),
                 )
-                return AppendResult(event, duplicate=False)
+                return AppendResult(event, duplicate=False, persist_job=job)
             if status == 0:
                 return AppendResult(await self._original(cid, int(reply[1]), reply[2]), True)
             await self._ensure_head(cid)
@@ -281,6 +305,29 @@ class RedisEventLog:
                 return LogRange(tuple(_event(f) for f in frames), complete=after_seq >= trimmed)
             await self._ensure_head(conversation_id)
         raise RuntimeError(f"log head of {conversation_id} vanished")  # pragma: no cover
+
+    async def read_many(self, ranges: Sequence[tuple[str, int]], limit: int) -> list[LogRange]:
+        """`read` of each (conversation, after_seq), in one pipelined round trip; a missing
+        head (Redis lost its data) takes `read`'s own path, which rebuilds it."""
+        if not ranges:
+            return []
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for cid, after_seq in ranges:
+                    await self._read(
+                        keys=self._keys.log(cid)[:2],
+                        args=[f"{after_seq + 1}-0", limit],
+                        client=pipe,
+                    )
+                replies = await pipe.execute()
+        out: list[LogRange] = []
+        for (cid, after_seq), reply in zip(ranges, replies, strict=True):
+            if int(reply[0]) < 0:
+                out.append(await self.read(cid, after_seq, limit))
+                continue
+            trimmed, frames = int(reply[0]), reply[1]
+            out.append(LogRange(tuple(_event(f) for f in frames), complete=after_seq >= trimmed))
+        return out
 
     async def last_seq(self, conversation_id: str) -> int:
         head = self._keys.log(conversation_id)[0]

@@ -90,6 +90,19 @@ class SqliteArchive:
         )
         return int(row["seq"]) if row else 0
 
+    async def watermarks(self, conversation_ids: Sequence[str]) -> dict[str, int]:
+        ids = list(conversation_ids)
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), 500):  # SQLite's bound on variables per statement
+            chunk = ids[start : start + 500]
+            rows = await self._db.fetchall(
+                "SELECT conversation_id, seq FROM watermarks"
+                f" WHERE conversation_id IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            found.update({str(r["conversation_id"]): int(r["seq"]) for r in rows})
+        return {cid: found.get(cid, 0) for cid in ids}
+
     async def events(self, conversation_id: str, after_seq: int, limit: int) -> list[Event]:
         rows = await self._db.fetchall(
             "SELECT seq, kind, sender_id, client_id, body, target_seq, ts FROM archive_events"

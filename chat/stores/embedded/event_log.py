@@ -10,7 +10,11 @@ came in meanwhile, so throughput grows with load instead of being one send per f
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 import sqlite3
+from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 
 import aiosqlite
@@ -99,6 +103,11 @@ class SqliteEventLog:
         self._db = db
         self._bus = bus
         self._clock = clock
+        # The persistence signal (chat/domain/persistence.py), in memory: one process, one
+        # event loop, so each step below is atomic. A restart forgets it; the sweep finds
+        # every conversation whose archive lags its log and marks it again.
+        self._dirty: dict[str, None] = {}  # insertion order: oldest first
+        self._scheduled: str | None = None
         self._waiting: list[tuple[EventDraft, asyncio.Future[AppendResult]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -129,6 +138,7 @@ class SqliteEventLog:
                     await self._bus.publish(
                         conversation_channel(event.conversation_id), event_frame(event)
                     )
+            results = [self._signal(r) for r in results]
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
@@ -146,6 +156,9 @@ class SqliteEventLog:
         return LogRange(
             tuple(_event(conversation_id, r) for r in rows), complete=after_seq >= trimmed_to
         )
+
+    async def read_many(self, ranges: Sequence[tuple[str, int]], limit: int) -> list[LogRange]:
+        return [await self.read(cid, after_seq, limit) for cid, after_seq in ranges]
 
     async def start(self, conversation_id: str) -> None:
         """Nothing to do: a conversation without a head row is at seq 0 (SQLite never loses
@@ -174,3 +187,40 @@ class SqliteEventLog:
             " ORDER BY conversation_id"
         )
         return [r["conversation_id"] for r in rows]
+
+    def _signal(self, result: AppendResult) -> AppendResult:
+        """Mark a new event's conversation dirty; the first append that finds no job
+        scheduled claims the schedule and tells its caller to queue one."""
+        if result.duplicate:
+            return result
+        self._dirty.setdefault(result.event.conversation_id, None)
+        if self._scheduled is not None:
+            return result
+        self._scheduled = secrets.token_urlsafe(12)
+        return replace(result, persist_job=self._scheduled)
+
+    async def take_dirty(self, limit: int) -> list[str]:
+        taken = list(itertools.islice(self._dirty, limit))
+        for cid in taken:
+            del self._dirty[cid]
+        return taken
+
+    async def mark_dirty(self, conversation_ids: Sequence[str]) -> None:
+        for cid in conversation_ids:
+            self._dirty.setdefault(cid, None)
+
+    async def claim_persist(self, token: str, *, take_over: bool) -> bool:
+        if self._scheduled is not None and not take_over:
+            return False
+        self._scheduled = token
+        return True
+
+    async def persist_continue(self, token: str) -> bool:
+        if self._scheduled is not None and self._scheduled != token:
+            return False
+        self._scheduled = token if self._dirty else None
+        return bool(self._dirty)
+
+    async def release_persist(self, token: str) -> None:
+        if self._scheduled == token:
+            self._scheduled = None

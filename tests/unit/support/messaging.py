@@ -201,8 +201,8 @@ class Published:
     async def publish(self, channel: str, payload: bytes) -> None:
         self.frames.append((channel, payload))
 
-    async def persist_soon(self, conversation_id: str) -> None:
-        self.queued.append(conversation_id)
+    async def persist_batch(self, token: str) -> None:
+        self.queued.append(token)
 
 
 class Unlimited:

@@ -1,0 +1,203 @@
+"""Moving the hot log into the archive, in bulk (the persist worker's job).
+
+The signal: `EventLog.append` marks the conversation dirty and, when no batch job is scheduled,
+claims the schedule for a fresh token in the same atomic step, so the sender pays no extra
+round trip and a burst of sends queues one job (`after_append`). A batch job takes up to
+`BATCH_CONVERSATIONS` dirty conversations at once, reads every watermark in one round trip,
+applies all their events in bulk, and at its end either releases the schedule (nothing dirty)
+or queues the next job (`EventLog.persist_continue`, atomic against appends).
+
+Guarantees kept here (docs/architecture.md, "Persistence worker"):
+- nothing acked is lost: an entry leaves the dirty set only when a job took it; a job that
+  fails puts its entries back before raising (Dramatiq retries it), and one that crashed is
+  found again by the sweep, which compares each conversation's watermark with its last seq;
+- nothing is duplicated or reordered: `MessageArchive.apply` is idempotent (keyed by seq, an
+  edit never overwrites a later one, delete wins), so two jobs that happen to hold the same
+  conversation (an append marked it dirty again while the first job worked) both apply the same
+  events safely, and the watermark only moves up after the events are written;
+- at most one chain of jobs carries on: a job whose token no longer holds the schedule (the
+  sweep took it over from a job it presumed lost) ends instead of re-queueing itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+from chat.domain.limits import Limits
+from chat.domain.models import AppendResult, Event
+from chat.domain.ports import EventLog, JobQueue, MessageArchive
+
+log = logging.getLogger(__name__)
+
+BATCH_CONVERSATIONS = 64
+"""Dirty conversations one take claims: bounds a job's memory (with `PAGE`) and its run time."""
+PAGE = 500
+"""Events read per conversation per take; a longer backlog stays dirty for the next take."""
+APPLY_CHUNK = 2000
+"""Events per `MessageArchive.apply` call (two bulk inserts and a watermark write each)."""
+TRIM_EVERY = 100
+"""The batch path trims a conversation's log when its trim point crosses a multiple of a step
+(this, or a tenth of `log_keep_events` when that is smaller), not on every job: the log keeps
+up to a step more than `log_keep_events` archived events, and a job that archived a few events
+mostly costs no trim round trips."""
+JOB_BUDGET_S = 30.0
+"""A job keeps taking full batches (a backlog) for at most this long, then re-queues itself."""
+HELPER = ""
+"""The token of a helper job: queued by a job whose take came back full (a backlog), so the
+other workers of the pool take batches beside it; it carries no chain on."""
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(12)
+
+
+async def after_append(queue: JobQueue, log_: EventLog, result: AppendResult) -> None:
+    """Queue the batch job this append claimed the schedule for, if any."""
+    token = result.persist_job
+    if token is None:
+        return
+    try:
+        await queue.persist_batch(token)
+    except Exception:
+        # The event is durable and published: the sender must get its ack. Released, so the
+        # next send queues the job; the periodic sweep covers a conversation with no next send.
+        log.warning("could not queue a persistence job; the sweep will", exc_info=True)
+        with contextlib.suppress(Exception):
+            await log_.release_persist(token)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    conversations: int
+    events: int
+
+
+class Persister:
+    def __init__(
+        self, log_: EventLog, archive: MessageArchive, queue: JobQueue, limits: Limits
+    ) -> None:
+        self._log = log_
+        self._archive = archive
+        self._queue = queue
+        self._keep = limits.log_keep_events
+        self._trim_step = max(1, min(TRIM_EVERY, self._keep // 10))
+
+    async def run(self, token: str | None) -> BatchResult:
+        """One batch job. `token` None (or `HELPER`): a job that does not carry the chain on."""
+        conversations = events = 0
+        deadline = time.monotonic() + JOB_BUDGET_S
+        helped = False
+        while True:
+            cids = await self._log.take_dirty(BATCH_CONVERSATIONS)
+            if not cids:
+                break
+            if len(cids) == BATCH_CONVERSATIONS and not helped:
+                helped = True  # one helper per job: the pool joins in as the backlog lasts
+                try:
+                    await self._queue.persist_batch(HELPER)
+                except Exception:
+                    log.warning("could not queue a helper persistence job", exc_info=True)
+            try:
+                events += await self.persist_many(cids)
+            except BaseException:
+                # Back in the set before Dramatiq retries this job (a crash: the sweep).
+                with contextlib.suppress(Exception):
+                    await self._log.mark_dirty(cids)
+                raise
+            conversations += len(cids)
+            if len(cids) < BATCH_CONVERSATIONS or time.monotonic() > deadline:
+                break
+        if token and await self._log.persist_continue(token):
+            await self._queue.persist_batch(token)
+        return BatchResult(conversations, events)
+
+    async def persist_many(self, cids: list[str]) -> int:
+        """Archive what the log holds after each conversation's watermark, up to `PAGE` each;
+        the watermarks are read once, in one round trip, and carried from there."""
+        marks = await self._archive.watermarks(cids)
+        events: list[Event] = []
+        reached: dict[str, int] = {}
+        more: list[str] = []
+        pages = await self._log.read_many([(cid, marks.get(cid, 0)) for cid in cids], PAGE)
+        for cid, page in zip(cids, pages, strict=True):
+            if not page.events:
+                continue  # archived already (or trimmed past the watermark: nothing to read)
+            events.extend(page.events)
+            reached[cid] = page.events[-1].seq
+            if len(page.events) == PAGE:
+                more.append(cid)
+        for start in range(0, len(events), APPLY_CHUNK):
+            await self._archive.apply(events[start : start + APPLY_CHUNK])
+        for cid, seq in reached.items():
+            await self._trim(cid, marks.get(cid, 0), seq)
+        if more:
+            await self._log.mark_dirty(more)
+        return len(events)
+
+    async def _trim(self, cid: str, old_watermark: int, watermark: int) -> None:
+        keep_after = watermark - self._keep
+        if keep_after <= 0:
+            return
+        step = self._trim_step
+        if max(old_watermark - self._keep, 0) // step != keep_after // step:
+            await self._log.trim(cid, keep_after)
+
+    async def persist(self, conversation_id: str, batch: int = PAGE) -> int:
+        """Archive one conversation's whole log and trim it to `log_keep_events` (tests and
+        tools; the worker uses `run`). Idempotent like the batch path."""
+        moved = 0
+        watermark = await self._archive.watermark(conversation_id)
+        while True:
+            page = await self._log.read(conversation_id, watermark, batch)
+            if not page.events:
+                if not page.complete:
+                    return moved
+                break
+            await self._archive.apply(page.events)
+            moved += len(page.events)
+            watermark = max(watermark, page.events[-1].seq)
+            if len(page.events) < batch:
+                break
+        keep_after = watermark - self._keep
+        if keep_after > 0:
+            await self._log.trim(conversation_id, keep_after)
+        return moved
+
+    async def mark(self, cids: list[str]) -> None:
+        """Mark conversations dirty from outside an append (a job from an older release), and
+        queue a batch job if none is scheduled."""
+        await self._log.mark_dirty(cids)
+        token = new_token()
+        if await self._log.claim_persist(token, take_over=False):
+            try:
+                await self._queue.persist_batch(token)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self._log.release_persist(token)
+                raise
+
+    async def sweep(self) -> dict[str, int]:
+        """The conversations whose archive lags their log, with their watermarks: marked dirty
+        again and a batch job queued for them, taking the schedule over (whatever held it may
+        have crashed; if it did not, it ends when it sees the schedule is no longer its)."""
+        cids = await self._log.backlog()
+        marks = await self._archive.watermarks(cids) if cids else {}
+        behind: dict[str, int] = {}
+        for cid in cids:
+            if marks.get(cid, 0) < await self._log.last_seq(cid):
+                behind[cid] = marks.get(cid, 0)
+        if behind:
+            await self._log.mark_dirty(list(behind))
+            token = new_token()
+            await self._log.claim_persist(token, take_over=True)
+            try:
+                await self._queue.persist_batch(token)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self._log.release_persist(token)
+                raise
+        return behind

@@ -1,0 +1,149 @@
+"""Persistence in bulk on the real servers (chat/domain/persistence.py): a burst of sends queues
+O(1) batch jobs, not one per conversation; batch jobs running side by side archive every event
+exactly once and in order; a claim lost with a crashed worker is recovered by the sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import dramatiq
+import pytest
+
+from chat.app.runtime import Runtime, open_runtime
+from chat.config import Settings
+from chat.domain.accounts import Principal
+from chat.domain.models import EventDraft, EventKind
+from chat.domain.persistence import BATCH_CONVERSATIONS
+from tests.support.fixtures import FAST_HASHER
+from tests.support.persist_cost import make_rooms
+
+
+@pytest.fixture
+async def rt(cluster_settings: Settings) -> AsyncIterator[Runtime]:
+    limits = replace(cluster_settings.limits, send_burst=10**6, send_rate_per_s=10**6)
+    runtime = await open_runtime(
+        replace(cluster_settings, sweep_interval_s=3600.0, limits=limits), hasher=FAST_HASHER
+    )
+    yield runtime
+    await runtime.close()
+
+
+async def _archived(rt: Runtime, cids: list[str]) -> None:
+    """Every conversation's archive holds its whole log: seq 1..last, once each, in order."""
+    deadline = time.monotonic() + 30
+    for cid in cids:
+        last = await rt.chat.messaging.last_seq(cid)
+        while await rt.chat.ports.archive.watermark(cid) < last:
+            assert time.monotonic() < deadline, f"{cid} was never archived"
+            await asyncio.sleep(0.05)
+        events = await rt.chat.ports.archive.events(cid, 0, 10_000)
+        assert [e.seq for e in events] == list(range(1, last + 1)), cid
+        logged = (await rt.chat.ports.log.read(cid, 0, 10_000)).events
+        assert [(e.seq, e.body) for e in events] == [(e.seq, e.body) for e in logged]
+
+
+async def _send(rt: Runtime, rooms: tuple[list[str], list[Principal]], per_room: int) -> None:
+    cids, senders = rooms
+    await asyncio.gather(
+        *(
+            rt.chat.messaging.send(who, cid, f"k{i}", f"{cid} #{i}")
+            for cid, who in zip(cids, senders, strict=True)
+            for i in range(per_room)
+        )
+    )
+
+
+def _worker(rt: Runtime) -> dramatiq.Worker:
+    worker = dramatiq.Worker(rt.broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    return worker
+
+
+async def test_a_burst_of_sends_queues_one_job_not_one_per_conversation(rt: Runtime) -> None:
+    rooms = await make_rooms(rt.chat, 20, 2)
+    worker = _worker(rt)
+    try:
+        before = rt.queue.enqueued
+        await _send(rt, rooms, 5)  # 100 sends in 20 conversations, all at once
+        await _archived(rt, rooms[0])
+        # The first send's job, and at most a couple of continuations for sends that landed
+        # while it ran (one per conversation before: 20 or more).
+        assert rt.queue.enqueued - before <= 3, rt.queue.enqueued - before
+    finally:
+        await asyncio.to_thread(worker.stop, 5000)
+
+
+async def test_concurrent_batch_jobs_archive_everything_once(rt: Runtime) -> None:
+    rooms = await make_rooms(rt.chat, 12, 2)
+    persister = rt.chat.messaging.persister
+
+    async def worker_loop(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await persister.run(None)  # as several worker threads would, side by side
+            await asyncio.sleep(0)
+
+    stop = asyncio.Event()
+    loops = [asyncio.create_task(worker_loop(stop)) for _ in range(3)]
+    try:
+        for _ in range(4):
+            await _send(rt, rooms, 5)
+        stop.set()
+        await asyncio.gather(*loops)
+    finally:
+        stop.set()
+        for task in loops:
+            task.cancel()
+    await persister.run(None)  # whatever the loops left dirty when they stopped
+    await _archived(rt, rooms[0])
+
+
+async def test_a_claim_lost_with_a_crashed_worker_is_recovered_by_the_sweep(rt: Runtime) -> None:
+    rooms = await make_rooms(rt.chat, 3, 2)
+    await _send(rt, rooms, 4)  # no worker yet: the job waits in the queue
+    # A worker took the dirty conversations and died before archiving them.
+    assert sorted(await rt.chat.ports.log.take_dirty(100)) == sorted(rooms[0])
+    worker = _worker(rt)
+    try:
+        await asyncio.to_thread(rt.broker.join, "persist", timeout=10_000)
+        marks = await rt.chat.ports.archive.watermarks(rooms[0])
+        assert set(marks.values()) == {0}, "archived without the sweep: nothing was tested"
+        await asyncio.to_thread(rt.actors.sweep.fn)
+        await _archived(rt, rooms[0])
+    finally:
+        await asyncio.to_thread(worker.stop, 5000)
+
+
+async def test_a_job_queued_by_the_previous_release_is_handed_to_the_batch_path(
+    rt: Runtime,
+) -> None:
+    """During a rolling upgrade an old sender queues `persist_conversation(cid)`."""
+    rooms = await make_rooms(rt.chat, 1, 2)
+    cid, who = rooms[0][0], rooms[1][0]
+    appended = await rt.chat.ports.log.append(
+        EventDraft(cid, EventKind.MESSAGE, who.user.id, "old", "from an old gateway")
+    )
+    # What an old gateway leaves: an event, no dirty mark, no schedule; its own job instead.
+    assert appended.persist_job is not None
+    await rt.chat.ports.log.release_persist(appended.persist_job)
+    assert await rt.chat.ports.log.take_dirty(10) == [cid]
+    worker = _worker(rt)
+    try:
+        await asyncio.to_thread(rt.actors.legacy_persist.send, cid)
+        await _archived(rt, [cid])
+    finally:
+        await asyncio.to_thread(worker.stop, 5000)
+
+
+async def test_a_backlog_brings_in_the_rest_of_the_pool(rt: Runtime) -> None:
+    """A take that comes back full queues one helper job, so more workers drain a backlog."""
+    rooms = await make_rooms(rt.chat, BATCH_CONVERSATIONS + 6, 1)
+    for cid, who in zip(*rooms, strict=True):
+        await rt.chat.messaging.send(who, cid, "k", "backlog")
+    before = rt.queue.enqueued
+    done = await rt.chat.messaging.persister.run(None)  # no worker: the helper stays queued
+    assert done.conversations == BATCH_CONVERSATIONS + 6
+    assert rt.queue.enqueued - before == 1, "no helper was queued for the backlog"
+    await _archived(rt, rooms[0])
