@@ -38,5 +38,8 @@ def cluster_broker(settings: Settings) -> dramatiq.Broker:
 def broker_and_queue(settings: Settings) -> tuple[dramatiq.Broker, DramatiqQueue]:
     """The queue is bound to the persist actor once the actors are registered."""
     if settings.backend is Backend.EMBEDDED:
-        return StubBroker(), DramatiqQueue(blocking_send=False)
+        # No linger: the in-process worker archives each burst at once (there is no MongoDB
+        # round trip to save), so search, which reads the archive, finds a message right
+        # after its ack, as it always has in embedded mode.
+        return StubBroker(), DramatiqQueue(blocking_send=False, linger_ms=0)
     return cluster_broker(settings), DramatiqQueue(blocking_send=True)

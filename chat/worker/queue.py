@@ -27,7 +27,7 @@ class DramatiqQueue:
     def __init__(self, *, blocking_send: bool, linger_ms: int = PERSIST_LINGER_MS) -> None:
         self._actor: Sendable | None = None
         self._blocking_send = blocking_send
-        self._linger_ms = linger_ms
+        self.linger_ms = linger_ms
         self.enqueued = 0
         """Batch jobs queued by this process (tests assert a burst of sends queues O(1))."""
 
@@ -37,7 +37,7 @@ class DramatiqQueue:
     async def persist_batch(self, token: str) -> None:
         if self._actor is None:
             raise RuntimeError("DramatiqQueue used before bind()")
-        actor, delay = self._actor, self._linger_ms or None
+        actor, delay = self._actor, self.linger_ms or None
         if self._blocking_send:
             # RedisBroker.enqueue is a blocking network call: keep it off the loop.
             await asyncio.to_thread(lambda: actor.send_with_options(args=(token,), delay=delay))
