@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class ConversationKind(StrEnum):
@@ -96,6 +98,21 @@ class Event:
     body: str
     target_seq: int | None
     ts: int  # milliseconds since the epoch, server clock
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Event:
+        """From its stored form (`frames.event_dict`'s keys: the log's frames, the archive's
+        documents). A missing `target_seq` is None: FerretDB may drop null fields."""
+        return cls(
+            d["conversation_id"],
+            d["seq"],
+            EventKind(d["kind"]),
+            d["sender_id"],
+            d["client_id"],
+            d["body"],
+            d.get("target_seq"),
+            d["ts"],
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,12 +173,17 @@ class Persister:
         await self._log.mark_dirty(cids)
         token = new_token()
         if await self._log.claim_persist(token, take_over=False):
-            try:
-                await self._queue.persist_batch(token)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self._log.release_persist(token)
-                raise
+            await self._queue_or_release(token)
+
+    async def _queue_or_release(self, token: str) -> None:
+        """Queue the batch job of the schedule `token` holds; if that fails, give the schedule
+        back so the next append (or sweep) claims it and queues one."""
+        try:
+            await self._queue.persist_batch(token)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._log.release_persist(token)
+            raise
 
     async def sweep(self) -> dict[str, int]:
         """The conversations whose archive lags their log, with their watermarks: marked dirty
@@ -194,10 +199,5 @@ class Persister:
             await self._log.mark_dirty(list(behind))
             token = new_token()
             await self._log.claim_persist(token, take_over=True)
-            try:
-                await self._queue.persist_batch(token)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self._log.release_persist(token)
-                raise
+            await self._queue_or_release(token)
         return behind

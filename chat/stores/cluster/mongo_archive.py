@@ -60,16 +60,7 @@ def _event_doc(ev: Event) -> Doc:
 
 
 def _event(d: Doc) -> Event:
-    return Event(
-        d["conversation_id"],
-        d["seq"],
-        EventKind(d["kind"]),
-        d["sender_id"],
-        d["client_id"],
-        d["body"],
-        d.get("target_seq"),  # FerretDB may drop null fields
-        d["ts"],
-    )
+    return Event.from_dict(d)
 
 
 def _message(d: Doc) -> Message:

@@ -53,7 +53,7 @@ import redis.asyncio as aioredis
 from chat.domain.channels import conversation_channel
 from chat.domain.errors import Unavailable
 from chat.domain.frames import event_frame
-from chat.domain.models import AppendResult, Event, EventDraft, EventKind, LogRange
+from chat.domain.models import AppendResult, Event, EventDraft, LogRange
 from chat.stores.cluster.redis_conn import redis_errors
 from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
 from chat.stores.cluster.redis_persist_signal import SCHEDULE_TTL_S, RedisPersistSignal
@@ -171,17 +171,7 @@ def _frame_template(draft: EventDraft) -> tuple[bytes, bytes]:
 
 
 def _event(frame: bytes) -> Event:
-    d = orjson.loads(frame)
-    return Event(
-        d["conversation_id"],
-        d["seq"],
-        EventKind(d["kind"]),
-        d["sender_id"],
-        d["client_id"],
-        d["body"],
-        d["target_seq"],
-        d["ts"],
-    )
+    return Event.from_dict(orjson.loads(frame))
 
 
 class RedisEventLog(RedisPersistSignal):

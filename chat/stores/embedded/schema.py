@@ -1,6 +1,20 @@
 """SQLite schema, created idempotently at open. Both files get every table; each store uses
 its own (accounts.db: users, conversations, sessions; messages.db: log and archive)."""
 
+_EVENT_COLUMNS = """\
+    conversation_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    sender_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    target_seq INTEGER,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+"""
+"""The columns of an event, in the order the positional INSERTs use: the log's rows and the
+archive's events are the same record."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
@@ -59,16 +73,7 @@ CREATE TABLE IF NOT EXISTS log_heads (
     trimmed_to INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS log (
-    conversation_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    sender_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    target_seq INTEGER,
-    ts INTEGER NOT NULL,
-    PRIMARY KEY (conversation_id, seq)
-);
+{event_columns});
 CREATE TABLE IF NOT EXISTS log_dedupe (
     conversation_id TEXT NOT NULL,
     sender_id TEXT NOT NULL,
@@ -82,16 +87,7 @@ CREATE TABLE IF NOT EXISTS log_dedupe (
 );
 
 CREATE TABLE IF NOT EXISTS archive_events (
-    conversation_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    sender_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    target_seq INTEGER,
-    ts INTEGER NOT NULL,
-    PRIMARY KEY (conversation_id, seq)
-);
+{event_columns});
 CREATE TABLE IF NOT EXISTS messages (
     conversation_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -109,4 +105,4 @@ CREATE TABLE IF NOT EXISTS watermarks (
     conversation_id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
 );
-"""
+""".replace("{event_columns}", _EVENT_COLUMNS)
