@@ -69,6 +69,7 @@ def mount_gateway(rt: Runtime) -> Rule:
                 origins_exclusive=bool(settings.allowed_origins),
                 drain_timeout_s=settings.drain_timeout_s,
                 draining=lambda: rt.draining,
+                membership=rt.membership,
             )
         )
         rt.on_drain(hub.drain)

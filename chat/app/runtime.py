@@ -22,6 +22,7 @@ from chat.app.readiness import Readiness
 from chat.config import Backend, Settings, embedded_secret
 from chat.domain.chat import Chat, build_chat
 from chat.domain.clock import Clock, system_clock
+from chat.domain.membership import MembershipCache
 from chat.domain.passwords import PasswordHasher
 from chat.domain.tokens import TokenIssuer
 from chat.metrics import Metrics
@@ -59,6 +60,9 @@ class Runtime:
     """Signs short-lived browser cookies (the OIDC login state); derived from the JWT key."""
     gateway: Gateway | None = None
     """The process's one WebSocket hub, built when /ws is first mounted (chat/app/http.py)."""
+    membership: MembershipCache = field(default_factory=MembershipCache)
+    """`chat.messaging`'s cache of "is a member"; inert (nobody watched, every check asks the
+    store) unless this process serves /ws, whose hub fills and invalidates it."""
     draining: bool = False
     _worker: dramatiq.Worker | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -146,6 +150,7 @@ async def open_runtime(
             opened = await open_cluster_ports(settings, queue, archive_optional=archive_optional)
         resources.push_async_callback(opened.close)
         metrics = Metrics()
+        membership = MembershipCache()
         chat = build_chat(
             timed_ports(opened.ports, metrics),
             limits=settings.limits,
@@ -154,6 +159,7 @@ async def open_runtime(
             clock=clock,
             refresh_ttl_s=settings.refresh_ttl_s,
             admins=settings.admins,
+            membership=membership,
         )
         actors = register_actors(
             broker, LoopRunner(loop), chat, clock, settings.retention_days, metrics
@@ -175,4 +181,5 @@ async def open_runtime(
         opened_resources,
         oidc=oidc,
         cookie_secret=cookie_secret,
+        membership=membership,
     )

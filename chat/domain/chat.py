@@ -8,6 +8,7 @@ from chat.domain.accounts import AccountService
 from chat.domain.clock import Clock
 from chat.domain.conversations import ConversationService
 from chat.domain.limits import Limits
+from chat.domain.membership import MembershipCache
 from chat.domain.messaging import MessagingService
 from chat.domain.passwords import PasswordHasher
 from chat.domain.ports import (
@@ -59,6 +60,7 @@ def build_chat(
     clock: Clock,
     refresh_ttl_s: int,
     admins: frozenset[str],
+    membership: MembershipCache | None = None,
 ) -> Chat:
     messaging = MessagingService(
         ports.conversations,
@@ -68,6 +70,7 @@ def build_chat(
         ports.queue,
         ports.limiter,
         limits,
+        membership,
     )
     return Chat(
         ports=ports,

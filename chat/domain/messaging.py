@@ -24,6 +24,7 @@ from chat.domain.errors import Forbidden, InvalidRequest, NotFound, RateLimited,
 from chat.domain.frames import encode
 from chat.domain.history import ArchiveBreaker, ArchiveDown, HistoryPage, choose, fold
 from chat.domain.limits import Limits
+from chat.domain.membership import MembershipCache, MembershipCheck
 from chat.domain.models import (
     AppendResult,
     Event,
@@ -64,8 +65,10 @@ class MessagingService:
         queue: JobQueue,
         limiter: RateLimiter,
         limits: Limits,
+        membership: MembershipCache | None = None,  # a gateway's (chat/domain/membership.py)
     ) -> None:
         self._conversations = conversations
+        self._members = MembershipCheck(conversations, membership)
         self._log = log
         self._archive = archive
         self._bus = bus
@@ -78,7 +81,7 @@ class MessagingService:
 
     async def require_member(self, conversation_id: object, user_id: str) -> str:
         cid = validation.identifier(conversation_id, "conversation_id")
-        if not await self._conversations.is_member(cid, user_id):
+        if not await self._members.is_member(cid, user_id):
             # Existence of conversations one is not in is not revealed.
             raise Forbidden("you are not a member of this conversation", code="not_member")
         return cid

@@ -213,7 +213,10 @@ class MessageArchive(Protocol):
 
 
 class Listener(Protocol):
-    """Receives what a bus subscription delivers. Called on the subscriber's event loop."""
+    """Receives what a bus subscription delivers. Called on the subscriber's event loop.
+
+    A listener may also define `on_disconnect()`: called when the connection is lost, before
+    the `on_reset` that follows the resubscription (the gateway drops its membership cache)."""
 
     def on_message(self, channel: str, payload: bytes) -> None: ...
 

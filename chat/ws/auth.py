@@ -35,6 +35,7 @@ async def authenticate(s: Session, frame: dict[str, Any]) -> None:
     cids = await deps.conversations.conversation_ids_for_user(user_id)
     s.channels = [user_channel(user_id)]
     await s.hub.join(s, s.channels)
+    s.watch_membership()  # subscribed: a removal's `left` frame reaches this process now
     # Reconnecting clients give their positions in the auth frame, so their cursors start
     # there before any live event can be written: the gap is replayed first, in order.
     resumed = {cid: seq for cid, seq in resume.items() if cid in cids}

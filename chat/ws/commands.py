@@ -142,12 +142,16 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
 
 def _close(s: Session, frame: Frame) -> None:
     """Logout, token reuse or a disabled user: this user's sockets, or one session's, close."""
+    s.deps.membership.forget_user(s.who.user.id)  # a disabled user's answers go at once
     code = close_for_control(frame, s.who.session_id)
     if code is not None:
         s.close_with(code)
 
 
 def _joined(s: Session, frame: Frame) -> None:
+    # Not remembered from the frame: a `joined` overtaken by a later `left` from another API
+    # process would make a stale entry; the next check asks the store.
+    s.deps.membership.forget(frame["conversation"]["id"], s.who.user.id)
     s.hub.spawn(_subscribe_joined(s, frame["conversation"]))
 
 
@@ -161,6 +165,9 @@ async def _subscribe_joined(s: Session, conversation: dict[str, Any]) -> None:
 
 
 def _left(s: Session, frame: Frame) -> None:
+    # Synchronously, as the bus delivers the frame: a send read after this point asks the
+    # store and is refused (the staleness bound of chat/domain/membership.py).
+    s.deps.membership.forget(frame["conversation_id"], s.who.user.id)
     s.hub.spawn(_unsubscribe_left(s, frame["conversation_id"]))
 
 

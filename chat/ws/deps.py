@@ -10,11 +10,12 @@ small in-memory fakes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from chat.domain.accounts import Principal
 from chat.domain.limits import Limits
+from chat.domain.membership import MembershipCache
 from chat.domain.messaging import Replay
 from chat.domain.models import AppendResult
 from chat.domain.ports import Bus
@@ -85,3 +86,6 @@ class GatewayDeps:
     """How long `Gateway.drain` waits for clients to go after asking them to (1012)."""
     draining: Callable[[], bool]
     """True once the process drains (SIGTERM): periodic work stops rescheduling itself."""
+    membership: MembershipCache = field(default_factory=MembershipCache)
+    """The one `messaging` checks first: the gateway says whose answers it may keep (users with
+    a socket here) and drops them on `left`/`joined`/`close` and bus gaps (membership.py)."""

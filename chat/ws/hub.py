@@ -115,9 +115,14 @@ class Gateway:
     def on_reset(self) -> None:
         """The bus may have dropped messages: every socket re-reads its conversations' logs."""
         self.deps.metrics.bus_resets.inc()
+        self.deps.membership.clear()  # `left` frames may be among the missed: ask the store
         for h in tuple(self.sockets):
             for cid in tuple(h.cursors.cursors):
                 h.cursors.fill(cid)
+
+    def on_disconnect(self) -> None:
+        """The bus connection is lost: until `on_reset`, removals would go unheard."""
+        self.deps.membership.suspend()
 
     # -- routing --------------------------------------------------------------------------
     async def join(self, member: Member, channels: list[str]) -> None:

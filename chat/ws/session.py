@@ -106,6 +106,7 @@ class Session:
         self._timers: dict[str, Timer] = {}
         self.beat: asyncio.Task[None] | None = None  # a presence heartbeat under way
         self._registered = False  # counted as a connection, in the hub's sockets
+        self._watching = False  # counted in the membership cache's watchers
 
     # -- state ----------------------------------------------------------------------------
     def move(self, to: SessionState) -> None:
@@ -164,6 +165,14 @@ class Session:
         self.deps.metrics.connections.inc()
         self.deps.metrics.connects.inc()
 
+    def watch_membership(self) -> None:
+        """The user's channel is subscribed: this process now hears the user's `left` and
+        `close` frames, so the membership cache may keep answers for this user until the
+        socket goes (chat/domain/membership.py). Not once closing: `closed` would not undo it."""
+        if not self.closing and not self._watching:
+            self._watching = True
+            self.deps.membership.watch(self.who.user.id)
+
     def close_with(self, code: CloseCode) -> None:
         """Close the socket with `code` (once: later reasons to close change nothing)."""
         if self.closing:
@@ -183,6 +192,9 @@ class Session:
         if self.beat is not None:
             self.beat.cancel()  # a beat after the disconnect would keep a stale presence key
         self.cursors.cancel()
+        if self._watching:  # before the user's channel may be unsubscribed (`_cleanup`)
+            self._watching = False
+            self.deps.membership.unwatch(self.who.user.id)
         if self._registered:
             self.hub.forget(self)
             self.deps.metrics.connections.dec()

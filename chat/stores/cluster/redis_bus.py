@@ -228,6 +228,7 @@ class RedisSubscription:
             # Whatever was published while we were not connected is gone for us: the listener
             # hears it once the next connection is subscribed.
             self._reset_owed = True
+            self._disconnected()
 
     async def _read_until_broken(self) -> None:
         conn = self._conn
@@ -255,6 +256,18 @@ class RedisSubscription:
                 return
             with contextlib.suppress(*REDIS_ERRORS):
                 await conn.send_command("PING")
+
+    def _disconnected(self) -> None:
+        """Optional listener hook, at the moment the gap opens: what is kept only while
+        subscribed (the gateway's membership cache, chat/domain/membership.py) must go now,
+        not at `on_reset`, since a removal published meanwhile is never heard."""
+        hook = getattr(self._listener, "on_disconnect", None)
+        if hook is None:
+            return
+        try:
+            hook()
+        except Exception:
+            log.exception("listener.on_disconnect failed")
 
     def _dispatch(self, reply: object) -> None:
         if reply == RESUBSCRIBED:  # PING's reply on a connection with no subscriptions
