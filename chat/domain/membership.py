@@ -25,10 +25,9 @@ The rules that keep it correct (the gateway keeps them, chat/ws/):
 Staleness bound: a removed member's sends are refused once the `left` frame reaches this
 process (one pub/sub hop after the removal's commit, as for the unsubscription that stops their
 deliveries), and in any case within `max_age_s` of the entry being filled. A frame whose check
-passed before that may still be appended, as without the cache. One narrower edge is left to
-`max_age_s` too: a second socket of a user whose first socket's SUBSCRIBE is still unconfirmed
-is watched at once (the hub subscribes a channel once per process), so for that moment a
-`left` could go unheard.
+passed before that may still be appended, as without the cache. A user's second socket is
+watched only once the user channel's SUBSCRIBE is confirmed, also when the first socket's is
+still on its way (`Gateway.join` waits for it), so no `left` can go unheard in between.
 
 Not filled from the conversation list at auth, only on use: an idle socket costs no entries
 (idle memory per socket is a tracked figure, docs/performance.md).

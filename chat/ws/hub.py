@@ -62,6 +62,8 @@ class Gateway:
         self.routes: dict[str, set[Member]] = {}
         self.sockets: set[Member] = set()
         self._subscription: Any = None
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
+        """Channels whose SUBSCRIBE is on its way, with the call confirming it."""
         self._starting: asyncio.Lock | None = None
         self._emptied = asyncio.Event()
         self.frames = FrameCache()
@@ -126,14 +128,35 @@ class Gateway:
 
     # -- routing --------------------------------------------------------------------------
     async def join(self, member: Member, channels: list[str]) -> None:
-        new = []
+        """Route `channels` to `member`; returns once the bus confirmed every one of them is
+        subscribed, also when another member's SUBSCRIBE for it is still on its way (a user's
+        second socket must not count as watching its user channel before anything published
+        there can reach this process: the membership cache relies on it)."""
+        new: list[str] = []
+        waits: set[asyncio.Future[None]] = set()
         for channel in channels:
             subs = self.routes.setdefault(channel, set())
             if not subs:
                 new.append(channel)
+            elif (pending := self._subscribing.get(channel)) is not None:
+                waits.add(pending)
             subs.add(member)
         if new:
-            await self._subscription.subscribe(new)
+            confirm = asyncio.ensure_future(self._subscription.subscribe(new))
+            for channel in new:
+                self._subscribing[channel] = confirm
+            confirm.add_done_callback(lambda _: self._subscribed(new, confirm))
+            waits.add(confirm)
+        # Shielded: a member that goes away meanwhile must not cancel the others' SUBSCRIBE.
+        for wait in waits:
+            await asyncio.shield(wait)
+
+    def _subscribed(self, channels: list[str], confirm: asyncio.Future[None]) -> None:
+        if not confirm.cancelled():
+            confirm.exception()  # retrieved: each joiner still gets it from its own await
+        for channel in channels:
+            if self._subscribing.get(channel) is confirm:
+                del self._subscribing[channel]
 
     async def leave(self, member: Member, channels: list[str]) -> None:
         gone = []

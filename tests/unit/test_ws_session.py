@@ -389,7 +389,10 @@ async def test_joined_and_left_control_frames_subscribe_and_unsubscribe() -> Non
     w.messaging.members["c2"].add("bob")
     conversation = {"id": "c2", "title": "new"}
     await w.bus.publish(user_channel("bob"), control_frame("joined", conversation=conversation))
-    await asyncio.sleep(0)
+    for _ in range(200):  # the subscription is made in the background: a few loop turns
+        if t.of("conversation"):
+            break
+        await asyncio.sleep(0)
     assert t.of("conversation") == [
         {"type": "conversation", "conversation": conversation, "last_seq": 0}
     ]
