@@ -160,13 +160,13 @@ def settings_for(args: argparse.Namespace, env: Mapping[str, str] | None = None)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from chat.server import serve
+    from chat.server import run, serve
 
     settings = settings_for(args)
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "dev":
         url = f"http://{settings.host}:{settings.port}/"
-        asyncio.run(
+        run(
             serve(
                 settings,
                 api=True,
@@ -174,11 +174,12 @@ def _run(args: argparse.Namespace) -> int:
                 web=True,
                 worker=True,
                 banner=f"chatcluster {__version__} running at {url}",
-            )
+            ),
+            settings.event_loop,
         )
         return 0
     if args.command in ("api", "ws"):
-        asyncio.run(
+        run(
             serve(
                 settings,
                 api=args.command == "api",
@@ -188,7 +189,8 @@ def _run(args: argparse.Namespace) -> int:
                 banner=f"chatcluster {args.command} on :{settings.port}"
                 + (f", metrics on :{settings.metrics_port}" if settings.metrics_port else "")
                 + (f" (pod {settings.pod_name})" if settings.pod_name else ""),
-            )
+            ),
+            settings.event_loop,
         )
         return 0
     if args.command == "worker":

@@ -40,6 +40,7 @@ def env(name: str) -> dict[str, str]:
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+EVENT_LOOPS = ("uvloop", "asyncio")
 KEY_PREFIX_PATTERN = re.compile(r"^[-_:.a-zA-Z0-9]{0,64}$")
 """Letters, digits and `-_:.`: no `{`/`}`, which would break the keys' Redis Cluster hash tags;
 the CRD's `spec.redis.keyPrefix` has the same pattern."""
@@ -121,6 +122,9 @@ class Settings:
     """`text` (human-readable lines) or `json` (one object per line, with request, connection,
     user and conversation ids where they apply; chat/logs.py). Text by default: people read
     logs on a laptop; a log pipeline asks for JSON."""
+    event_loop: str = field(default="uvloop", metadata=env("CHAT_EVENT_LOOP"))
+    """`uvloop` (libuv's event loop: less CPU per frame on the gateway's delivery path) or
+    `asyncio` (the standard library's), for the API, gateway and `dev` processes."""
     pod_name: str = field(default="", metadata=env("CHAT_POD_NAME"))
     """This pod's name (the operator sets it from `metadata.name`); shown in the start-up line so
     a log names the pod it came from. Empty outside Kubernetes."""
@@ -238,6 +242,11 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(
             f"{ENV['log_format']}={settings.log_format!r} is invalid: expected one of "
             + ", ".join(LOG_FORMATS)
+        )
+    if settings.event_loop not in EVENT_LOOPS:
+        raise ConfigError(
+            f"{ENV['event_loop']}={settings.event_loop!r} is invalid: expected one of "
+            + ", ".join(EVENT_LOOPS)
         )
     if not KEY_PREFIX_PATTERN.match(settings.redis_key_prefix):
         raise ConfigError(

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import tornado.httpserver
+import uvloop
 
 from chat.app.http import make_app, make_metrics_app
 from chat.app.runtime import Runtime, open_runtime
@@ -72,10 +75,21 @@ async def start(
     return Running(rt, server, metrics)
 
 
+def run(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """Run `main` on the event loop `CHAT_EVENT_LOOP` names (`uvloop` or `asyncio`)."""
+    factory = uvloop.new_event_loop if event_loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
 async def serve(
     settings: Settings, *, api: bool, gateway: bool, web: bool, worker: bool, banner: str = ""
 ) -> None:
     running = await start(settings, api=api, gateway=gateway, web=web, worker=worker)
+    loop = asyncio.get_running_loop()
+    log.info(
+        "serving on the %s event loop", "uvloop" if isinstance(loop, uvloop.Loop) else "asyncio"
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -61,12 +61,13 @@ def test_cluster_parts_refuse_to_start_without_dependencies() -> None:
     assert "POSTGRES_DSN" in out.stderr
 
 
-def _start_dev(data: Path, port: int) -> subprocess.Popen[str]:
+def _start_dev(data: Path, port: int, **env: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [*PY, "dev", "--data-dir", str(data), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **env} if env else None,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -108,6 +109,7 @@ def test_dev_serves_and_keeps_data_across_restart(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert f"running at http://127.0.0.1:{port}/" in out
+    assert "serving on the uvloop event loop" in out  # CHAT_EVENT_LOOP's default
     proc = _start_dev(tmp_path, port)
     try:
         # Same data directory: the signing key, the session and the message are all still there.
@@ -117,6 +119,24 @@ def test_dev_serves_and_keeps_data_across_restart(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_event_loop_is_chosen_by_chat_event_loop(tmp_path: Path) -> None:
+    port = free_port()
+    proc = _start_dev(tmp_path, port, CHAT_EVENT_LOOP="asyncio")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "serving on the asyncio event loop" in out
+    refused = subprocess.run(
+        [*PY, "dev", "--data-dir", str(tmp_path), "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CHAT_EVENT_LOOP": "tokio"},
+    )
+    assert refused.returncode != 0
+    assert "CHAT_EVENT_LOOP='tokio' is invalid" in refused.stderr
 
 
 async def test_sigterm_drains_sockets_with_1012(tmp_path: Path) -> None:
