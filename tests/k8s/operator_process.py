@@ -109,12 +109,18 @@ class OperatorProcess:
         path = self._logdir / f"{self.identity}-{self._starts}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def metric(self, name: str, labels: str = "") -> float:
-        """Sum of a metric's samples whose label set contains ``labels``."""
+    def scrape(self) -> str:
+        """One scrape of the operator's /metrics: several figures taken from the same scrape
+        are consistent with each other (separate scrapes may straddle a request)."""
         with urllib.request.urlopen(
             f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
         ) as resp:
-            text = resp.read().decode()
+            return str(resp.read().decode())
+
+    def metric(self, name: str, labels: str = "", *, text: str | None = None) -> float:
+        """Sum of a metric's samples whose label set contains ``labels`` (in ``text``, one
+        earlier scrape, or a fresh one)."""
+        text = self.scrape() if text is None else text
         total = 0.0
         for match in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.M):
             if labels in (match.group(1) or ""):
