@@ -155,3 +155,8 @@ def test_devcluster_refuses_bad_process_counts_before_starting_anything() -> Non
     )
     assert out.returncode == 2
     assert "--gateways and --workers must be 1..16" in out.stderr
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)

@@ -5,13 +5,22 @@ from __future__ import annotations
 import socket
 import urllib.request
 
+_HANDED_OUT: set[int] = set()
+"""Ports this process gave out: the kernel may offer a port again once the probe socket is
+closed, before the server it was meant for has bound it (a CI run saw a gateway's metrics
+port taken by its neighbour: `Address already in use`)."""
+
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the kernel's pick; a race with another process
-    is possible but has not been seen on loopback)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on 127.0.0.1 right now and not handed out before by this process (a
+    race with another process is still possible, and has not been seen on loopback)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def tcp_open(port: int) -> bool:
