@@ -9,6 +9,9 @@ import pytest
 
 from chat.config import Settings
 from chat.stores.cluster import ClusterPorts, open_cluster_ports
+from chat.stores.cluster.redis_bus import RedisBus
+from chat.stores.cluster.redis_conn import make_client
+from tests.servers import RedisServer
 
 HERE = Path(__file__).parent
 
@@ -38,3 +41,15 @@ async def cluster(cluster_settings: Settings) -> AsyncIterator[ClusterPorts]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+async def bus(private_redis: RedisServer) -> AsyncIterator[RedisBus]:
+    """A RedisBus on a Redis of its own (tests that kill or restart it)."""
+    client = make_client(private_redis.url)
+    bus = RedisBus(client, private_redis.url)
+    try:
+        yield bus
+    finally:
+        await bus.close()
+        await client.aclose()

@@ -6,12 +6,8 @@ and a listener without the hook is served as before."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
 
 from chat.stores.cluster.redis_bus import RedisBus
-from chat.stores.cluster.redis_conn import make_client
 from tests.cluster.helpers import Collector, eventually
 from tests.servers import RedisServer
 
@@ -27,17 +23,6 @@ class Recorder(Collector):
     def on_reset(self) -> None:
         super().on_reset()
         self.order.append("reset")
-
-
-@pytest.fixture
-async def bus(private_redis: RedisServer) -> AsyncIterator[RedisBus]:
-    client = make_client(private_redis.url)
-    bus = RedisBus(client, private_redis.url)
-    try:
-        yield bus
-    finally:
-        await bus.close()
-        await client.aclose()
 
 
 async def test_disconnect_is_told_at_once_and_before_the_reset(

@@ -6,27 +6,13 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 import redis
 
 from chat.stores.cluster.redis_bus import RedisBus
-from chat.stores.cluster.redis_conn import make_client
 from chat.stores.cluster.redis_keys import DEFAULT_KEYS
 from tests.cluster.helpers import Collector, eventually
 from tests.servers import RedisServer
-
-
-@pytest.fixture
-async def bus(private_redis: RedisServer) -> AsyncIterator[RedisBus]:
-    client = make_client(private_redis.url)
-    bus = RedisBus(client, private_redis.url)
-    try:
-        yield bus
-    finally:
-        await bus.close()
-        await client.aclose()
 
 
 def _channel() -> str:
