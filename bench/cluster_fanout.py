@@ -60,6 +60,7 @@ from embedded_fanout import (
     stop_server,
 )
 
+from bench.procstats import tree
 from tools.devcluster.cluster import AppCluster, Backing
 from tools.devcluster.servers import Services
 from tools.harness.net import free_port
@@ -68,27 +69,10 @@ from tools.harness.versions import ferretdb_binary
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_pids(root: int) -> list[int]:
-    """`root` and all its descendants (PostgreSQL forks a process per connection)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = (entry / "stat").read_text()
-                ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
-
-
 def cpu_of(pids: list[int]) -> float:
     total = 0.0
     for root in pids:
-        for pid in tree_pids(root):
+        for pid in tree([root]):
             with contextlib.suppress(OSError):
                 total += proc_cpu_s(pid)
     return total

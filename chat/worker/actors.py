@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import dramatiq
 
@@ -102,25 +103,25 @@ def register_actors(
         dropped = runner.run(lambda: chat.ports.archive.delete_older_than(cutoff))
         log.info("retention dropped %d messages", dropped)
 
+    # Both persistence actors retry alike: backoff doubles from 0.5 s to 30 s, for an hour.
+    persist_retries: dict[str, Any] = {
+        "queue_name": PERSIST_QUEUE,
+        "max_retries": PERSIST_MAX_RETRIES,
+        "min_backoff": 500,
+        "max_backoff": 30_000,
+        "max_age": 3_600_000,
+    }
     return Actors(
         persist=dramatiq.actor(
             broker=broker,
             actor_name="persist_batch",
-            queue_name=PERSIST_QUEUE,
-            max_retries=PERSIST_MAX_RETRIES,
-            min_backoff=500,
-            max_backoff=30_000,
-            max_age=3_600_000,
             time_limit=120_000,
+            **persist_retries,
         )(persist_batch),
         legacy_persist=dramatiq.actor(
             broker=broker,
             actor_name="persist_conversation",
-            queue_name=PERSIST_QUEUE,
-            max_retries=PERSIST_MAX_RETRIES,
-            min_backoff=500,
-            max_backoff=30_000,
-            max_age=3_600_000,
+            **persist_retries,
         )(persist_conversation),
         sweep=dramatiq.actor(
             broker=broker,
