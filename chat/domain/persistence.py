@@ -189,6 +189,9 @@ class Persister:
         """The conversations whose archive lags their log, with their watermarks: marked dirty
         again and a batch job queued for them, taking the schedule over (whatever held it may
         have crashed; if it did not, it ends when it sees the schedule is no longer its)."""
+        settled = await self._log.settle()
+        if settled:
+            log.warning("committed events left uncommitted by their writer in %s", settled)
         cids = await self._log.backlog()
         marks = await self._archive.watermarks(cids) if cids else {}
         behind: dict[str, int] = {}

@@ -107,8 +107,10 @@ class EventLog(Protocol):
     Guarantees, all tested by the contract suite:
     - `append` is atomic: deduplicate on (conversation, sender, client_id), assign the next
       `seq` (1, 2, 3, ... with no gaps), store durably, and publish the event's frame on the
-      conversation's bus channel, in that order and as one step, so subscribers see events in
-      `seq` order. The caller may ack the sender once `append` returns.
+      conversation's bus channel, in that order, so subscribers see events in `seq` order. The
+      caller may ack the sender once `append` returns. An event is never read or published
+      before it is as durable as an ack promises (with Redis replicas: on them, see
+      docs/cluster.md "Acked means replicated"), so nothing a reader saw can vanish.
     - A duplicate returns the original event with `duplicate=True` and publishes nothing.
     - `read` returns events with seq > `after_seq` in order; `complete` is False when the start of
       that range is no longer held (trimmed), never a silent gap.
@@ -137,6 +139,12 @@ class EventLog(Protocol):
 
     async def backlog(self) -> list[str]:
         """Conversations whose log holds events, for the sweep that archives forgotten ones."""
+        ...
+
+    async def settle(self) -> list[str]:
+        """For the sweep: announce events a writer left written but unannounced (a log that
+        commits only once replicas hold an event, and a writer that died in between). The
+        conversations whose commit point moved; a log without that step returns []."""
         ...
 
     # The persistence signal (chat/domain/persistence.py). `append` itself adds the

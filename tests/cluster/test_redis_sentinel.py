@@ -7,18 +7,25 @@ three Sentinels (tests/servers.py `SentinelGroup`).
   send from another client (another gateway) is not acked either, although it is a dedupe hit
   (WAIT only covers the calling connection's own last write, here older than the original; the
   script's no-op rewrite makes it cover the original).
+- Nothing the replica lacks is read or published: an event whose WAIT failed is invisible to
+  `read`, `last_seq` and subscribers until it is committed (a failover may drop it and give its
+  seq to another message, so anyone who saw it would hold a message history lacks); the
+  sweep's `settle` commits one whose writer never came back.
 - The ack latency cost of WAIT, printed (numbers, not a timed assertion)."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
+from chat.domain.channels import conversation_channel
 from chat.domain.errors import Unavailable
 from chat.domain.models import Event, EventDraft, EventKind
 from chat.stores.cluster.redis_conn import RedisTarget, make_client
@@ -99,6 +106,86 @@ async def test_nothing_is_acked_while_the_replica_lags(
     again = await logs[1].append(draft)
     assert again.duplicate and again.event.seq == 2
     assert len(_on(replica, cid)) == 2
+
+
+class Channel:
+    """A raw subscriber on a conversation's channel, on the primary itself."""
+
+    def __init__(self, group: SentinelGroup, cid: str) -> None:
+        self.name = DEFAULT_KEYS.channel(conversation_channel(cid))
+        self.client = make_client(_target(group))
+        self.pubsub = self.client.pubsub()
+
+    async def __aenter__(self) -> Channel:
+        await self.pubsub.subscribe(self.name)
+        await self.pubsub.get_message(timeout=5)  # the subscribe confirmation
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pubsub.aclose()
+        await self.client.aclose()
+
+    async def published_so_far(self) -> list[int]:
+        """Seqs published on the channel before now: everything up to a probe published now."""
+        await self.client.publish(self.name, b"probe")
+        seqs: list[int] = []
+        async with asyncio.timeout(5):
+            while True:
+                message = await self.pubsub.get_message(timeout=5)
+                if message is None or message["type"] != "message":
+                    continue
+                if message["data"] == b"probe":
+                    return seqs
+                seqs.append(Event.from_dict(orjson.loads(message["data"])).seq)
+
+
+async def test_an_event_the_replica_lacks_is_neither_read_nor_published(
+    redis_sentinel_group: SentinelGroup, logs: list[RedisEventLog]
+) -> None:
+    cid = f"c_{uuid.uuid4().hex}"
+    draft = EventDraft(cid, EventKind.MESSAGE, "u", "once", "hello")
+    async with Channel(redis_sentinel_group, cid) as channel:
+        await logs[0].append(EventDraft(cid, EventKind.MESSAGE, "u", "warm", "x"))
+        replica = _replica(redis_sentinel_group)
+        assert replica.proc is not None
+        replica.proc.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(Unavailable, match="replicas"):
+                await logs[0].append(draft)
+            # Written on the primary, but a failover now may drop it: nobody may see it.
+            assert [e.seq for e in (await logs[1].read(cid, 0, 10)).events] == [1]
+            assert await logs[1].last_seq(cid) == 1
+            assert await channel.published_so_far() == [1]
+        finally:
+            replica.proc.send_signal(signal.SIGCONT)
+        again = await logs[1].append(draft)
+        assert again.duplicate and again.event.seq == 2
+        assert [e.seq for e in (await logs[0].read(cid, 0, 10)).events] == [1, 2]
+        assert await channel.published_so_far() == [2]  # once, after the replica had it
+
+
+async def test_settle_commits_an_event_its_writer_left_behind(
+    redis_sentinel_group: SentinelGroup, logs: list[RedisEventLog]
+) -> None:
+    """The sender got `Unavailable` and never retried (or its process died after WAIT): the
+    event is on the primary and, once the replica is back, on the replica too; the sweep's
+    `settle` announces it."""
+    cid = f"c_{uuid.uuid4().hex}"
+    async with Channel(redis_sentinel_group, cid) as channel:
+        replica = _replica(redis_sentinel_group)
+        assert replica.proc is not None
+        replica.proc.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(Unavailable, match="replicas"):
+                await logs[0].append(EventDraft(cid, EventKind.MESSAGE, "u", "left", "x"))
+            assert await logs[1].settle() == []  # the replica still lacks it: not yet
+        finally:
+            replica.proc.send_signal(signal.SIGCONT)
+        assert await logs[1].last_seq(cid) == 0
+        assert cid in await logs[1].settle()
+        assert await logs[1].last_seq(cid) == 1
+        assert await channel.published_so_far() == [1]
+        assert await logs[0].settle() == []  # nothing left
 
 
 async def test_wait_ack_latency_cost(redis_sentinel_group: SentinelGroup) -> None:

@@ -2,8 +2,10 @@
 
 Keys (built by redis_keys.py; shown with the default prefix `chat:`), all in the
 conversation's Redis Cluster slot (`{cid}` hash tag):
-- `chat:log:{cid}:head`   hash: `seq` (last assigned), `trimmed` (events <= it are gone),
-                          `restored` (set when the head was rebuilt from the archive)
+- `chat:log:{cid}:head`   hash: `seq` (last assigned), `committed` (events <= it may be read
+                          and published; below `seq` only while replicas are awaited),
+                          `trimmed` (events <= it are gone), `restored` (set when the head was
+                          rebuilt from the archive)
 - `chat:log:{cid}:stream` stream; entry id `<seq>-0`, field `f` = the exact event frame bytes,
                           field `a` = the id of the `append` call that wrote it
 - `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq
@@ -15,7 +17,8 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
 
 Guarantees and where they are kept:
 - Atomic dedupe + seq + append + publish: one Lua script (`_APPEND`). Redis runs a script
-  without interleaving any other command, so PUBLISH order equals seq order on each channel.
+  without interleaving any other command, so PUBLISH order equals seq order on each channel
+  (with replicas required the publish moves to `_COMMIT`, below, which keeps that order).
 - `duplicate` means the sender sent twice: each `append` call passes a fresh attempt id, kept
   with the event, so when redis-py re-sends the script after a dropped connection (its retry on
   `ConnectionError`/`TimeoutError`) and the first run had gone through, the re-run finds its own
@@ -35,6 +38,14 @@ Guarantees and where they are kept:
   and is deduplicated). So an acked message survives a failover to any of those replicas. A
   dedupe hit rewrites its dedupe field (a no-op that is replicated) so that WAIT then covers
   the original write too: WAIT only waits for the calling connection's own last write.
+- Nothing unreplicated is seen (`min_replicas` > 0): the append script then writes the event
+  without publishing it, and reads stop at `committed`. Only after WAIT does `_COMMIT` move
+  `committed` up to the event and publish every frame it passes; replication is one ordered
+  stream, so the replicas holding this write hold every earlier one too. A failover can drop
+  an unreplicated event and reuse its seq, but nobody read it, so no reader holds a message
+  history lacks. Commits run one at a time and publish only above the last commit point, so
+  PUBLISH order stays seq order. A writer that died between WAIT and commit leaves its event
+  unannounced until the next append's commit passes it or the sweep's `settle` commits it.
 - No seq reuse after Redis loses its data: a missing head is never created by the append script
   itself; the caller rebuilds it from the archive's watermark first (`_ensure_head`), and marks
   everything up to it as trimmed so `read` reports those ranges incomplete instead of empty.
@@ -97,9 +108,15 @@ local ts = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
 local frame = prefix .. seq .. middle .. ts .. '}'
 -- XADD first: if it fails nothing else has been written (scripts do not roll back).
 redis.call('XADD', stream, seq .. '-0', 'f', frame, 'a', attempt)
-redis.call('HSET', head, 'seq', seq)
 redis.call('HSET', dedupe, field, seq)
 redis.call('ZADD', dedupe_ts, ts, field)
+if ARGV[8] == '1' then
+  -- Replicas required: the event stays unannounced (unread, unpublished, not dirty) until the
+  -- caller's WAIT counted the replicas and `_COMMIT` ran.
+  redis.call('HSET', head, 'seq', seq)
+  return {1, seq, ts, false}
+end
+redis.call('HSET', head, 'seq', seq, 'committed', seq)
 redis.call('PUBLISH', channel, frame)
 -- The persistence signal, in the same atomic step: dirty since this event (kept if already
 -- dirty), and the schedule claimed with this call's attempt id when no job holds it.
@@ -109,18 +126,57 @@ if redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then job = attempt
 return {1, seq, ts, job}
 """
 
+COMMIT_PUBLISH_MAX = 64
+"""At most this many frames are published by one commit (the newest); a gateway that sees a
+seq gap refills the rest from the log (chat/ws/delivery.py)."""
+
+_COMMIT = """
+local head, stream, dirty, scheduled = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local seq, channel, cid, ttl, attempt = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local raw = redis.call('HGET', head, 'committed')
+-- A head written before `committed` existed: everything below this event is committed.
+local committed = raw and tonumber(raw) or (seq - 1)
+local job = false
+if seq > committed then
+  redis.call('HSET', head, 'committed', ARGV[1])
+  -- Every frame between the old and the new commit point, in seq order: commits run one at a
+  -- time, each publishes only above the last, so PUBLISH order is seq order on the channel.
+  local from = math.max(committed + 1, seq - tonumber(ARGV[7]) + 1)
+  for _, e in ipairs(redis.call('XRANGE', stream, from .. '-0', ARGV[1] .. '-0')) do
+    redis.call('PUBLISH', channel, e[2][2])
+  end
+  if ARGV[6] == '1' then
+    local now = redis.call('TIME')
+    local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+    redis.call('ZADD', dirty, 'NX', ms, cid)
+    if redis.call('SET', scheduled, attempt, 'NX', 'EX', ttl) then job = attempt end
+  end
+end
+if ARGV[6] == '1' and not job and redis.call('GET', scheduled) == attempt then job = attempt end
+return job
+"""
+
+_TOUCH_HEAD = """
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if not seq then return false end
+redis.call('HSET', KEYS[1], 'seq', seq)
+return seq
+"""
+
 
 _ENSURE_HEAD = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'trimmed', ARGV[1])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'trimmed', ARGV[1], 'committed', ARGV[1])
 if tonumber(ARGV[1]) > 0 then redis.call('HSET', KEYS[1], 'restored', ARGV[1]) end
 return 1
 """
 
 _READ = """
-local head = redis.call('HMGET', KEYS[1], 'seq', 'trimmed')
+local head = redis.call('HMGET', KEYS[1], 'seq', 'trimmed', 'committed')
 if not head[1] then return {-1} end
-local entries = redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])
+-- Only committed events are read: one not yet on the replicas may vanish in a failover.
+local upto = (head[3] or head[1]) .. '-0'
+local entries = redis.call('XRANGE', KEYS[2], ARGV[1], upto, 'COUNT', ARGV[2])
 local frames = {}
 for i, e in ipairs(entries) do frames[i] = e[2][2] end
 return {tonumber(head[2]), frames}
@@ -197,24 +253,34 @@ class RedisEventLog(RedisPersistSignal):
         self._ensure = client.register_script(_ENSURE_HEAD)
         self._read = client.register_script(_READ)
         self._trim = client.register_script(_TRIM)
+        self._commit_script = client.register_script(_COMMIT)
+        self._touch = client.register_script(_TOUCH_HEAD)
         self._signal_init(client)
 
     async def append(self, draft: EventDraft) -> AppendResult:
         cid = draft.conversation_id
         prefix, middle = _frame_template(draft)
+        attempt = secrets.token_urlsafe(12)  # this call's attempt id, shared by redis-py's retries
         args: list[str | bytes] = [
             self._keys.channel(conversation_channel(cid)),
             f"{draft.sender_id}\x00{draft.client_id}",
             prefix,
             middle,
-            secrets.token_urlsafe(12),  # this call's attempt id, shared by redis-py's retries
+            attempt,
             cid,
             str(SCHEDULE_TTL_S),
+            "1" if self._min_replicas > 0 else "0",
         ]
         for _ in range(3):
             reply = await self._run_append([*self._keys.log(cid), *self._keys.persist], args)
             status = int(reply[0])
+            if status < 0:
+                await self._ensure_head(cid)
+                continue
             job = reply[3].decode() if len(reply) > 3 and reply[3] else None
+            if self._min_replicas > 0:
+                # On the replicas now (WAIT above): announce it, and everything before it.
+                job = await self._commit(cid, int(reply[1]), attempt, signal=True) or job
             if status == 2:
                 return AppendResult(_event(reply[2]), duplicate=False, persist_job=job)
             if status == 1:
@@ -229,9 +295,8 @@ class RedisEventLog(RedisPersistSignal):
                     int(reply[2]),
                 )
                 return AppendResult(event, duplicate=False, persist_job=job)
-            if status == 0:
-                return AppendResult(await self._original(cid, int(reply[1]), reply[2]), True)
-            await self._ensure_head(cid)
+            original = await self._original(cid, int(reply[1]), reply[2])
+            return AppendResult(original, duplicate=True, persist_job=job)
         raise RuntimeError(f"log head of {cid} vanished while appending")  # pragma: no cover
 
     async def _run_append(self, keys: list[str], args: list[str | bytes]) -> list[Any]:
@@ -245,14 +310,70 @@ class RedisEventLog(RedisPersistSignal):
                 await self._append(keys=keys, args=args, client=pipe)
                 pipe.execute_command("WAIT", self._min_replicas, self._wait_timeout_ms)
                 reply, replicas = await pipe.execute()
-        if int(reply[0]) >= 0 and int(replicas) < self._min_replicas:
+        if int(reply[0]) >= 0:
+            self._require_replicas(int(replicas))
+        return list(reply)
+
+    def _require_replicas(self, replicas: int) -> None:
+        if replicas < self._min_replicas:
             raise Unavailable(
-                f"Redis is unavailable: the write reached {int(replicas)} of the "
+                f"Redis is unavailable: the write reached {replicas} of the "
                 f"{self._min_replicas} replicas required within {self._wait_timeout_ms} ms",
                 code="dependency_unavailable",
                 dependency="Redis",
             )
-        return list(reply)
+
+    async def _commit(self, cid: str, seq: int, attempt: str, *, signal: bool) -> str | None:
+        """Move the commit point to `seq` (known to be on the replicas) and publish the frames
+        it passes; with `signal`, also the persistence signal the append script left out. The
+        job token claimed, if any (the same for a re-run of the same attempt)."""
+        head, stream = self._keys.log(cid)[:2]
+        args: list[str | int] = [
+            seq,
+            self._keys.channel(conversation_channel(cid)),
+            cid,
+            SCHEDULE_TTL_S,
+            attempt,
+            "1" if signal else "0",
+            COMMIT_PUBLISH_MAX,
+        ]
+        with redis_errors():
+            job = await self._commit_script(keys=[head, stream, *self._keys.persist], args=args)
+        return job.decode() if job else None
+
+    async def settle(self) -> list[str]:
+        """Commit what a writer left uncommitted: an event on the primary whose append died
+        between its write and its commit (the sender's process crashed, or its WAIT timed out
+        and the client never retried). Each such head is rewritten on this connection, then
+        WAITed for, so the WAIT covers the stranded write; then committed (and published) if
+        the replicas have it. The conversations committed; the caller marks them dirty."""
+        if self._min_replicas <= 0:
+            return []
+        settled = []
+        for cid, (seq, committed) in zip(*await self._heads("seq", "committed"), strict=True):
+            if seq is None or committed is None or int(seq) <= int(committed):
+                continue
+            with redis_errors():
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    await self._touch(keys=self._keys.log(cid)[:1], client=pipe)
+                    pipe.execute_command("WAIT", self._min_replicas, self._wait_timeout_ms)
+                    touched, replicas = await pipe.execute()
+            if touched is None or int(replicas) < self._min_replicas:
+                continue  # the next sweep tries again
+            await self._commit(cid, int(touched), secrets.token_urlsafe(12), signal=False)
+            settled.append(cid)
+        return settled
+
+    async def _heads(self, *fields: str) -> tuple[list[str], list[list[bytes | None]]]:
+        """Every conversation of the backlog set and the given fields of its head."""
+        with redis_errors():
+            raw: set[bytes] = await self._redis.smembers(self._keys.backlog)  # type: ignore[assignment]
+            members = sorted(m.decode() for m in raw)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for cid in members:
+                    pipe.hmget(self._keys.log(cid)[0], *fields)
+                heads = await pipe.execute()
+        return members, heads
 
     async def _original(self, cid: str, seq: int, frame: bytes | None) -> Event:
         if frame is not None:
@@ -321,13 +442,13 @@ class RedisEventLog(RedisPersistSignal):
 
     async def last_seq(self, conversation_id: str) -> int:
         head = self._keys.log(conversation_id)[0]
-        with redis_errors():
-            seq = await self._redis.hget(head, "seq")
-        if seq is None:
-            await self._ensure_head(conversation_id)
+        for _ in range(2):
             with redis_errors():
-                seq = await self._redis.hget(head, "seq")
-        return int(seq or 0)
+                seq, committed = await self._redis.hmget(head, "seq", "committed")
+            if seq is not None:
+                return int(committed if committed is not None else seq)
+            await self._ensure_head(conversation_id)
+        raise RuntimeError(f"log head of {conversation_id} vanished")  # pragma: no cover
 
     async def trim(self, conversation_id: str, keep_after_seq: int) -> None:
         with redis_errors():
@@ -340,13 +461,7 @@ class RedisEventLog(RedisPersistSignal):
 
         The set only grows (one member per conversation ever written on this Redis): removing
         members would race with appends, and a conversation count is a small bound."""
-        with redis_errors():
-            raw: set[bytes] = await self._redis.smembers(self._keys.backlog)  # type: ignore[assignment]
-            members = sorted(m.decode() for m in raw)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for cid in members:
-                    pipe.hmget(self._keys.log(cid)[0], "seq", "trimmed")
-                heads = await pipe.execute()
+        members, heads = await self._heads("seq", "trimmed")
         return [
             cid
             for cid, (seq, trimmed) in zip(members, heads, strict=True)

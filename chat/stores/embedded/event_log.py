@@ -188,6 +188,9 @@ class SqliteEventLog:
         )
         return [r["conversation_id"] for r in rows]
 
+    async def settle(self) -> list[str]:
+        return []  # appends commit in their own step: nothing is ever left unannounced
+
     def _signal(self, result: AppendResult) -> AppendResult:
         """Mark a new event's conversation dirty; the first append that finds no job
         scheduled claims the schedule and tells its caller to queue one."""

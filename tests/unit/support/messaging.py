@@ -83,6 +83,9 @@ class MemoryLog:
     async def backlog(self) -> list[str]:
         return sorted(c for c, last in self.heads.items() if last > self.trimmed_to.get(c, 0))
 
+    async def settle(self) -> list[str]:
+        return []  # appends commit in their own step: nothing is ever left unannounced
+
 
 @dataclass
 class _Stored:
