@@ -37,7 +37,7 @@ async def _no_drain() -> None:
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Cursor:
     seq: int
     filling: bool = False
@@ -45,6 +45,20 @@ class Cursor:
 
 
 class DeliveryCursors:
+    __slots__ = (
+        "_chunk_bytes",
+        "_chunk_events",
+        "_drain",
+        "_encode",
+        "_fetch",
+        "_gap",
+        "_lost",
+        "_tasks",
+        "_write",
+        "_write_replayed",
+        "cursors",
+    )
+
     def __init__(
         self,
         write: Callable[[bytes, int], None],
@@ -72,7 +86,7 @@ class DeliveryCursors:
         # gateway keeps them out of the live-latency histogram.
         self._write_replayed = write_replayed or write
         self.cursors: dict[str, Cursor] = {}
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self._tasks: set[asyncio.Task[bool]] | None = None  # made on the first refill
 
     def track(self, conversation_id: str, seq: int) -> None:
         self.cursors[conversation_id] = Cursor(seq)
@@ -102,6 +116,8 @@ class DeliveryCursors:
             return
         cursor.filling = True
         task = asyncio.create_task(self._fill(conversation_id, cursor, retry=True))
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -170,5 +186,5 @@ class DeliveryCursors:
         return recoverable
 
     def cancel(self) -> None:
-        for task in self._tasks:
+        for task in self._tasks or ():
             task.cancel()

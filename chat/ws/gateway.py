@@ -8,6 +8,8 @@ subscription, drain; re-exported here with `GatewayDeps` for the app's wiring).
 
 from __future__ import annotations
 
+import tornado.httputil
+import tornado.iostream
 import tornado.websocket
 
 from chat.logs import bind, request_id_from
@@ -59,12 +61,22 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             return StrictProtocol(self, False, proto.params)
         return proto
 
+    def _detach_stream(self) -> tornado.iostream.IOStream:
+        """Tornado's, without its guard: it also sets nine HTTP methods (`write`, `finish`, ...)
+        on the instance to ones that raise, which turns this handler's attribute dict into a
+        private one, ~1.6 KiB per socket (memory per idle socket, docs/performance.md). Nothing
+        here calls those methods after the upgrade: frames go out through `Writer`."""
+        return self.detach()
+
     async def open(self, *args: str, **kwargs: str) -> None:
         # Writes are already coalesced per loop iteration (outbound.py): Nagle would only add
         # its delayed-ACK stall (~40 ms) to small frames such as acks.
         self.set_nodelay(True)
         assert self.ws_connection is not None
         self.writer.attach(self.ws_connection.stream)
+        # The upgrade request's headers are read only during the handshake (origin, key,
+        # extensions, request id): an idle socket need not keep them (~1.5 KiB).
+        self.request.headers = tornado.httputil.HTTPHeaders()
         await self.session.start()
 
     async def on_message(self, message: str | bytes) -> None:

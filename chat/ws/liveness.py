@@ -45,6 +45,9 @@ async def _heartbeat(s: Session) -> None:
         await s.deps.presence.heartbeat(s.who, s.connection_id)
     except Exception:
         log.warning("presence heartbeat failed", exc_info=True)
+    # Not kept once done: every idle session would hold a finished Task (~1 KiB) until its
+    # next beat.
+    s.beat = None
     if s.is_authenticated:
         s.timer("beat", s.deps.limits.heartbeat_interval_s, lambda: _beat_due(s))
 

@@ -77,7 +77,9 @@ class Outbound:
         # default): cheap on the fan-out path, and the budget overshoots by at most that.
         self._check_every = max(1, max_bytes // 16)
         self._stream: tornado.iostream.IOStream | None = None
-        self._pending: collections.deque[bytes] = collections.deque()
+        # Created on the first frame and dropped once empty: an idle socket holds no deque
+        # (~760 bytes each; memory per idle socket is a target, docs/performance.md).
+        self._pending: collections.deque[bytes] | None = None
         self._pending_bytes = 0
         self._inflight_frames = 0
         self._inflight_bytes = 0
@@ -98,12 +100,14 @@ class Outbound:
 
     @property
     def queued_frames(self) -> int:
-        return len(self._pending) + self._inflight_frames
+        return (len(self._pending) if self._pending else 0) + self._inflight_frames
 
     def queue(self, frame: bytes) -> bool:
         """Queue a frame for the next write; False when the socket is over its budget."""
         if self.closed:
             return True
+        if self._pending is None:
+            self._pending = collections.deque()
         self._pending.append(frame)
         self._pending_bytes += len(frame)
         self._since_check += len(frame)
@@ -124,7 +128,7 @@ class Outbound:
 
     def discard(self) -> None:
         """Drop what is queued here (whole frames; Tornado keeps at most the chunk it has)."""
-        self._pending.clear()
+        self._pending = None
         self._pending_bytes = 0
         self._wake()
 
@@ -161,12 +165,17 @@ class Outbound:
         if stream is None or stream.closed():
             self.close()
             return
-        frames = [self._pending.popleft()]
+        pending = self._pending
+        if not pending:
+            return
+        frames = [pending.popleft()]
         size = len(frames[0])
-        while self._pending and size + len(self._pending[0]) <= WRITE_CHUNK_BYTES:
-            frame = self._pending.popleft()
+        while pending and size + len(pending[0]) <= WRITE_CHUNK_BYTES:
+            frame = pending.popleft()
             frames.append(frame)
             size += len(frame)
+        if not pending:
+            self._pending = None
         self._pending_bytes -= size
         self._inflight_frames += len(frames)
         self._inflight_bytes += size

@@ -74,6 +74,23 @@ _MOVES: dict[SessionState, frozenset[SessionState]] = {
 
 
 class Session:
+    # One per socket: slots keep an idle session small (memory per socket, docs/performance.md).
+    __slots__ = (
+        "_registered",
+        "_schedule",
+        "_timers",
+        "_watching",
+        "beat",
+        "channels",
+        "connection_id",
+        "cursors",
+        "deps",
+        "hub",
+        "principal",
+        "state",
+        "transport",
+    )
+
     def __init__(
         self,
         hub: Gateway,
