@@ -75,4 +75,3 @@ async def test_a_charge_spends_the_limiters_bucket(ports: Ports) -> None:
     assert await ports.limiter.allow(charge.key, charge.rate_per_s, charge.burst) == 0.0
     assert await ports.limiter.allow(charge.key, charge.rate_per_s, charge.burst) > 0
     await _refused(ports, _msg(cid, "m2"), charge)
-

@@ -4,6 +4,12 @@ One script reads, refills, takes a token and writes back, so concurrent requests
 on different pods cannot spend the same token twice. Redis's clock is the only clock, so pods
 with skewed clocks agree. A bucket key expires once it would be full again: idle users cost
 no memory.
+
+The bucket's arithmetic is one Lua function (`BUCKET_LUA`) shared by two scripts: `_TAKE`
+here, the `RateLimiter` port's, and the log's append script (redis_log.py), which charges a
+send from the same `chat:rate:{send:<uid>}` key in the same script as the append, so a send is
+one round trip. That script also writes the field `a` (the attempt id of the call that took
+the token) so a re-sent run is not charged twice; `_TAKE` leaves it alone.
 """
 
 from __future__ import annotations
