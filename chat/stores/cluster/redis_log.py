@@ -98,7 +98,7 @@ times this window, not by the conversation's whole history."""
 #     like any send (before this script took the charge, the limiter ran before the append and
 #     before its dedupe; same behaviour), and refused without a token.
 # A missing head is reported before the charge: the caller rebuilds it and runs the script
-# again, which then charges once.
+# again (same attempt id), which then charges once.
 _APPEND = (
     BUCKET_LUA
     + """
