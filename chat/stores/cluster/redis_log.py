@@ -92,8 +92,9 @@ times this window, not by the conversation's whole history."""
 #     points at an entry carrying this attempt id: answered before the charge, so not charged
 #     again. If the first run was refused for want of a token, it took none, so running the
 #     charge again is right. If the first run was a charged dedupe hit, the bucket's `a` field
-#     holds this attempt id (unless another send of the same user came in between, which then
-#     costs one extra token at most): not charged again.
+#     holds this attempt id (`take_token` records it with the token, in the same HSET, so this
+#     costs no extra command), unless another send of the same user came in between, which
+#     then costs one extra token at most: not charged again.
 # (c) a client's retry is a new attempt: a dedupe hit for someone else's attempt id, charged
 #     like any send (before this script took the charge, the limiter ran before the append and
 #     before its dedupe; same behaviour), and refused without a token.
@@ -125,10 +126,9 @@ if seen then
 end
 local last = redis.call('HGET', head, 'seq')
 if not seen and not last then return {-1} end
-if bucket and redis.call('HGET', bucket, 'a') ~= attempt then
-  local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]))
+if bucket then
+  local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt)
   if wait > 0 then return {-2, string.format('%.6f', wait)} end
-  redis.call('HSET', bucket, 'a', attempt)
 end
 if seen then return {0, seen, original} end
 local seq = string.format('%d', tonumber(last) + 1)
