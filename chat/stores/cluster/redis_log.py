@@ -33,10 +33,11 @@ Guarantees and where they are kept:
   a script may touch them with the conversation's; Redis Cluster would need them per slot.
 - One round trip per send, rate limit included: with a `charge` the script takes the
   sender's token (the limiter's own Lua function, `BUCKET_LUA`) before it answers a dedupe hit
-  or assigns a seq, and an empty bucket returns -2 with the wait, having written no event. Which runs are charged
-  (fresh, re-sent by redis-py, retried by the client) is argued next to `_APPEND`. The bucket
-  key is in the user's slot: like the persist keys, fine on one Redis; a Redis Cluster client
-  would have to charge through `RedisRateLimiter` first, a second round trip as before.
+  or assigns a seq, and an empty bucket returns -2 with the wait, having written no event.
+  Which runs are charged (fresh, re-sent by redis-py, retried by the client) is argued next to
+  `_APPEND`. The bucket key is in the user's slot: like the persist keys, fine on one Redis;
+  a Redis Cluster client would have to charge through `RedisRateLimiter` first, a second
+  round trip as before.
 - Durability: the script's writes reach the AOF before Redis replies to anyone, and with
   `appendfsync always` it fsyncs before replying (subscribers' buffers are flushed after the
   AOF too), so a returned `append` survives a Redis crash.
