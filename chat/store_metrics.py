@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chat.domain.chat import Ports
+from chat.domain.errors import RateLimited
 from chat.metrics import Metrics
 
 TIMED_PORTS = ("accounts", "conversations", "log", "archive", "sessions", "presence", "limiter")
@@ -45,6 +46,10 @@ def _timed(
         started = time.perf_counter()
         try:
             return await call(*args, **kwargs)
+        except RateLimited:
+            # `log.append` takes the send's token itself: a refusal is the client's limit
+            # (a 429 answer), not a failure of the store.
+            raise
         except Exception:
             errors.inc()
             raise

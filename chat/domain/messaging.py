@@ -4,6 +4,7 @@ The send path keeps the guarantees of docs/architecture.md:
 1. the sender is acked only after `EventLog.append` returned, i.e. the event is durable;
 2. a retried send (same sender and client_id) returns the original event;
 3. `seq` is assigned atomically per conversation and the bus sees events in `seq` order;
+   the send's rate-limit token is taken in that same step (`EventLog.append`'s `charge`);
 4. resume replays exactly the missing range or says `not_recoverable`, never a silent gap;
 5. archiving happens later in a worker, so an archive outage delays history, not chat.
 """
@@ -20,7 +21,7 @@ from typing import TypeVar
 from chat.domain import validation
 from chat.domain.accounts import Principal
 from chat.domain.channels import conversation_channel
-from chat.domain.errors import Forbidden, InvalidRequest, NotFound, RateLimited, Unavailable
+from chat.domain.errors import Forbidden, InvalidRequest, NotFound, Unavailable
 from chat.domain.frames import encode
 from chat.domain.history import ArchiveBreaker, ArchiveDown, HistoryPage, choose, fold
 from chat.domain.limits import Limits
@@ -31,6 +32,7 @@ from chat.domain.models import (
     EventDraft,
     EventKind,
     Message,
+    RateCharge,
 )
 from chat.domain.persistence import Persister, after_append
 from chat.domain.ports import (
@@ -157,16 +159,21 @@ class MessagingService:
                 return event
         return None
 
+    def _send_charge(self, sender_id: str) -> RateCharge:
+        """The token bucket every send, edit and delete of a user costs one token of."""
+        return RateCharge(f"send:{sender_id}", self.limits.send_rate_per_s, self.limits.send_burst)
+
     async def _charge(self, sender_id: str) -> None:
-        wait = await self._limiter.allow(
-            f"send:{sender_id}", self.limits.send_rate_per_s, self.limits.send_burst
-        )
+        """The same token through the limiter port, for a send answered without an append."""
+        charge = self._send_charge(sender_id)
+        wait = await self._limiter.allow(charge.key, charge.rate_per_s, charge.burst)
         if wait > 0:
-            raise RateLimited("too many messages; slow down", retry_after_ms=int(wait * 1000) + 1)
+            raise charge.refused(wait)
 
     async def _append(self, draft: EventDraft) -> AppendResult:
-        await self._charge(draft.sender_id)
-        result = await self._log.append(draft)
+        # The log takes the token in the append's own step (one round trip per send), before
+        # its dedupe, so a retried duplicate costs a token as the first attempt did.
+        result = await self._log.append(draft, charge=self._send_charge(draft.sender_id))
         # The append marked the conversation dirty itself; a job is queued only by the append
         # that found none scheduled (chat/domain/persistence.py).
         await after_append(self._queue, self._log, result)

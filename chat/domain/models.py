@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from chat.domain.errors import RateLimited
+
 
 class ConversationKind(StrEnum):
     DIRECT = "direct"
@@ -86,6 +88,20 @@ class EventDraft:
     client_id: str
     body: str
     target_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateCharge:
+    """One token from a user's bucket, taken by `EventLog.append` in the same step as the
+    append (chat/domain/ports.py): the same bucket a `RateLimiter` keeps under `key`."""
+
+    key: str  # the bucket, e.g. `send:<user id>`
+    rate_per_s: float  # refill, tokens per second
+    burst: int  # capacity; a fresh bucket is full
+
+    def refused(self, wait_s: float) -> RateLimited:
+        """The error for an empty bucket: a token is back in `wait_s` seconds."""
+        return RateLimited("too many messages; slow down", retry_after_ms=int(wait_s * 1000) + 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from chat.domain.models import (
     Message,
     Presence,
     PresenceState,
+    RateCharge,
     RefreshOutcome,
     Role,
     User,
@@ -114,9 +115,17 @@ class EventLog(Protocol):
     - A duplicate returns the original event with `duplicate=True` and publishes nothing.
     - `read` returns events with seq > `after_seq` in order; `complete` is False when the start of
       that range is no longer held (trimmed), never a silent gap.
+    - With a `charge`, `append` first takes one token from that bucket (the `RateLimiter`'s,
+      same key, same arithmetic), in the same atomic step and before deduplication, so a send
+      costs one store round trip. An empty bucket raises `RateLimited` (`retry_after_ms` > 0)
+      and nothing is written, no seq used. A retried duplicate costs a token like any send (a
+      client's retry can be rate limited; docs/protocol.md); a store's own re-send of one call
+      (a lost reply) is not charged again.
     """
 
-    async def append(self, draft: EventDraft) -> AppendResult: ...
+    async def append(
+        self, draft: EventDraft, *, charge: RateCharge | None = None
+    ) -> AppendResult: ...
 
     async def start(self, conversation_id: str) -> None:
         """Begin the log of a conversation just created, at seq 0, without consulting the

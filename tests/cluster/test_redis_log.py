@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 import redis.asyncio as aioredis
 
 from chat.domain.channels import conversation_channel
+from chat.domain.errors import RateLimited
 from chat.domain.frames import event_frame
-from chat.domain.models import AppendResult, EventDraft, EventKind
+from chat.domain.models import AppendResult, EventDraft, EventKind, RateCharge
 from chat.stores.cluster import ClusterPorts
+from chat.stores.cluster.redis_keys import DEFAULT_KEYS
 from chat.stores.cluster.redis_log import RedisEventLog
 from tests.cluster.helpers import Collector, eventually
 
@@ -99,3 +102,20 @@ async def test_lost_redis_data_continues_seq_above_the_archive(
     assert not page.complete
     assert [e.seq for e in page.events] == [4]
     assert await log.backlog() == [cid]
+
+
+async def test_a_send_that_finds_its_head_lost_is_charged_once(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    """A missing head makes the caller rebuild it and run the script again with the same
+    attempt id: one token all the same (the head is checked before the charge, and a re-run of
+    a charged attempt is not charged; either alone keeps this)."""
+    log = cluster.ports.log
+    cid = f"c_{uuid.uuid4().hex}"
+    charge = RateCharge(f"send:{uuid.uuid4().hex}", 0.001, 2)
+    await log.append(_draft(cid, "m1"), charge=charge)
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        await r.delete(*DEFAULT_KEYS.log(cid))  # the log lost, the user's bucket kept
+    assert (await log.append(_draft(cid, "m2"), charge=charge)).event.seq == 1
+    with pytest.raises(RateLimited):  # two tokens, two sends: the rebuild cost nothing
+        await log.append(_draft(cid, "m3"), charge=charge)

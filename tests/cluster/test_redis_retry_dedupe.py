@@ -1,5 +1,6 @@
 """Regression (issue 12.6): a send made once is never answered `duplicate: true` because the
 Redis client re-sent the append script after losing the reply to a run that went through.
+Nor is it charged twice (issue 14: the script takes the send's rate-limit token).
 
 A small TCP proxy between the client and a real Redis forwards everything but drops the
 connection instead of delivering the first successful append's reply: exactly what a network
@@ -14,7 +15,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from chat.domain.models import EventDraft, EventKind
+from chat.domain.errors import RateLimited
+from chat.domain.models import EventDraft, EventKind, RateCharge
 from chat.stores.cluster import ClusterPorts
 from chat.stores.cluster.redis_conn import make_client
 from chat.stores.cluster.redis_log import RedisEventLog
@@ -22,12 +24,15 @@ from tests.servers import RedisServer
 
 APPEND_OK = b"*4\r\n:1\r\n"
 """The start of the append script's reply `{1, seq, ts, job}` (RESP2)."""
+APPEND_DUPLICATE = b"*3\r\n:0\r\n"
+"""The start of its reply to a duplicate, `{0, seq, frame}`."""
 
 
 class ReplyDroppingProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.armed = False
+        self.reply = APPEND_OK  # the reply dropped once armed
         self.dropped = 0
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -51,7 +56,7 @@ class ReplyDroppingProxy:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, replies: bool) -> None:
             try:
                 while data := await src.read(65536):
-                    if replies and self.armed and data.startswith(APPEND_OK):
+                    if replies and self.armed and data.startswith(self.reply):
                         self.armed = False
                         self.dropped += 1
                         return  # the script ran; its reply never reaches the client
@@ -100,5 +105,35 @@ async def test_a_retry_inside_the_client_is_not_a_duplicate(
         assert again.duplicate is True and again.event == once.event
         page = await log.read(cid, 0, 10)
         assert [e.client_id for e in page.events] == ["warm", "once"]
+    finally:
+        await client.aclose()
+
+
+def _msg(cid: str, client_id: str) -> EventDraft:
+    return EventDraft(cid, EventKind.MESSAGE, "u1", client_id, "hello")
+
+
+@pytest.mark.parametrize("dropped", [APPEND_OK, APPEND_DUPLICATE], ids=["new", "duplicate"])
+async def test_a_retry_inside_the_client_is_not_charged_twice(
+    proxy: ReplyDroppingProxy, cluster: ClusterPorts, dropped: bytes
+) -> None:
+    """Three tokens, no refill to speak of: the warm-up, the send whose reply is lost (run
+    twice by redis-py), and one more send. A second charge of the re-run would refuse that."""
+    client = make_client(f"redis://127.0.0.1:{proxy.port}/0")
+    archive = cluster.ports.archive
+    log = RedisEventLog(client, archive.watermark, archive.event)
+    cid = f"c_{uuid.uuid4().hex}"
+    charge = RateCharge(f"send:{uuid.uuid4().hex}", 0.001, 3)
+    try:
+        await log.append(_msg(cid, "warm"), charge=charge)
+        proxy.armed, proxy.reply = True, dropped
+        again = "warm" if dropped is APPEND_DUPLICATE else "m2"
+        lost = await log.append(_msg(cid, again), charge=charge)
+        assert proxy.dropped == 1, "the proxy never dropped the reply: nothing was tested"
+        assert lost.duplicate is (dropped is APPEND_DUPLICATE)
+        last = await log.append(_msg(cid, "m3"), charge=charge)
+        assert not last.duplicate
+        with pytest.raises(RateLimited):  # all three tokens spent, each once
+            await log.append(_msg(cid, "m4"), charge=charge)
     finally:
         await client.aclose()

@@ -26,8 +26,8 @@ import orjson
 import pytest
 
 from chat.domain.channels import conversation_channel
-from chat.domain.errors import Unavailable
-from chat.domain.models import Event, EventDraft, EventKind
+from chat.domain.errors import RateLimited, Unavailable
+from chat.domain.models import Event, EventDraft, EventKind, RateCharge
 from chat.stores.cluster.redis_conn import RedisTarget, make_client
 from chat.stores.cluster.redis_keys import DEFAULT_KEYS
 from chat.stores.cluster.redis_log import RedisEventLog
@@ -82,6 +82,20 @@ async def test_an_acked_append_is_already_on_the_replica(
         assert result.event.seq == n + 1 and not result.duplicate
         # No polling: the ack itself promises the replica has it.
         assert len(_on(_replica(redis_sentinel_group), cid)) == n + 1
+
+
+async def test_a_charged_append_takes_its_token_in_the_same_round_trip_as_wait(
+    redis_sentinel_group: SentinelGroup, logs: list[RedisEventLog]
+) -> None:
+    """With replicas required the append script and WAIT share a pipeline: a refused charge
+    (nothing written) is `RateLimited`, not a replica shortfall; a charged send is replicated."""
+    cid = f"c_{uuid.uuid4().hex}"
+    charge = RateCharge(f"send:{uuid.uuid4().hex}", 0.001, 1)
+    first = await logs[0].append(EventDraft(cid, EventKind.MESSAGE, "u", "m1", "hi"), charge=charge)
+    assert first.event.seq == 1 and len(_on(_replica(redis_sentinel_group), cid)) == 1
+    with pytest.raises(RateLimited):
+        await logs[1].append(EventDraft(cid, EventKind.MESSAGE, "u", "m2", "hi"), charge=charge)
+    assert await logs[1].last_seq(cid) == 1
 
 
 async def test_nothing_is_acked_while_the_replica_lags(

@@ -227,6 +227,26 @@ async def test_store_errors_are_counted() -> None:
     assert metrics.registry.get_sample_value("chat_store_call_duration_seconds_count", labels) == 1
 
 
+async def test_a_send_refused_by_its_rate_limit_is_not_a_store_error() -> None:
+    """The log takes the send's token (issue 14), so `RateLimited` comes out of `log.append`:
+    the client's limit, timed like any call, but no failure of the store."""
+    from chat.domain.errors import RateLimited
+    from chat.metrics import Metrics
+    from chat.store_metrics import TimedPort
+
+    class Limited:
+        async def append(self, draft: object) -> None:
+            raise RateLimited("too many messages; slow down", retry_after_ms=5)
+
+    metrics = Metrics()
+    port: Any = TimedPort(Limited(), "log", metrics)
+    with pytest.raises(RateLimited):
+        await port.append(None)
+    labels = {"port": "log", "method": "append"}
+    assert metrics.registry.get_sample_value("chat_store_errors_total", labels) in (None, 0)
+    assert metrics.registry.get_sample_value("chat_store_call_duration_seconds_count", labels) == 1
+
+
 async def test_dramatiq_jobs_are_counted_and_timed(server: Server) -> None:
     """The in-process worker archives a sent message: one persist job, ok, with its run time."""
     alice, bob = await server.api.register(), await server.api.register()

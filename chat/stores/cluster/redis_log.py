@@ -14,6 +14,8 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
 - `chat:persist:{dirty}`  sorted set: conversations with events to archive, scored by the ms
                           ts of the append that made them dirty (`ZADD NX`: the oldest)
 - `chat:persist:{dirty}:scheduled` string: the token of the scheduled batch job (TTL 300 s)
+- `chat:rate:{send:<uid>}` the sender's token bucket (redis_ratelimit.py), when `append` is
+                          given a charge: in the user's slot, not the conversation's
 
 Guarantees and where they are kept:
 - Atomic dedupe + seq + append + publish: one Lua script (`_APPEND`). Redis runs a script
@@ -29,6 +31,13 @@ Guarantees and where they are kept:
   "nothing dirty" check and its release of the schedule (redis_persist_signal.py). The two persist
   keys carry their own tag: on one Redis (standalone or Sentinel, what `RedisTarget` supports)
   a script may touch them with the conversation's; Redis Cluster would need them per slot.
+- One round trip per send, rate limit included: with a `charge` the script takes the
+  sender's token (the limiter's own Lua function, `BUCKET_LUA`) before it answers a dedupe hit
+  or assigns a seq, and an empty bucket returns -2 with the wait, having written no event.
+  Which runs are charged (fresh, re-sent by redis-py, retried by the client) is argued next to
+  `_APPEND`. The bucket key is in the user's slot: like the persist keys, fine on one Redis;
+  a Redis Cluster client would have to charge through `RedisRateLimiter` first, a second
+  round trip as before.
 - Durability: the script's writes reach the AOF before Redis replies to anyone, and with
   `appendfsync always` it fsyncs before replying (subscribers' buffers are flushed after the
   AOF too), so a returned `append` survives a Redis crash.
@@ -64,10 +73,11 @@ import redis.asyncio as aioredis
 from chat.domain.channels import conversation_channel
 from chat.domain.errors import Unavailable
 from chat.domain.frames import event_frame
-from chat.domain.models import AppendResult, Event, EventDraft, LogRange
+from chat.domain.models import AppendResult, Event, EventDraft, LogRange, RateCharge
 from chat.stores.cluster.redis_conn import redis_errors
 from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
 from chat.stores.cluster.redis_persist_signal import SCHEDULE_TTL_S, RedisPersistSignal
+from chat.stores.cluster.redis_ratelimit import BUCKET_LUA
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +86,29 @@ DEDUPE_WINDOW_S = 24 * 3600
 dropped when their event is trimmed from the log, so dedupe memory is bounded by the send rate
 times this window, not by the conversation's whole history."""
 
-_APPEND = """
+# The order of the script's first steps decides what a send is charged (`charge`, KEYS[7]):
+# (a) a fresh append takes one token, then writes;
+# (b) redis-py re-sends the script with the same attempt id when it lost the reply (its retry
+#     on ConnectionError/TimeoutError). If the first run wrote the event, the dedupe field
+#     points at an entry carrying this attempt id: answered before the charge, so not charged
+#     again. If the first run was refused for want of a token, it took none, so running the
+#     charge again is right. If the first run was a charged dedupe hit, the bucket's `a` field
+#     holds this attempt id (`take_token` records it with the token, in the same HSET, so this
+#     costs no extra command), unless another send of the same user came in between, which
+#     then costs one extra token at most: not charged again.
+# (c) a client's retry is a new attempt: a dedupe hit for someone else's attempt id, charged
+#     like any send (before this script took the charge, the limiter ran before the append and
+#     before its dedupe; same behaviour), and refused without a token.
+# A missing head is reported before the charge: the caller rebuilds it and runs the script
+# again (same attempt id), which then charges once.
+_APPEND = (
+    BUCKET_LUA
+    + """
 local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local dirty, scheduled = KEYS[5], KEYS[6]
+local dirty, scheduled, bucket = KEYS[5], KEYS[6], KEYS[7]
 local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local seen = redis.call('HGET', dedupe, field)
+local original = false
 if seen then
   -- A replicated no-op: it moves this connection's replication offset past the original
   -- write, so a WAIT after this script waits for the original to reach the replicas.
@@ -88,18 +116,22 @@ if seen then
   local entry = redis.call('XRANGE', stream, seen .. '-0', seen .. '-0')
   if #entry > 0 then
     local fields = entry[1][2]
+    original = fields[2]
     -- The same append() call again: the client library re-sent the script after losing the
-    -- reply to a run that went through. The sender sent once: not a duplicate.
-    -- If that run claimed the persistence schedule, its job is still to be queued.
+    -- reply to a run that went through (and was charged). The sender sent once: not a
+    -- duplicate. If that run claimed the persistence schedule, its job is still to be queued.
     if fields[4] == attempt then
-      return {2, seen, fields[2], redis.call('GET', scheduled) == attempt and attempt}
+      return {2, seen, original, redis.call('GET', scheduled) == attempt and attempt}
     end
-    return {0, seen, fields[2]}
   end
-  return {0, seen, false}
 end
 local last = redis.call('HGET', head, 'seq')
-if not last then return {-1} end
+if not seen and not last then return {-1} end
+if bucket then
+  local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt)
+  if wait > 0 then return {-2, string.format('%.6f', wait)} end
+end
+if seen then return {0, seen, original} end
 local seq = string.format('%d', tonumber(last) + 1)
 local now = redis.call('TIME')
 local ts = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
@@ -125,6 +157,7 @@ local job = false
 if redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then job = attempt end
 return {1, seq, ts, job}
 """
+)
 
 COMMIT_PUBLISH_MAX = 64
 """At most this many frames are published by one commit (the newest); a gateway that sees a
@@ -257,7 +290,7 @@ class RedisEventLog(RedisPersistSignal):
         self._touch = client.register_script(_TOUCH_HEAD)
         self._signal_init(client)
 
-    async def append(self, draft: EventDraft) -> AppendResult:
+    async def append(self, draft: EventDraft, *, charge: RateCharge | None = None) -> AppendResult:
         cid = draft.conversation_id
         prefix, middle = _frame_template(draft)
         attempt = secrets.token_urlsafe(12)  # this call's attempt id, shared by redis-py's retries
@@ -271,9 +304,16 @@ class RedisEventLog(RedisPersistSignal):
             str(SCHEDULE_TTL_S),
             "1" if self._min_replicas > 0 else "0",
         ]
+        keys = [*self._keys.log(cid), *self._keys.persist]
+        if charge is not None:
+            # The user's bucket, the same key `RedisRateLimiter` keeps for `charge.key`.
+            keys.append(self._keys.rate(charge.key))
+            args += [repr(float(charge.rate_per_s)), str(charge.burst)]
         for _ in range(3):
-            reply = await self._run_append([*self._keys.log(cid), *self._keys.persist], args)
+            reply = await self._run_append(keys, args)
             status = int(reply[0])
+            if status == -2 and charge is not None:
+                raise charge.refused(float(reply[1]))  # nothing written, no seq used
             if status < 0:
                 await self._ensure_head(cid)
                 continue

@@ -38,15 +38,16 @@ async def open_embedded_ports(
     accounts_db = await Database.open(settings.data_dir / "accounts.db")
     messages_db = await Database.open(settings.data_dir / "messages.db")
     bus = MemoryBus()
+    limiter = MemoryRateLimiter(clock)  # one set of buckets: the log charges sends from it
     ports = Ports(
         accounts=SqliteAccountStore(accounts_db),
         conversations=SqliteConversationStore(accounts_db),
-        log=SqliteEventLog(messages_db, bus, clock),
+        log=SqliteEventLog(messages_db, bus, clock, limiter),
         archive=SqliteArchive(messages_db),
         bus=bus,
         sessions=SqliteSessionStore(accounts_db, clock),
         presence=MemoryPresence(clock),
-        limiter=MemoryRateLimiter(clock),
+        limiter=limiter,
         queue=queue,
     )
     return EmbeddedPorts(ports, (accounts_db, messages_db))

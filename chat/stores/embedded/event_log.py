@@ -22,9 +22,10 @@ import aiosqlite
 from chat.domain.channels import conversation_channel
 from chat.domain.clock import Clock, now_ms
 from chat.domain.frames import event_frame
-from chat.domain.models import AppendResult, Event, EventDraft, EventKind, LogRange
-from chat.domain.ports import Bus
+from chat.domain.models import AppendResult, Event, EventDraft, EventKind, LogRange, RateCharge
+from chat.domain.ports import Bus, RateLimiter
 from chat.stores.embedded.db import Database
+from chat.stores.embedded.ratelimit import MemoryRateLimiter
 
 MAX_BATCH = 256  # sends per transaction; bounds the time one commit holds the writer
 
@@ -99,10 +100,15 @@ def _write_batch(drafts: list[EventDraft], now: int, raw: sqlite3.Connection) ->
 
 
 class SqliteEventLog:
-    def __init__(self, db: Database, bus: Bus, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, bus: Bus, clock: Clock, limiter: RateLimiter | None = None
+    ) -> None:
         self._db = db
         self._bus = bus
         self._clock = clock
+        # The buckets a send's `charge` is taken from: the process's `RateLimiter` (the same
+        # one the domain asks directly, so both see one bucket per key).
+        self._limiter = limiter if limiter is not None else MemoryRateLimiter(clock)
         # The persistence signal (chat/domain/persistence.py), in memory: one process, one
         # event loop, so each step below is atomic. A restart forgets it; the sweep finds
         # every conversation whose archive lags its log and marks it again.
@@ -111,7 +117,14 @@ class SqliteEventLog:
         self._waiting: list[tuple[EventDraft, asyncio.Future[AppendResult]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def append(self, draft: EventDraft) -> AppendResult:
+    async def append(self, draft: EventDraft, *, charge: RateCharge | None = None) -> AppendResult:
+        if charge is not None:
+            # Before the draft joins the batch, so before its dedupe; one event loop and an
+            # in-memory bucket: nothing runs between the charge and the queueing. A refused
+            # draft is never queued: nothing written, no seq used.
+            wait = await self._limiter.allow(charge.key, charge.rate_per_s, charge.burst)
+            if wait > 0:
+                raise charge.refused(wait)
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         self._waiting.append((draft, future))
         if self._writer is None or self._writer.done():

@@ -24,8 +24,10 @@ from chat.domain.models import (
     EventKind,
     LogRange,
     Message,
+    RateCharge,
     User,
 )
+from chat.domain.ports import RateLimiter
 
 CID = "c_test"
 
@@ -35,16 +37,21 @@ def principal(user_id: str) -> Principal:
 
 
 class MemoryLog:
-    """EventLog: dedupe, seq, trim with `complete=False` below the trimmed point."""
+    """EventLog: charge, dedupe, seq, trim with `complete=False` below the trimmed point."""
 
-    def __init__(self) -> None:
+    def __init__(self, limiter: RateLimiter | None = None) -> None:
+        self.limiter: RateLimiter = limiter if limiter is not None else Unlimited()
         self.events: dict[str, dict[int, Event]] = {}
         self.heads: dict[str, int] = {}
         self.trimmed_to: dict[str, int] = {}
         self._seen: dict[tuple[str, str, str], Event] = {}
         self.reads = 0
 
-    async def append(self, draft: EventDraft) -> AppendResult:
+    async def append(self, draft: EventDraft, *, charge: RateCharge | None = None) -> AppendResult:
+        if charge is not None:  # first, so a duplicate costs a token too
+            wait = await self.limiter.allow(charge.key, charge.rate_per_s, charge.burst)
+            if wait > 0:
+                raise charge.refused(wait)
         key = (draft.conversation_id, draft.sender_id, draft.client_id)
         if key in self._seen:
             return AppendResult(self._seen[key], duplicate=True)
@@ -221,15 +228,19 @@ class World:
     published: Published
 
 
-def world(*, users: Sequence[str] = ("alice", "bob"), **limits: int) -> World:
-    log, archive, published = MemoryLog(), MemoryArchive(), Published()
+def world(
+    *, users: Sequence[str] = ("alice", "bob"), limiter: RateLimiter | None = None, **limits: int
+) -> World:
+    """`limiter` (default: none) is shared by the service and the log, as the stores do."""
+    limiter = limiter if limiter is not None else Unlimited()
+    log, archive, published = MemoryLog(limiter), MemoryArchive(), Published()
     service = MessagingService(
         Members({CID: set(users)}),  # the part of ConversationStore the service uses
         log,
         archive,
         published,  # as the Bus
         published,
-        Unlimited(),
+        limiter,
         Limits(**limits),
     )
     return World(service, log, archive, published)
