@@ -29,7 +29,7 @@ from tests.servers import RedisServer
 
 SENDS = 20
 
-# Everything the append script calls (redis_log.py `_APPEND`, with the bucket function).
+# Everything the append script calls (redis_log_scripts.py `APPEND`, with the bucket function).
 SCRIPT_COMMANDS = {"hget", "hset", "hmget", "xrange", "time", "pexpire", "xadd", "zadd"}
 SCRIPT_COMMANDS |= {"publish", "set", "get"}
 

@@ -18,9 +18,9 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
                           given a charge: in the user's slot, not the conversation's
 
 Guarantees and where they are kept:
-- Atomic dedupe + seq + append + publish: one Lua script (`_APPEND`). Redis runs a script
+- Atomic dedupe + seq + append + publish: one Lua script (`APPEND`, redis_log_scripts.py). Redis runs a script
   without interleaving any other command, so PUBLISH order equals seq order on each channel
-  (with replicas required the publish moves to `_COMMIT`, below, which keeps that order).
+  (with replicas required the publish moves to `COMMIT`, below, which keeps that order).
 - `duplicate` means the sender sent twice: each `append` call passes a fresh attempt id, kept
   with the event, so when redis-py re-sends the script after a dropped connection (its retry on
   `ConnectionError`/`TimeoutError`) and the first run had gone through, the re-run finds its own
@@ -35,7 +35,7 @@ Guarantees and where they are kept:
   sender's token (the limiter's own Lua function, `BUCKET_LUA`) before it answers a dedupe hit
   or assigns a seq, and an empty bucket returns -2 with the wait, having written no event.
   Which runs are charged (fresh, re-sent by redis-py, retried by the client) is argued next to
-  `_APPEND`. The bucket key is in the user's slot: like the persist keys, fine on one Redis;
+  `APPEND`. The bucket key is in the user's slot: like the persist keys, fine on one Redis;
   a Redis Cluster client would have to charge through `RedisRateLimiter` first, a second
   round trip as before.
 - Durability: the script's writes reach the AOF before Redis replies to anyone, and with
@@ -48,7 +48,7 @@ Guarantees and where they are kept:
   dedupe hit rewrites its dedupe field (a no-op that is replicated) so that WAIT then covers
   the original write too: WAIT only waits for the calling connection's own last write.
 - Nothing unreplicated is seen (`min_replicas` > 0): the append script then writes the event
-  without publishing it, and reads stop at `committed`. Only after WAIT does `_COMMIT` move
+  without publishing it, and reads stop at `committed`. Only after WAIT does `COMMIT` move
   `committed` up to the event and publish every frame it passes; replication is one ordered
   stream, so the replicas holding this write hold every earlier one too. A failover can drop
   an unreplicated event and reuse its seq, but nobody read it, so no reader holds a message
@@ -76,8 +76,16 @@ from chat.domain.frames import event_frame
 from chat.domain.models import AppendResult, Event, EventDraft, LogRange, RateCharge
 from chat.stores.cluster.redis_conn import redis_errors
 from chat.stores.cluster.redis_keys import DEFAULT_KEYS, RedisKeys
+from chat.stores.cluster.redis_log_scripts import (
+    APPEND,
+    COMMIT,
+    COMMIT_PUBLISH_MAX,
+    ENSURE_HEAD,
+    READ,
+    TOUCH_HEAD,
+    TRIM,
+)
 from chat.stores.cluster.redis_persist_signal import SCHEDULE_TTL_S, RedisPersistSignal
-from chat.stores.cluster.redis_ratelimit import BUCKET_LUA
 
 log = logging.getLogger(__name__)
 
@@ -85,153 +93,6 @@ DEDUPE_WINDOW_S = 24 * 3600
 """A retried send returns the original event for at least this long. Older dedupe entries are
 dropped when their event is trimmed from the log, so dedupe memory is bounded by the send rate
 times this window, not by the conversation's whole history."""
-
-# The order of the script's first steps decides what a send is charged (`charge`, KEYS[7]):
-# (a) a fresh append takes one token, then writes;
-# (b) redis-py re-sends the script with the same attempt id when it lost the reply (its retry
-#     on ConnectionError/TimeoutError). If the first run wrote the event, the dedupe field
-#     points at an entry carrying this attempt id: answered before the charge, so not charged
-#     again. If the first run was refused for want of a token, it took none, so running the
-#     charge again is right. If the first run was a charged dedupe hit, the bucket's `a` field
-#     holds this attempt id (`take_token` records it with the token, in the same HSET, so this
-#     costs no extra command), unless another send of the same user came in between, which
-#     then costs one extra token at most: not charged again.
-# (c) a client's retry is a new attempt: a dedupe hit for someone else's attempt id, charged
-#     like any send (before this script took the charge, the limiter ran before the append and
-#     before its dedupe; same behaviour), and refused without a token.
-# A missing head is reported before the charge: the caller rebuilds it and runs the script
-# again (same attempt id), which then charges once.
-_APPEND = (
-    BUCKET_LUA
-    + """
-local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local dirty, scheduled, bucket = KEYS[5], KEYS[6], KEYS[7]
-local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local seen = redis.call('HGET', dedupe, field)
-local original = false
-if seen then
-  -- A replicated no-op: it moves this connection's replication offset past the original
-  -- write, so a WAIT after this script waits for the original to reach the replicas.
-  redis.call('HSET', dedupe, field, seen)
-  local entry = redis.call('XRANGE', stream, seen .. '-0', seen .. '-0')
-  if #entry > 0 then
-    local fields = entry[1][2]
-    original = fields[2]
-    -- The same append() call again: the client library re-sent the script after losing the
-    -- reply to a run that went through (and was charged). The sender sent once: not a
-    -- duplicate. If that run claimed the persistence schedule, its job is still to be queued.
-    if fields[4] == attempt then
-      return {2, seen, original, redis.call('GET', scheduled) == attempt and attempt}
-    end
-  end
-end
-local last = redis.call('HGET', head, 'seq')
-if not seen and not last then return {-1} end
-if bucket then
-  local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt)
-  if wait > 0 then return {-2, string.format('%.6f', wait)} end
-end
-if seen then return {0, seen, original} end
-local seq = string.format('%d', tonumber(last) + 1)
-local now = redis.call('TIME')
-local ts = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
--- The frame is built around seq and ts from bytes encoded by chat.domain.frames, so every
--- subscriber gets exactly event_frame(event).
-local frame = prefix .. seq .. middle .. ts .. '}'
--- XADD first: if it fails nothing else has been written (scripts do not roll back).
-redis.call('XADD', stream, seq .. '-0', 'f', frame, 'a', attempt)
-redis.call('HSET', dedupe, field, seq)
-redis.call('ZADD', dedupe_ts, ts, field)
-if ARGV[8] == '1' then
-  -- Replicas required: the event stays unannounced (unread, unpublished, not dirty) until the
-  -- caller's WAIT counted the replicas and `_COMMIT` ran.
-  redis.call('HSET', head, 'seq', seq)
-  return {1, seq, ts, false}
-end
-redis.call('HSET', head, 'seq', seq, 'committed', seq)
-redis.call('PUBLISH', channel, frame)
--- The persistence signal, in the same atomic step: dirty since this event (kept if already
--- dirty), and the schedule claimed with this call's attempt id when no job holds it.
-redis.call('ZADD', dirty, 'NX', ts, ARGV[6])
-local job = false
-if redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then job = attempt end
-return {1, seq, ts, job}
-"""
-)
-
-COMMIT_PUBLISH_MAX = 64
-"""At most this many frames are published by one commit (the newest); a gateway that sees a
-seq gap refills the rest from the log (chat/ws/delivery.py)."""
-
-_COMMIT = """
-local head, stream, dirty, scheduled = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local seq, channel, cid, ttl, attempt = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local raw = redis.call('HGET', head, 'committed')
--- A head written before `committed` existed: everything below this event is committed.
-local committed = raw and tonumber(raw) or (seq - 1)
-local job = false
-if seq > committed then
-  redis.call('HSET', head, 'committed', ARGV[1])
-  -- Every frame between the old and the new commit point, in seq order: commits run one at a
-  -- time, each publishes only above the last, so PUBLISH order is seq order on the channel.
-  local from = math.max(committed + 1, seq - tonumber(ARGV[7]) + 1)
-  for _, e in ipairs(redis.call('XRANGE', stream, from .. '-0', ARGV[1] .. '-0')) do
-    redis.call('PUBLISH', channel, e[2][2])
-  end
-  if ARGV[6] == '1' then
-    local now = redis.call('TIME')
-    local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
-    redis.call('ZADD', dirty, 'NX', ms, cid)
-    if redis.call('SET', scheduled, attempt, 'NX', 'EX', ttl) then job = attempt end
-  end
-end
-if ARGV[6] == '1' and not job and redis.call('GET', scheduled) == attempt then job = attempt end
-return job
-"""
-
-_TOUCH_HEAD = """
-local seq = redis.call('HGET', KEYS[1], 'seq')
-if not seq then return false end
-redis.call('HSET', KEYS[1], 'seq', seq)
-return seq
-"""
-
-
-_ENSURE_HEAD = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'trimmed', ARGV[1], 'committed', ARGV[1])
-if tonumber(ARGV[1]) > 0 then redis.call('HSET', KEYS[1], 'restored', ARGV[1]) end
-return 1
-"""
-
-_READ = """
-local head = redis.call('HMGET', KEYS[1], 'seq', 'trimmed', 'committed')
-if not head[1] then return {-1} end
--- Only committed events are read: one not yet on the replicas may vanish in a failover.
-local upto = (head[3] or head[1]) .. '-0'
-local entries = redis.call('XRANGE', KEYS[2], ARGV[1], upto, 'COUNT', ARGV[2])
-local frames = {}
-for i, e in ipairs(entries) do frames[i] = e[2][2] end
-return {tonumber(head[2]), frames}
-"""
-
-_TRIM = """
-local keep_after = tonumber(ARGV[1])
-local trimmed = tonumber(redis.call('HGET', KEYS[1], 'trimmed') or '0')
-if keep_after <= trimmed then return 0 end
-redis.call('HSET', KEYS[1], 'trimmed', ARGV[1])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', keep_after + 1) .. '-0')
--- Forget dedupe entries that are both old and trimmed; newer ones keep answering retries.
-local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])
-for _, field in ipairs(old) do
-  local seq = tonumber(redis.call('HGET', KEYS[3], field) or '0')
-  if seq <= keep_after then
-    redis.call('HDEL', KEYS[3], field)
-    redis.call('ZREM', KEYS[4], field)
-  end
-end
-return 1
-"""
 
 Floor = Callable[[str], Awaitable[int]]
 """Where a lost head restarts: the archive's watermark for the conversation."""
@@ -282,12 +143,12 @@ class RedisEventLog(RedisPersistSignal):
         self._floor = floor
         self._fetch_archived = fetch_archived
         self._dedupe_window_s = dedupe_window_s
-        self._append = client.register_script(_APPEND)
-        self._ensure = client.register_script(_ENSURE_HEAD)
-        self._read = client.register_script(_READ)
-        self._trim = client.register_script(_TRIM)
-        self._commit_script = client.register_script(_COMMIT)
-        self._touch = client.register_script(_TOUCH_HEAD)
+        self._append = client.register_script(APPEND)
+        self._ensure = client.register_script(ENSURE_HEAD)
+        self._read = client.register_script(READ)
+        self._trim = client.register_script(TRIM)
+        self._commit_script = client.register_script(COMMIT)
+        self._touch = client.register_script(TOUCH_HEAD)
         self._signal_init(client)
 
     async def append(self, draft: EventDraft, *, charge: RateCharge | None = None) -> AppendResult:

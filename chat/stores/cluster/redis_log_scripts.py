@@ -1,0 +1,154 @@
+"""The Lua scripts of the hot log (redis_log.py holds the keys, the guarantees and the Python
+side). Each runs atomically on one Redis; every key a script touches is passed in KEYS.
+"""
+
+from __future__ import annotations
+
+from chat.stores.cluster.redis_ratelimit import BUCKET_LUA
+
+# The order of the script's first steps decides what a send is charged (`charge`, KEYS[7]):
+# (a) a fresh append takes one token, then writes;
+# (b) redis-py re-sends the script with the same attempt id when it lost the reply (its retry
+#     on ConnectionError/TimeoutError). If the first run wrote the event, the dedupe field
+#     points at an entry carrying this attempt id: answered before the charge, so not charged
+#     again. If the first run was refused for want of a token, it took none, so running the
+#     charge again is right. If the first run was a charged dedupe hit, the bucket's `a` field
+#     holds this attempt id (`take_token` records it with the token, in the same HSET, so this
+#     costs no extra command), unless another send of the same user came in between, which
+#     then costs one extra token at most: not charged again.
+# (c) a client's retry is a new attempt: a dedupe hit for someone else's attempt id, charged
+#     like any send (before this script took the charge, the limiter ran before the append and
+#     before its dedupe; same behaviour), and refused without a token.
+# A missing head is reported before the charge: the caller rebuilds it and runs the script
+# again (same attempt id), which then charges once.
+APPEND = (
+    BUCKET_LUA
+    + """
+local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local dirty, scheduled, bucket = KEYS[5], KEYS[6], KEYS[7]
+local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local seen = redis.call('HGET', dedupe, field)
+local original = false
+if seen then
+  -- A replicated no-op: it moves this connection's replication offset past the original
+  -- write, so a WAIT after this script waits for the original to reach the replicas.
+  redis.call('HSET', dedupe, field, seen)
+  local entry = redis.call('XRANGE', stream, seen .. '-0', seen .. '-0')
+  if #entry > 0 then
+    local fields = entry[1][2]
+    original = fields[2]
+    -- The same append() call again: the client library re-sent the script after losing the
+    -- reply to a run that went through (and was charged). The sender sent once: not a
+    -- duplicate. If that run claimed the persistence schedule, its job is still to be queued.
+    if fields[4] == attempt then
+      return {2, seen, original, redis.call('GET', scheduled) == attempt and attempt}
+    end
+  end
+end
+local last = redis.call('HGET', head, 'seq')
+if not seen and not last then return {-1} end
+if bucket then
+  local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt)
+  if wait > 0 then return {-2, string.format('%.6f', wait)} end
+end
+if seen then return {0, seen, original} end
+local seq = string.format('%d', tonumber(last) + 1)
+local now = redis.call('TIME')
+local ts = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+-- The frame is built around seq and ts from bytes encoded by chat.domain.frames, so every
+-- subscriber gets exactly event_frame(event).
+local frame = prefix .. seq .. middle .. ts .. '}'
+-- XADD first: if it fails nothing else has been written (scripts do not roll back).
+redis.call('XADD', stream, seq .. '-0', 'f', frame, 'a', attempt)
+redis.call('HSET', dedupe, field, seq)
+redis.call('ZADD', dedupe_ts, ts, field)
+if ARGV[8] == '1' then
+  -- Replicas required: the event stays unannounced (unread, unpublished, not dirty) until the
+  -- caller's WAIT counted the replicas and `COMMIT` ran.
+  redis.call('HSET', head, 'seq', seq)
+  return {1, seq, ts, false}
+end
+redis.call('HSET', head, 'seq', seq, 'committed', seq)
+redis.call('PUBLISH', channel, frame)
+-- The persistence signal, in the same atomic step: dirty since this event (kept if already
+-- dirty), and the schedule claimed with this call's attempt id when no job holds it.
+redis.call('ZADD', dirty, 'NX', ts, ARGV[6])
+local job = false
+if redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then job = attempt end
+return {1, seq, ts, job}
+"""
+)
+
+COMMIT_PUBLISH_MAX = 64
+"""At most this many frames are published by one commit (the newest); a gateway that sees a
+seq gap refills the rest from the log (chat/ws/delivery.py)."""
+
+COMMIT = """
+local head, stream, dirty, scheduled = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local seq, channel, cid, ttl, attempt = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local raw = redis.call('HGET', head, 'committed')
+-- A head written before `committed` existed: everything below this event is committed.
+local committed = raw and tonumber(raw) or (seq - 1)
+local job = false
+if seq > committed then
+  redis.call('HSET', head, 'committed', ARGV[1])
+  -- Every frame between the old and the new commit point, in seq order: commits run one at a
+  -- time, each publishes only above the last, so PUBLISH order is seq order on the channel.
+  local from = math.max(committed + 1, seq - tonumber(ARGV[7]) + 1)
+  for _, e in ipairs(redis.call('XRANGE', stream, from .. '-0', ARGV[1] .. '-0')) do
+    redis.call('PUBLISH', channel, e[2][2])
+  end
+  if ARGV[6] == '1' then
+    local now = redis.call('TIME')
+    local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+    redis.call('ZADD', dirty, 'NX', ms, cid)
+    if redis.call('SET', scheduled, attempt, 'NX', 'EX', ttl) then job = attempt end
+  end
+end
+if ARGV[6] == '1' and not job and redis.call('GET', scheduled) == attempt then job = attempt end
+return job
+"""
+
+TOUCH_HEAD = """
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if not seq then return false end
+redis.call('HSET', KEYS[1], 'seq', seq)
+return seq
+"""
+
+
+ENSURE_HEAD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'trimmed', ARGV[1], 'committed', ARGV[1])
+if tonumber(ARGV[1]) > 0 then redis.call('HSET', KEYS[1], 'restored', ARGV[1]) end
+return 1
+"""
+
+READ = """
+local head = redis.call('HMGET', KEYS[1], 'seq', 'trimmed', 'committed')
+if not head[1] then return {-1} end
+-- Only committed events are read: one not yet on the replicas may vanish in a failover.
+local upto = (head[3] or head[1]) .. '-0'
+local entries = redis.call('XRANGE', KEYS[2], ARGV[1], upto, 'COUNT', ARGV[2])
+local frames = {}
+for i, e in ipairs(entries) do frames[i] = e[2][2] end
+return {tonumber(head[2]), frames}
+"""
+
+TRIM = """
+local keep_after = tonumber(ARGV[1])
+local trimmed = tonumber(redis.call('HGET', KEYS[1], 'trimmed') or '0')
+if keep_after <= trimmed then return 0 end
+redis.call('HSET', KEYS[1], 'trimmed', ARGV[1])
+redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', keep_after + 1) .. '-0')
+-- Forget dedupe entries that are both old and trimmed; newer ones keep answering retries.
+local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])
+for _, field in ipairs(old) do
+  local seq = tonumber(redis.call('HGET', KEYS[3], field) or '0')
+  if seq <= keep_after then
+    redis.call('HDEL', KEYS[3], field)
+    redis.call('ZREM', KEYS[4], field)
+  end
+end
+return 1
+"""
