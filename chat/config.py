@@ -122,9 +122,9 @@ class Settings:
     """`text` (human-readable lines) or `json` (one object per line, with request, connection,
     user and conversation ids where they apply; chat/logs.py). Text by default: people read
     logs on a laptop; a log pipeline asks for JSON."""
-    event_loop: str = field(default="asyncio", metadata=env("CHAT_EVENT_LOOP"))
-    """`asyncio` (the standard library's event loop) or `uvloop` (libuv's: less CPU per frame
-    on the gateway's delivery path, docs/performance.md), for the API, gateway and `dev`
+    event_loop: str = field(default="uvloop", metadata=env("CHAT_EVENT_LOOP"))
+    """`uvloop` (libuv's event loop: less CPU per frame on the gateway's delivery path,
+    docs/performance.md) or `asyncio` (the standard library's), for the API, gateway and `dev`
     processes. uvloop raises RuntimeError for a write on a transport the peer reset, where
     asyncio raises an OSError; the Redis connections translate it into a ConnectionError
     (chat/stores/cluster/redis_conn.py), so an outage is `dependency_unavailable` on either loop
