@@ -122,13 +122,13 @@ class Settings:
     """`text` (human-readable lines) or `json` (one object per line, with request, connection,
     user and conversation ids where they apply; chat/logs.py). Text by default: people read
     logs on a laptop; a log pipeline asks for JSON."""
-    event_loop: str = field(default="asyncio", metadata=env("CHAT_EVENT_LOOP"))
-    """`asyncio` (the standard library's event loop) or `uvloop` (libuv's: less CPU per frame
-    on the gateway's delivery path, docs/performance.md), for the API, gateway and `dev`
-    processes. uvloop is opt-in: under injected network faults
-    (tests/multiprocess/test_network_faults.py) a gateway on uvloop answered a frame with
-    `internal`, an error that asyncio's loop raises as a translated outage; until that is
-    understood the default keeps the guarantee."""
+    event_loop: str = field(default="uvloop", metadata=env("CHAT_EVENT_LOOP"))
+    """`uvloop` (libuv's event loop: less CPU per frame on the gateway's delivery path,
+    docs/performance.md) or `asyncio` (the standard library's), for the API, gateway and `dev`
+    processes. uvloop raises RuntimeError for a write on a transport the peer reset, where
+    asyncio raises an OSError; the Redis connections translate it into a ConnectionError
+    (chat/stores/cluster/redis_conn.py), so an outage is `dependency_unavailable` on either loop
+    (tests/multiprocess/test_network_faults.py passes on both)."""
     pod_name: str = field(default="", metadata=env("CHAT_POD_NAME"))
     """This pod's name (the operator sets it from `metadata.name`); shown in the start-up line so
     a log names the pod it came from. Empty outside Kubernetes."""

@@ -109,7 +109,7 @@ def test_dev_serves_and_keeps_data_across_restart(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert f"running at http://127.0.0.1:{port}/" in out
-    assert "serving on the asyncio event loop" in out  # CHAT_EVENT_LOOP's default
+    assert "serving on the uvloop event loop" in out  # CHAT_EVENT_LOOP's default
     proc = _start_dev(tmp_path, port)
     try:
         # Same data directory: the signing key, the session and the message are all still there.
@@ -123,11 +123,11 @@ def test_dev_serves_and_keeps_data_across_restart(tmp_path: Path) -> None:
 
 def test_event_loop_is_chosen_by_chat_event_loop(tmp_path: Path) -> None:
     port = free_port()
-    proc = _start_dev(tmp_path, port, CHAT_EVENT_LOOP="uvloop")
+    proc = _start_dev(tmp_path, port, CHAT_EVENT_LOOP="asyncio")
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
-    assert "serving on the uvloop event loop" in out
+    assert "serving on the asyncio event loop" in out
     refused = subprocess.run(
         [*PY, "dev", "--data-dir", str(tmp_path), "--port", str(port)],
         capture_output=True,

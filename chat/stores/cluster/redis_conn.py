@@ -11,16 +11,21 @@ pub/sub bus and the Dramatiq broker.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
 import redis.asyncio.sentinel as aiosentinel
 import redis.sentinel
-from redis.asyncio.connection import BlockingConnectionPool, ConnectionPool, parse_url
+from redis.asyncio.connection import (
+    AbstractConnection,
+    BlockingConnectionPool,
+    ConnectionPool,
+    parse_url,
+)
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -91,19 +96,24 @@ class RedisTarget:
 
     def pool(self, **kwargs: Any) -> ConnectionPool:
         """An asyncio connection pool to the primary: at most POOL_CONNECTIONS connections,
-        a command waits for a free one."""
+        a command waits for a free one; a write on a connection the peer reset fails as
+        redis-py's ConnectionError on any event loop (`_ClosedTransportWrite`)."""
         kwargs.setdefault("max_connections", POOL_CONNECTIONS)
         kwargs.setdefault("timeout", COMMAND_TIMEOUT_S)
+        pool: ConnectionPool
         if not self.sentinels:
-            pool: ConnectionPool = BlockingConnectionPool.from_url(self.url, **kwargs)
-            return pool
-        manager = aiosentinel.Sentinel(  # type: ignore[no-untyped-call]
-            self.sentinels,
-            sentinel_kwargs={"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": 2},
-        )
-        return _SentinelPool(  # type: ignore[no-untyped-call]
-            self.master, manager, **self._connection_kwargs(**kwargs)
-        )
+            pool = BlockingConnectionPool.from_url(self.url, **kwargs)
+        else:
+            manager = aiosentinel.Sentinel(  # type: ignore[no-untyped-call]
+                self.sentinels,
+                sentinel_kwargs={"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": 2},
+            )
+            pool = _SentinelPool(  # type: ignore[no-untyped-call]
+                self.master, manager, **self._connection_kwargs(**kwargs)
+            )
+        # The URL's scheme (and Sentinel) picked the connection class; keep it, add the guard.
+        pool.connection_class = _closed_write_guarded(pool.connection_class)
+        return pool
 
     def sync_client(self) -> redis.Redis:
         """A blocking client to the primary, for Dramatiq's synchronous broker (which handles
@@ -119,6 +129,51 @@ class RedisTarget:
             **self._connection_kwargs(socket_connect_timeout=CONNECT_TIMEOUT_S),
         )
         return client
+
+
+class _ClosedTransportWrite(AbstractConnection):
+    """A write on a connection whose transport the event loop already closed (the peer reset
+    it) raises redis-py's ConnectionError, as it does on asyncio's loop, so redis-py's retry
+    reconnects and `redis_errors` reports an outage as `Unavailable`.
+
+    asyncio's selector transport drops such a write and the drain after it raises
+    ConnectionResetError, which redis-py translates; uvloop's transport raises
+    `RuntimeError: unable to perform operation on <TCPTransport closed=True ...>; the handler is
+    closed` (MagicStack/uvloop#506), which redis-py 8.1 lets through: under TCP resets a gateway
+    on uvloop answered `internal` (a new connection's first handshake write drew the reset, the
+    second met the closed transport). Only a RuntimeError while the transport written to is
+    closing is translated; any other RuntimeError is a bug and goes through. redis-py's own
+    guard (redis/redis-py#4288, after 8.1) makes this redundant once it is released and pinned.
+    """
+
+    __slots__ = ()
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        if not self.is_connected:
+            # What redis-py's send_packed_command does first: connect here instead, so the
+            # transport this write goes to is known.
+            await self.connect_check_health(check_health=False)
+        writer = self._writer
+        transport = writer.transport if writer is not None else None
+        try:
+            await super().send_packed_command(command, check_health)
+        except RuntimeError as exc:
+            if transport is None or not transport.is_closing():
+                raise
+            # redis-py has dropped the connection (it disconnects on any error in a write).
+            raise RedisConnectionError(
+                f"Error while writing to {self._host_error()}: the connection was closed"
+            ) from exc
+
+
+def _closed_write_guarded(cls: type[AbstractConnection]) -> type[AbstractConnection]:
+    """`cls` (Connection, SSLConnection, a Sentinel-managed one...) with `_ClosedTransportWrite`
+    in front of it (one class per pool: a process builds a handful of pools)."""
+    if issubclass(cls, _ClosedTransportWrite):
+        return cls
+    return cast(type[AbstractConnection], type(cls.__name__, (_ClosedTransportWrite, cls), {}))
 
 
 class _SentinelPool(aiosentinel.SentinelConnectionPool, BlockingConnectionPool):
