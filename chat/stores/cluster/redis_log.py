@@ -18,9 +18,10 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
                           given a charge: in the user's slot, not the conversation's
 
 Guarantees and where they are kept:
-- Atomic dedupe + seq + append + publish: one Lua script (`APPEND`, redis_log_scripts.py). Redis runs a script
-  without interleaving any other command, so PUBLISH order equals seq order on each channel
-  (with replicas required the publish moves to `COMMIT`, below, which keeps that order).
+- Atomic dedupe + seq + append + publish: one Lua script (`APPEND`, in redis_log_scripts.py).
+  Redis runs a script without interleaving any other command, so PUBLISH order equals seq
+  order on each channel (with replicas required the publish moves to `COMMIT`, below, which
+  keeps that order).
 - `duplicate` means the sender sent twice: each `append` call passes a fresh attempt id, kept
   with the event, so when redis-py re-sends the script after a dropped connection (its retry on
   `ConnectionError`/`TimeoutError`) and the first run had gone through, the re-run finds its own
