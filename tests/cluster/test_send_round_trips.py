@@ -95,6 +95,8 @@ async def test_a_send_is_one_evalsha_and_no_limiter_script(
     delta = +delta
     assert delta["evalsha"] == SENDS, delta
     assert set(delta) - {"evalsha"} <= SCRIPT_COMMANDS, f"a command outside the script: {delta}"
+    assert delta["time"] == SENDS, f"one clock read per send (bucket and event share it): {delta}"
+    print(f"\nRedis commands per send, script included: {sum(delta.values()) / SENDS:.1f} {delta}")
     assert await ports.log.last_seq(cid) == SENDS + 1
     # The limiter's own script never ran on this Redis: the sends were charged by the append.
     assert not _script_loaded(url, _TAKE)

@@ -47,13 +47,13 @@ if seen then
 end
 local last = redis.call('HGET', head, 'seq')
 if not seen and not last then return {-1} end
+local now = redis.call('TIME')  -- one clock read: the bucket's and the event's
 if bucket then
-  local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt)
+  local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt, now)
   if wait > 0 then return {-2, string.format('%.6f', wait)} end
 end
 if seen then return {0, seen, original} end
 local seq = string.format('%d', tonumber(last) + 1)
-local now = redis.call('TIME')
 local ts = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
 -- The frame is built around seq and ts from bytes encoded by chat.domain.frames, so every
 -- subscriber gets exactly event_frame(event).

@@ -25,10 +25,11 @@ BUCKET_LUA = """
 -- else the seconds until one is there (nothing taken). With an `attempt` id, the token taken
 -- is recorded with it (field `a`) and a second call for the same attempt takes none: a re-sent
 -- script is charged once. A refusal records nothing, so its re-run is charged normally.
-local function take_token(bucket, rate, burst, attempt)
+-- `t`: the script's own `TIME` reply when it has one (one clock read per script), else nil.
+local function take_token(bucket, rate, burst, attempt, t)
   local h = redis.call('HMGET', bucket, 'tokens', 'at', 'a')
   if attempt and h[3] == attempt then return 0 end
-  local t = redis.call('TIME')
+  t = t or redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
   local tokens = tonumber(h[1]) or burst
   local at = tonumber(h[2]) or now
