@@ -51,6 +51,21 @@ class Chat:
     presence: PresenceService
 
 
+def messaging_service(
+    ports: Ports, limits: Limits, membership: MembershipCache | None = None
+) -> MessagingService:
+    return MessagingService(
+        ports.conversations,
+        ports.log,
+        ports.archive,
+        ports.bus,
+        ports.queue,
+        ports.limiter,
+        limits,
+        membership,
+    )
+
+
 def build_chat(
     ports: Ports,
     *,
@@ -62,16 +77,7 @@ def build_chat(
     admins: frozenset[str],
     membership: MembershipCache | None = None,
 ) -> Chat:
-    messaging = MessagingService(
-        ports.conversations,
-        ports.log,
-        ports.archive,
-        ports.bus,
-        ports.queue,
-        ports.limiter,
-        limits,
-        membership,
-    )
+    messaging = messaging_service(ports, limits, membership)
     return Chat(
         ports=ports,
         limits=limits,

@@ -19,8 +19,8 @@ import redis
 
 from chat.config import Settings
 from chat.domain.accounts import Principal
+from chat.domain.chat import messaging_service
 from chat.domain.limits import Limits
-from chat.domain.messaging import MessagingService
 from chat.domain.models import Conversation, ConversationKind, Member, Role, User
 from chat.stores.cluster import ClusterPorts, open_cluster_ports
 from chat.stores.cluster.redis_ratelimit import _TAKE
@@ -72,15 +72,7 @@ async def test_a_send_is_one_evalsha_and_no_limiter_script(
         ),
         None,
     )
-    messaging = MessagingService(
-        ports.conversations,
-        ports.log,
-        ports.archive,
-        ports.bus,
-        ports.queue,
-        ports.limiter,
-        Limits(send_burst=SENDS + 1),
-    )
+    messaging = messaging_service(ports, Limits(send_burst=SENDS + 1))
     who = Principal(alice, "s")
     # The first send loads the script (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA) and the log's
     # head (`start`, below the counted sends); then the steady path is counted.
