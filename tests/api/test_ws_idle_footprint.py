@@ -39,6 +39,7 @@ async def test_an_idle_socket_keeps_nothing_it_no_longer_needs(make_server: Serv
     outbound = session.transport.outbound
     await _until(lambda: outbound.queued_frames == 0, "the ack and the message written")
     assert outbound._pending is None  # dropped once empty, made again by the next frame
+    assert outbound._direct  # a plain TCP stream: written to without Tornado's buffer
 
     # A heartbeat ran and re-armed its timer: the finished Task is not kept.
     first = session._timers["beat"]
