@@ -2,10 +2,12 @@
 delivery metrics.
 
 `Writer` is what a session writes through (its `Transport`); `Outbound` below it holds the
-queue. Frames are queued here (whole, already framed: see `wire.py`) and handed to Tornado's stream
-one write at a time: a write of everything queued (at most `WRITE_CHUNK_BYTES`) goes out once
-the previous one reached the kernel. So Tornado's own buffer never holds more than one chunk,
-and the rest stays here as whole frames that can be dropped without cutting a frame in two.
+queue. Frames are queued here (whole, already framed: see `wire.py`) and written one chunk at a
+time (everything queued, at most `WRITE_CHUNK_BYTES`): straight to the socket with `send()`
+while Tornado holds nothing unsent for it, and whatever the kernel did not take goes to
+Tornado's stream, after which the next chunk waits until that write reached the kernel. So
+Tornado's own buffer never holds more than one chunk, and the rest stays here as whole frames
+that can be dropped without cutting a frame in two.
 
 Guarantees kept here:
 - Memory per socket is bounded: frames queued here plus the chunk in Tornado plus what the
