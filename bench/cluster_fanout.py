@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pymongo
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -112,7 +111,6 @@ class ChatTarget(Target):
         self.server_pids = [p.pid for p in [*cluster.ws, *cluster.api, *cluster.worker]]
         self.server_pids += [p.pid for p in services.procs]
         self.redis = redis.Redis.from_url(backing.redis_url)
-        self.mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(backing.mongodb_uri)
         self._registered: list[User] = []
 
     async def users(self, count: int, group: int, tag: str) -> list[User]:
@@ -140,20 +138,17 @@ class ChatTarget(Target):
         return people
 
     def lag(self, users: list[User]) -> int | None:
+        """Σ (head seq - archived), both from the log's heads: the worker records its progress
+        there (`archived`); MongoDB's watermarks lag by up to a sweep interval."""
         cids = sorted({u.conversation for u in users})
         try:
-            heads = [int(self.redis.hget(f"chat:log:{{{c}}}:head", "seq") or 0) for c in cids]
-            docs = self.mongo[self.backing.mongodb_database]["watermarks"].find(
-                {"_id": {"$in": cids}}
-            )
-            marks = {d["_id"]: int(d["seq"]) for d in docs}
+            heads = [self.redis.hmget(f"chat:log:{{{c}}}:head", "seq", "archived") for c in cids]
         except Exception:
             return None
-        return sum(h - marks.get(c, 0) for c, h in zip(cids, heads, strict=True))
+        return sum(int(seq or 0) - int(done or 0) for seq, done in heads)
 
     def close(self) -> None:
         self.redis.close()
-        self.mongo.close()
 
 
 class PeerTarget(Target):

@@ -106,6 +106,11 @@ class Settings:
     to go."""
     sweep_interval_s: float = field(default=30.0, metadata=env("CHAT_SWEEP_INTERVAL_S"))
     """How often the worker looks for conversations whose persistence job was never queued."""
+    persist_linger_ms: int = field(default=1000, metadata=env("CHAT_PERSIST_LINGER_MS"))
+    """How long a cluster's persistence batch job waits before it takes the dirty set,
+    milliseconds: the sends of that window share one job (two MongoDB inserts). Longer means
+    fewer MongoDB round trips per message and a later search hit; history, live delivery and
+    durability never wait for it. Embedded mode archives at once."""
     retention_days: int = field(default=0, metadata=env("CHAT_RETENTION_DAYS"))
     """Delete archived messages older than this; 0 keeps them forever."""
     oidc_issuer: str = field(default="", metadata=env("CHAT_OIDC_ISSUER"))
@@ -261,6 +266,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"{ENV['redis_min_replicas']}={settings.redis_min_replicas} is negative")
     if settings.redis_wait_timeout_ms <= 0:
         raise ConfigError(f"{ENV['redis_wait_timeout_ms']} must be positive")
+    if not 0 <= settings.persist_linger_ms <= 60_000:
+        raise ConfigError(f"{ENV['persist_linger_ms']} must be between 0 and 60000")
     for address in settings.redis_sentinels:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():

@@ -42,4 +42,6 @@ def broker_and_queue(settings: Settings) -> tuple[dramatiq.Broker, DramatiqQueue
         # round trip to save), so search, which reads the archive, finds a message right
         # after its ack, as it always has in embedded mode.
         return StubBroker(), DramatiqQueue(blocking_send=False, linger_ms=0)
-    return cluster_broker(settings), DramatiqQueue(blocking_send=True)
+    return cluster_broker(settings), DramatiqQueue(
+        blocking_send=True, linger_ms=settings.persist_linger_ms
+    )

@@ -226,7 +226,7 @@ class MessagingService:
         Events after the archive's watermark exist only in the log while the worker catches up
         (or while the archive is down): they are applied here so history is never stale.
         """
-        watermark = await self._archived(lambda: self._archive.watermark(cid))
+        watermark = await self._archived_upto(cid)
         tail = await self._tail(cid, watermark)
         archived = await self._archived(
             lambda: self._archive.history(cid, before=before, after=after, limit=limit)
@@ -266,6 +266,15 @@ class MessagingService:
                 exc.message,
             )
             raise ArchiveDown(exc.message, dependency=exc.details.get("dependency")) from exc
+
+    async def _archived_upto(self, cid: str) -> int:
+        """A seq up to which the archive holds every event of the conversation: the progress
+        the log records (no archive round trip), else the archive's own watermark. A lower
+        bound either way, which is all the callers need: what lies above it comes from the log."""
+        (recorded,) = await self._log.archived([cid])
+        if recorded is not None:
+            return recorded
+        return await self._archived(lambda: self._archive.watermark(cid))
 
     async def _tail(self, cid: str, watermark: int) -> list[Event]:
         events: list[Event] = []
@@ -326,12 +335,14 @@ class MessagingService:
 
     async def unread(self, conversation_id: str, user_id: str, read_seq: int) -> int:
         try:
-            watermark = await self._archived(lambda: self._archive.watermark(conversation_id))
+            watermark = await self._archived_upto(conversation_id)
             archived = 0
             if watermark > read_seq:
+                # Counted up to the watermark only: the tail above it is counted from the log,
+                # and the archive may already hold some of it.
                 archived = await self._archived(
                     lambda: self._archive.count_from_others(
-                        conversation_id, user_id, max(read_seq, 0)
+                        conversation_id, user_id, max(read_seq, 0), watermark
                     )
                 )
         except ArchiveDown:

@@ -3,9 +3,13 @@
 The signal: `EventLog.append` marks the conversation dirty and, when no batch job is scheduled,
 claims the schedule for a fresh token in the same atomic step, so the sender pays no extra
 round trip and a burst of sends queues one job (`after_append`). A batch job takes up to
-`BATCH_CONVERSATIONS` dirty conversations at once, reads every watermark in one round trip,
-applies all their events in bulk, and at its end either releases the schedule (nothing dirty)
-or queues the next job (`EventLog.persist_continue`, atomic against appends).
+`BATCH_CONVERSATIONS` dirty conversations at once, reads where each one's archiving stands in
+one round trip (the log's record, `EventLog.archived`; the archive's watermark where the log has
+none), applies all their events in bulk, records the new progress in the log (one round trip,
+`EventLog.mark_archived`), and at its end either releases the schedule (nothing dirty) or queues
+the next job (`EventLog.persist_continue`, atomic against appends). The archive's own watermarks
+are written by the sweep (`MessageArchive.record_watermarks`), not per job: on MongoDB that is
+what leaves a job two inserts.
 
 Guarantees kept here (docs/architecture.md, "Persistence worker"):
 - nothing acked is lost: an entry leaves the dirty set only when a job took it; a job that
@@ -14,7 +18,9 @@ Guarantees kept here (docs/architecture.md, "Persistence worker"):
 - nothing is duplicated or reordered: `MessageArchive.apply` is idempotent (keyed by seq, an
   edit never overwrites a later one, delete wins), so two jobs that happen to hold the same
   conversation (an append marked it dirty again while the first job worked) both apply the same
-  events safely, and the watermark only moves up after the events are written;
+  events safely, and progress (the log's record, the archive's watermark) only moves up, and
+  only after the events are written: it is a lower bound of what the archive holds, so
+  starting from it never skips an event;
 - at most one chain of jobs carries on: a job whose token no longer holds the schedule (the
   sweep took it over from a job it presumed lost) ends instead of re-queueing itself.
 """
@@ -25,8 +31,10 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chat.domain.errors import Unavailable
 from chat.domain.limits import Limits
 from chat.domain.models import AppendResult, Event
 from chat.domain.ports import EventLog, JobQueue, MessageArchive
@@ -116,13 +124,13 @@ class Persister:
         return BatchResult(conversations, events)
 
     async def persist_many(self, cids: list[str]) -> int:
-        """Archive what the log holds after each conversation's watermark, up to `PAGE` each;
-        the watermarks are read once, in one round trip, and carried from there."""
-        marks = await self._archive.watermarks(cids)
+        """Archive what the log holds after each conversation's progress, up to `PAGE` each;
+        progress is read once, in one round trip, and recorded once, after the writes."""
+        marks = await self.progress(cids)
         events: list[Event] = []
         reached: dict[str, int] = {}
         more: list[str] = []
-        pages = await self._log.read_many([(cid, marks.get(cid, 0)) for cid in cids], PAGE)
+        pages = await self._log.read_many([(cid, marks[cid]) for cid in cids], PAGE)
         for cid, page in zip(cids, pages, strict=True):
             if not page.events:
                 continue  # archived already (or trimmed past the watermark: nothing to read)
@@ -132,11 +140,23 @@ class Persister:
                 more.append(cid)
         for start in range(0, len(events), APPLY_CHUNK):
             await self._archive.apply(events[start : start + APPLY_CHUNK])
+        await self._log.mark_archived(reached)
         for cid, seq in reached.items():
-            await self._trim(cid, marks.get(cid, 0), seq)
+            await self._trim(cid, marks[cid], seq)
         if more:
             await self._log.mark_dirty(more)
         return len(events)
+
+    async def progress(self, cids: Sequence[str]) -> dict[str, int]:
+        """How far each conversation is archived: the log's record, else (a head from before
+        the log kept one, or a log that leaves it to the archive) the archive's watermark."""
+        recorded = await self._log.archived(cids)
+        missing = [cid for cid, seq in zip(cids, recorded, strict=True) if seq is None]
+        fallback = await self._archive.watermarks(missing) if missing else {}
+        return {
+            cid: seq if seq is not None else fallback.get(cid, 0)
+            for cid, seq in zip(cids, recorded, strict=True)
+        }
 
     async def _trim(self, cid: str, old_watermark: int, watermark: int) -> None:
         keep_after = watermark - self._keep
@@ -150,7 +170,7 @@ class Persister:
         """Archive one conversation's whole log and trim it to `log_keep_events` (tests and
         tools; the worker uses `run`). Idempotent like the batch path."""
         moved = 0
-        watermark = await self._archive.watermark(conversation_id)
+        watermark = (await self.progress([conversation_id]))[conversation_id]
         while True:
             page = await self._log.read(conversation_id, watermark, batch)
             if not page.events:
@@ -162,6 +182,8 @@ class Persister:
             watermark = max(watermark, page.events[-1].seq)
             if len(page.events) < batch:
                 break
+        await self._log.mark_archived({conversation_id: watermark})
+        await self._archive.record_watermarks({conversation_id: watermark})
         keep_after = watermark - self._keep
         if keep_after > 0:
             await self._log.trim(conversation_id, keep_after)
@@ -186,21 +208,37 @@ class Persister:
             raise
 
     async def sweep(self) -> dict[str, int]:
-        """The conversations whose archive lags their log, with their watermarks: marked dirty
-        again and a batch job queued for them, taking the schedule over (whatever held it may
-        have crashed; if it did not, it ends when it sees the schedule is no longer its)."""
+        """The conversations whose archive lags their log, with how far each is archived:
+        marked dirty again and a batch job queued for them, taking the schedule over (whatever
+        held it may have crashed; if it did not, it ends when it sees the schedule is no longer
+        its). Then the archive's watermarks catch up with the progress the log records (the
+        only place they are written, see the module's note)."""
         settled = await self._log.settle()
         if settled:
             log.warning("committed events left uncommitted by their writer in %s", settled)
         cids = await self._log.backlog()
-        marks = await self._archive.watermarks(cids) if cids else {}
+        marks = await self.progress(cids) if cids else {}
         behind: dict[str, int] = {}
         for cid in cids:
-            if marks.get(cid, 0) < await self._log.last_seq(cid):
-                behind[cid] = marks.get(cid, 0)
+            if marks[cid] < await self._log.last_seq(cid):
+                behind[cid] = marks[cid]
         if behind:
             await self._log.mark_dirty(list(behind))
             token = new_token()
             await self._log.claim_persist(token, take_over=True)
             await self._queue_or_release(token)
+        await self._record_watermarks(cids, marks)
         return behind
+
+    async def _record_watermarks(self, cids: list[str], marks: dict[str, int]) -> None:
+        """Copy the log's progress into the archive's watermarks where they are behind. Best
+        effort: a failure (the archive down) leaves them behind until the next sweep, and
+        costs nothing else (they are a lower bound)."""
+        if not cids:
+            return
+        try:
+            stored = await self._archive.watermarks(cids)
+            stale = {cid: marks[cid] for cid in cids if marks[cid] > stored.get(cid, 0)}
+            await self._archive.record_watermarks(stale)
+        except Unavailable as exc:
+            log.warning("archive watermarks not brought up to date: %s", exc.message)

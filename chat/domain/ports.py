@@ -7,7 +7,7 @@ both, so every guarantee written here is tested, not just hoped for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from chat.domain.models import (
@@ -150,6 +150,18 @@ class EventLog(Protocol):
         """Conversations whose log holds events, for the sweep that archives forgotten ones."""
         ...
 
+    async def archived(self, conversation_ids: Sequence[str]) -> list[int | None]:
+        """Each conversation's archive progress as the log records it (`mark_archived`): every
+        event up to it is in the archive. None where the log records none (a log head written
+        before this was kept, or a log that leaves it to the archive's own watermark): ask
+        `MessageArchive.watermarks`. In as few round trips as the store allows."""
+        ...
+
+    async def mark_archived(self, progress: Mapping[str, int]) -> None:
+        """Record that the archive now holds each conversation's events up to the given seq
+        (called after `MessageArchive.apply` returned). Only ever moves a record up."""
+        ...
+
     async def settle(self) -> list[str]:
         """For the sweep: announce events a writer left written but unannounced (a log that
         commits only once replicas hold an event, and a writer that died in between). The
@@ -195,10 +207,22 @@ class MessageArchive(Protocol):
     an edit never overwrites a later edit.
     """
 
-    async def apply(self, events: Sequence[Event]) -> None: ...
+    async def apply(self, events: Sequence[Event]) -> None:
+        """Store the events. Whether this also moves the watermarks is the store's choice
+        (SQLite: in the same transaction; MongoDB: no, see `record_watermarks`)."""
+        ...
+
+    async def record_watermarks(self, marks: Mapping[str, int]) -> None:
+        """Move each conversation's watermark up to the given seq (never down), once its events
+        are applied. The cluster's persistence worker records its progress in the log instead
+        (`EventLog.mark_archived`) and writes these only from the periodic sweep, so they lag
+        the archive by up to a sweep interval: a lower bound, kept for recovery after the log
+        lost its data."""
+        ...
 
     async def watermark(self, conversation_id: str) -> int:
-        """The highest seq applied; events after it may still only be in the log."""
+        """The highest seq recorded as applied (a lower bound: events after it may be in the
+        archive already, or still only in the log)."""
         ...
 
     async def watermarks(self, conversation_ids: Sequence[str]) -> dict[str, int]:
@@ -220,8 +244,11 @@ class MessageArchive(Protocol):
         """Case-insensitive substring search over live (not deleted) messages, newest first."""
         ...
 
-    async def count_from_others(self, conversation_id: str, user_id: str, after_seq: int) -> int:
-        """Live messages after `after_seq` not sent by `user_id` (unread counts)."""
+    async def count_from_others(
+        self, conversation_id: str, user_id: str, after_seq: int, up_to_seq: int
+    ) -> int:
+        """Live messages with `after_seq` < seq <= `up_to_seq` not sent by `user_id` (unread
+        counts: the caller counts what lies above `up_to_seq` from the log)."""
         ...
 
     async def delete_older_than(self, ts: int) -> int:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-PERSIST_LINGER_MS = 250
-"""How long a batch job waits before it takes the dirty set: the window whose sends share one
-job. Longer means fewer MongoDB round trips per message and an older unarchived tail."""
+PERSIST_LINGER_MS = 1000
+"""The default of `Settings.persist_linger_ms` (`CHAT_PERSIST_LINGER_MS`): how long a batch job
+waits before it takes the dirty set, the window whose sends share one job. Longer means fewer
+MongoDB round trips per message and an older unarchived tail."""
 
 
 class Sendable(Protocol):

@@ -8,12 +8,13 @@ import asyncio
 import time
 
 from chat.domain.models import EventDraft, EventKind
+from tests.support.archived import archived_upto
 from tests.support.fixtures import Server
 
 
 async def _archived_up_to(server: Server, cid: str, seq: int, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
-    while await server.rt.chat.ports.archive.watermark(cid) < seq:
+    while await archived_upto(server.rt.chat, cid) < seq:
         assert time.monotonic() < deadline, "archive never caught up"
         await asyncio.sleep(0.05)
 
@@ -33,7 +34,7 @@ async def test_sweep_archives_conversations_whose_job_was_lost(server: Server) -
     cid = await server.api.dm(a, b)
     # Append straight to the log, skipping the enqueue, as a crash right after the append would.
     await server.rt.chat.ports.log.append(EventDraft(cid, EventKind.MESSAGE, a.id, "lost", "x"))
-    assert await server.rt.chat.ports.archive.watermark(cid) == 0
+    assert await archived_upto(server.rt.chat, cid) == 0
     await _archived_up_to(server, cid, 1)  # the test server sweeps every second
     assert [m["body"] for m in await server.api.history(b, cid)] == ["x"]
 

@@ -19,13 +19,14 @@ import pytest
 
 from chat.config import Backend, Settings
 from tests.servers import FerretServer
+from tests.support.archived import archived_upto
 from tests.support.clients import Api, Ws
 from tests.support.fixtures import Server, free_port, serve, start_server, with_limits
 
 
 async def _archived(server: Server, cid: str, seq: int) -> None:
     deadline = time.monotonic() + 20
-    while await server.rt.chat.ports.archive.watermark(cid) < seq:
+    while await archived_upto(server.rt.chat, cid) < seq:
         assert time.monotonic() < deadline, "the worker never archived the conversation"
         await asyncio.sleep(0.05)
 

@@ -46,9 +46,15 @@ async def test_reapplying_in_any_split_changes_nothing(archive: MongoArchive) ->
     history = await archive.history(cid, before=None, after=None, limit=10)
     assert [(m.seq, m.body, m.deleted) for m in history] == [(1, "final", False), (4, "", True)]
     assert history[0].edited_ts == 1_003
+    # Applying writes no watermark (the worker's progress is in the log; the sweep copies it).
+    assert await archive.watermark(cid) == 0
+    assert await archive.floor(cid) == 5  # what a lost log head restarts at
+    await archive.record_watermarks({cid: 5})
     assert await archive.watermark(cid) == 5
     assert await archive.events(cid, 0, 10) == events
-    assert await archive.count_from_others(cid, "someone-else", 0) == 1
+    assert await archive.count_from_others(cid, "someone-else", 0, 5) == 1
+    assert await archive.count_from_others(cid, "someone-else", 0, 3) == 1
+    assert await archive.count_from_others(cid, "someone-else", 1, 5) == 0
     assert [m.seq for m in await archive.search([cid], "FIN", 10)] == [1]
     assert await archive.search([cid], "f.nal", 10) == []  # literal, not a pattern
 
@@ -73,7 +79,7 @@ async def test_outage_raises_retriable_errors_then_catches_up(
         # The worker's retry after the outage: same call, now it lands, and nothing is lost.
         private_ferretdb.start()
         await archive.apply([_ev(cid, 2, EventKind.MESSAGE, "during")])
-        assert await archive.watermark(cid) == 2
+        assert await archive.floor(cid) == 2
         assert [e.seq for e in await archive.events(cid, 0, 10)] == [1, 2]
     finally:
         await client.close()
@@ -108,7 +114,7 @@ async def test_reapplying_a_large_batch_does_not_exhaust_the_servers_pool(
         history = await archive.history(cid, before=None, after=None, limit=100)
         assert [m.seq for m in history] == list(range(1, 41))
         assert [m.seq for m in history if m.deleted] == list(range(1, 11))
-        assert await archive.watermark(cid) == 50
+        assert await archive.floor(cid) == 50
         assert len(await archive.events(cid, 0, 100)) == 50
     finally:
         await client.close()
@@ -125,9 +131,11 @@ async def test_a_batchs_watermarks_in_one_bulk_write_where_the_server_allows(
     a, b, c = (f"c_{uuid.uuid4().hex}" for _ in range(3))
     try:
         await bulk.apply([_ev(a, 1, EventKind.MESSAGE, "x"), _ev(b, 1, EventKind.MESSAGE, "y")])
+        await bulk.record_watermarks({a: 1, b: 1})
         later = [_ev(cid, s, EventKind.MESSAGE, "z") for cid in (a, b, c) for s in (2, 3)]
         await bulk.apply(later)
-        await bulk.apply(later[:1] + later[2:3])  # a late, older re-apply
+        await bulk.record_watermarks({a: 3, b: 3, c: 3})
+        await bulk.record_watermarks({a: 2, c: 2})  # a late, older record
         assert await bulk.watermarks([a, b, c]) == {a: 3, b: 3, c: 3}
         assert [e.seq for e in await bulk.events(a, 0, 10)] == [1, 2, 3]
     finally:

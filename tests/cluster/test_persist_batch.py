@@ -11,12 +11,15 @@ from dataclasses import replace
 
 import dramatiq
 import pytest
+import redis
 
 from chat.app.runtime import Runtime, open_runtime
 from chat.config import Settings
 from chat.domain.accounts import Principal
 from chat.domain.models import EventDraft, EventKind
 from chat.domain.persistence import BATCH_CONVERSATIONS
+from chat.stores.cluster.redis_keys import RedisKeys
+from tests.support.archived import archived_upto
 from tests.support.fixtures import FAST_HASHER
 from tests.support.persist_cost import make_rooms
 
@@ -36,7 +39,7 @@ async def _archived(rt: Runtime, cids: list[str]) -> None:
     deadline = time.monotonic() + 30
     for cid in cids:
         last = await rt.chat.messaging.last_seq(cid)
-        while await rt.chat.ports.archive.watermark(cid) < last:
+        while await archived_upto(rt.chat, cid) < last:
             assert time.monotonic() < deadline, f"{cid} was never archived"
             await asyncio.sleep(0.05)
         events = await rt.chat.ports.archive.events(cid, 0, 10_000)
@@ -108,7 +111,7 @@ async def test_a_claim_lost_with_a_crashed_worker_is_recovered_by_the_sweep(rt: 
     worker = _worker(rt)
     try:
         await asyncio.to_thread(rt.broker.join, "persist", timeout=10_000)
-        marks = await rt.chat.ports.archive.watermarks(rooms[0])
+        marks = await rt.chat.messaging.persister.progress(rooms[0])
         assert set(marks.values()) == {0}, "archived without the sweep: nothing was tested"
         await asyncio.to_thread(rt.actors.sweep.fn)
         await _archived(rt, rooms[0])
@@ -147,3 +150,38 @@ async def test_a_backlog_brings_in_the_rest_of_the_pool(rt: Runtime) -> None:
     assert done.conversations == BATCH_CONVERSATIONS + 6
     assert rt.queue.enqueued - before == 1, "no helper was queued for the backlog"
     await _archived(rt, rooms[0])
+
+
+async def test_progress_is_recorded_in_the_log_and_copied_to_the_archive_by_the_sweep(
+    rt: Runtime, cluster_settings: Settings
+) -> None:
+    """A job writes its progress into the log's heads (one script call), not MongoDB's
+    watermarks; the sweep copies it there. The record only moves up, never creates a head, and
+    a head without one (written before it existed) falls back to the archive's watermark."""
+    rooms = await make_rooms(rt.chat, 2, 2)
+    cids = rooms[0]
+    await _send(rt, rooms, 3)
+    persister = rt.chat.messaging.persister
+    await persister.run(None)
+    log, archive = rt.chat.ports.log, rt.chat.ports.archive
+    assert await log.archived(cids) == [3, 3]
+    assert await archive.watermarks(cids) == dict.fromkeys(cids, 0)
+    await persister.sweep()
+    assert await archive.watermarks(cids) == dict.fromkeys(cids, 3)
+
+    await log.mark_archived({cids[0]: 1, "c_never_written": 5})  # older; and no such head
+    assert await log.archived([cids[0], "c_never_written"]) == [3, None]
+    head = RedisKeys(cluster_settings.redis_key_prefix).log(cids[1])[0]
+    client = redis.Redis.from_url(cluster_settings.redis_url)
+    try:
+        assert not client.exists(
+            RedisKeys(cluster_settings.redis_key_prefix).log("c_never_written")[0]
+        )
+        client.hdel(head, "archived")  # as a head from the previous release has it
+    finally:
+        client.close()
+    assert await persister.progress([cids[1]]) == {cids[1]: 3}  # the archive's watermark
+    for cid, who in zip(*rooms, strict=True):
+        await rt.chat.messaging.send(who, cid, "one-more", "fourth")
+    await persister.run(None)
+    assert await log.archived(cids) == [4, 4]

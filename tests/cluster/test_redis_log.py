@@ -32,7 +32,7 @@ async def test_concurrent_appends_get_gapless_seqs_published_in_order(
     # Several logs on separate connection pools, as several gateway pods would be.
     clients = [aioredis.Redis.from_url(fresh_redis_url) for _ in range(4)]
     archive = cluster.ports.archive
-    logs = [RedisEventLog(c, archive.watermark, archive.event) for c in clients]
+    logs = [RedisEventLog(c, archive.floor, archive.event) for c in clients]
     try:
         # 40 in flight at once: real contention without opening 200 connections.
         gate = asyncio.Semaphore(40)

@@ -90,7 +90,7 @@ async def test_a_retry_inside_the_client_is_not_a_duplicate(
 ) -> None:
     client = make_client(f"redis://127.0.0.1:{proxy.port}/0")
     archive = cluster.ports.archive
-    log = RedisEventLog(client, archive.watermark, archive.event)
+    log = RedisEventLog(client, archive.floor, archive.event)
     cid = f"c_{uuid.uuid4().hex}"
     try:
         warm = await log.append(EventDraft(cid, EventKind.MESSAGE, "u1", "warm", "x"))
@@ -121,7 +121,7 @@ async def test_a_retry_inside_the_client_is_not_charged_twice(
     twice by redis-py), and one more send. A second charge of the re-run would refuse that."""
     client = make_client(f"redis://127.0.0.1:{proxy.port}/0")
     archive = cluster.ports.archive
-    log = RedisEventLog(client, archive.watermark, archive.event)
+    log = RedisEventLog(client, archive.floor, archive.event)
     cid = f"c_{uuid.uuid4().hex}"
     charge = RateCharge(f"send:{uuid.uuid4().hex}", 0.001, 3)
     try:

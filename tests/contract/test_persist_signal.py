@@ -85,6 +85,7 @@ async def test_watermarks_in_one_call(ports: Ports) -> None:
     for c, n in ((cid, 3), (other, 1)):
         events = [(await ports.log.append(_msg(c, f"k{i}"))).event for i in range(n)]
         await ports.archive.apply(events)
+        await ports.archive.record_watermarks({c: n})
     assert await ports.archive.watermarks([cid, other, none]) == {cid: 3, other: 1, none: 0}
     assert await ports.archive.watermarks([]) == {}
 

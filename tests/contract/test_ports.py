@@ -143,9 +143,12 @@ async def test_archive_apply_is_idempotent_and_paginates(ports: Ports) -> None:
     events = (await ports.log.read(cid, 0, 100)).events
     await ports.archive.apply(events[:5])
     await ports.archive.apply(events[:5])
+    await ports.archive.record_watermarks({cid: 5})
     assert await ports.archive.watermark(cid) == 5
     await ports.archive.apply(events[5:])
     await ports.archive.apply(events)
+    await ports.archive.record_watermarks({cid: 12})
+    await ports.archive.record_watermarks({cid: 7})  # never back
     assert await ports.archive.watermark(cid) == 12
     newest = await ports.archive.history(cid, before=None, after=None, limit=5)
     assert [m.seq for m in newest] == [8, 9, 10, 11, 12]
@@ -156,7 +159,9 @@ async def test_archive_apply_is_idempotent_and_paginates(ports: Ports) -> None:
     replay = await ports.archive.events(cid, 9, 100)
     assert [e.seq for e in replay] == [10, 11, 12]
     assert replay[0] == events[9]
-    assert await ports.archive.count_from_others(cid, "alice", 6) == 3
+    assert await ports.archive.count_from_others(cid, "alice", 6, 12) == 3
+    # Bounded above too: the caller counts what lies past its watermark from the log.
+    assert await ports.archive.count_from_others(cid, "alice", 6, 10) == 2
 
 
 async def test_archive_edits_never_overwrite_newer_and_delete_wins(ports: Ports) -> None:

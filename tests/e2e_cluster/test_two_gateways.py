@@ -13,6 +13,7 @@ from dataclasses import replace
 import pytest
 
 from chat.config import Settings
+from tests.support.archived import archived_upto
 from tests.support.clients import Ws
 from tests.support.fixtures import Server, free_port, serve, with_limits
 
@@ -76,7 +77,7 @@ async def test_chat_across_nodes_resume_elsewhere_and_archive(
 
     # The worker drains the log into MongoDB (FerretDB): history is served by either node.
     deadline = time.monotonic() + 20
-    while await a.rt.chat.ports.archive.watermark(cid) < 9:
+    while await archived_upto(a.rt.chat, cid) < 9:
         assert time.monotonic() < deadline, "persistence worker never caught up"
         await asyncio.sleep(0.1)
     history = await b.api.history(bob, cid)

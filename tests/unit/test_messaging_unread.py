@@ -40,3 +40,15 @@ async def test_a_delete_in_the_tail_of_an_archived_message() -> None:
     assert await w.service.unread(CID, "alice", 0) == 1
     await w.service.persist(CID)
     assert await w.service.unread(CID, "alice", 0) == 1
+
+
+async def test_messages_archived_past_the_watermark_count_once() -> None:
+    """The watermark is a lower bound (a cluster's archive watermark lags, the log's progress
+    record can be rolled back by a failover): messages the archive already holds above it are
+    also in the log's tail, and must be counted once, not from both."""
+    w = world(log_keep_events=10)
+    for n in range(3):
+        await w.service.send(principal("bob"), CID, f"m{n}", "hello")
+    await w.service.persist(CID)
+    w.archive.marks[CID] = 1  # archived up to 3; recorded only up to 1
+    assert await w.service.unread(CID, "alice", 0) == 3

@@ -103,7 +103,7 @@ async def open_cluster_ports(
             conversations=PostgresConversationStore(pool),
             log=RedisEventLog(
                 client,
-                archive.watermark,
+                archive.floor,
                 archive.event,
                 keys=keys,
                 min_replicas=settings.redis_replicas_required,

@@ -12,20 +12,27 @@ Idempotence, which lets a failed or concurrent job simply run again:
 - the watermark moves with `$max`, after the events are written: it never claims more than is
   stored, and never moves back.
 
+Watermarks are not written per batch job: the worker records its progress in the log's head
+(chat/stores/cluster/redis_log.py, `archived`), and the periodic sweep copies it here
+(`record_watermarks`). So a job costs two inserts (plus one update per edit or delete), and a
+watermark here is a lower bound that lags by up to a sweep interval. What needs the exact
+extent of the archive, restoring a lost log head, asks `floor`, which also looks at the
+highest archived event.
+
 Write shapes, chosen for MongoDB-compatible servers as well as MongoDB: new documents go in
 `insert_many` (no per-document query), and each update that may match an existing document
 goes in a command of its own. FerretDB v1.24 keeps one backend connection per *matching*
 statement of an `update` command until the command ends, so a batch re-applied after an outage
 (every statement matching) deadlocked its connection pool for good once a command held more
 statements than the pool has connections (tests/cluster/test_mongo_archive.py reproduces it).
-The watermarks of a batch's conversations, which always match once they exist, are therefore
-one `bulk_write` on MongoDB and one command each on FerretDB (told apart by `buildInfo`).
+The sweep's watermark writes, which always match once they exist, are therefore one
+`bulk_write` on MongoDB and one command each on FerretDB (told apart by `buildInfo`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
@@ -144,9 +151,6 @@ class MongoArchive:
         if not events:
             return
         ordered = sorted(events, key=lambda e: (e.conversation_id, e.seq))
-        highest: dict[str, int] = {}
-        for ev in ordered:
-            highest[ev.conversation_id] = max(highest.get(ev.conversation_id, 0), ev.seq)
         new_messages = [_new_message_doc(e) for e in ordered if e.kind is EventKind.MESSAGE]
         # In seq order, after the messages they change are in place.
         changes = [_change_write(e) for e in ordered if e.kind is not EventKind.MESSAGE]
@@ -158,12 +162,18 @@ class MongoArchive:
             await _insert_absent(self._messages, new_messages)
             for filter_, update in changes:
                 await self._messages.update_one(filter_, update)
+
+    async def record_watermarks(self, marks: Mapping[str, int]) -> None:
+        """One unordered `bulk_write` on MongoDB; one command per conversation on FerretDB,
+        which holds a backend connection per matching statement of a command (see the module's
+        note). Either way idempotent (`$max`)."""
+        highest = {cid: seq for cid, seq in marks.items() if seq > 0}
+        if not highest:
+            return
+        with mongo_errors():
             await self._move_watermarks(highest)
 
     async def _move_watermarks(self, highest: dict[str, int]) -> None:
-        """One unordered `bulk_write` for every conversation of the batch on MongoDB; one
-        command per conversation on FerretDB, which holds a backend connection per matching
-        statement of a command (see the module's note). Either way idempotent (`$max`)."""
         if len(highest) > 1 and await self._bulk_updates_safe():
             writes = [
                 UpdateOne({"_id": cid}, {"$max": {"seq": seq}}, upsert=True)
@@ -191,6 +201,17 @@ class MongoArchive:
         with mongo_errors():
             doc = await self._watermarks.find_one({"_id": conversation_id})
         return int(doc["seq"]) if doc else 0
+
+    async def floor(self, conversation_id: str) -> int:
+        """The highest seq the archive holds for the conversation: where a log head that Redis
+        lost restarts. The watermark lags (see the module's note), so the newest archived event
+        counts too (an index lookup, on this rare path only)."""
+        with mongo_errors():
+            mark = await self._watermarks.find_one({"_id": conversation_id})
+            newest = await self._events.find_one(
+                {"conversation_id": conversation_id}, sort=[("seq", DESCENDING)]
+            )
+        return max(int(mark["seq"]) if mark else 0, int(newest["seq"]) if newest else 0)
 
     async def watermarks(self, conversation_ids: Sequence[str]) -> dict[str, int]:
         """One `find` for a whole batch job's conversations (the job carries them from there
@@ -258,12 +279,14 @@ class MongoArchive:
             )
             return [_message(d) async for d in cursor]
 
-    async def count_from_others(self, conversation_id: str, user_id: str, after_seq: int) -> int:
+    async def count_from_others(
+        self, conversation_id: str, user_id: str, after_seq: int, up_to_seq: int
+    ) -> int:
         with mongo_errors():
             return await self._messages.count_documents(
                 {
                     "conversation_id": conversation_id,
-                    "seq": {"$gt": after_seq},
+                    "seq": {"$gt": after_seq, "$lte": up_to_seq},
                     "sender_id": {"$ne": user_id},
                     "deleted": False,
                 }

@@ -5,7 +5,8 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
 - `chat:log:{cid}:head`   hash: `seq` (last assigned), `committed` (events <= it may be read
                           and published; below `seq` only while replicas are awaited),
                           `trimmed` (events <= it are gone), `restored` (set when the head was
-                          rebuilt from the archive)
+                          rebuilt from the archive), `archived` (the persistence worker's
+                          progress: every event <= it is in the archive; see `mark_archived`)
 - `chat:log:{cid}:stream` stream; entry id `<seq>-0`, field `f` = the exact event frame bytes,
                           field `a` = the id of the `append` call that wrote it
 - `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq
@@ -57,15 +58,20 @@ Guarantees and where they are kept:
   PUBLISH order stays seq order. A writer that died between WAIT and commit leaves its event
   unannounced until the next append's commit passes it or the sweep's `settle` commits it.
 - No seq reuse after Redis loses its data: a missing head is never created by the append script
-  itself; the caller rebuilds it from the archive's watermark first (`_ensure_head`), and marks
-  everything up to it as trimmed so `read` reports those ranges incomplete instead of empty.
+  itself; the caller rebuilds it from the archive's floor first (`_ensure_head`; the highest
+  seq the archive holds, `MongoArchive.floor`), and marks everything up to it as trimmed (and
+  archived) so `read` reports those ranges incomplete instead of empty.
+- Archive progress lives here, not in MongoDB: the worker records it with one script call per
+  batch job (`MARK_ARCHIVED`, after the archive's writes returned), which is what lets a job cost
+  MongoDB only its two inserts. It only moves up; a failover that loses the last write of it
+  moves it back, which costs re-archiving (idempotent), never a gap: the record is a lower bound.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -82,6 +88,7 @@ from chat.stores.cluster.redis_log_scripts import (
     COMMIT,
     COMMIT_PUBLISH_MAX,
     ENSURE_HEAD,
+    MARK_ARCHIVED,
     READ,
     TOUCH_HEAD,
     TRIM,
@@ -96,7 +103,7 @@ dropped when their event is trimmed from the log, so dedupe memory is bounded by
 times this window, not by the conversation's whole history."""
 
 Floor = Callable[[str], Awaitable[int]]
-"""Where a lost head restarts: the archive's watermark for the conversation."""
+"""Where a lost head restarts: the highest seq the archive holds for the conversation."""
 
 
 def _frame_template(draft: EventDraft) -> tuple[bytes, bytes]:
@@ -150,6 +157,7 @@ class RedisEventLog(RedisPersistSignal):
         self._trim = client.register_script(TRIM)
         self._commit_script = client.register_script(COMMIT)
         self._touch = client.register_script(TOUCH_HEAD)
+        self._mark_archived = client.register_script(MARK_ARCHIVED)
         self._signal_init(client)
 
     async def append(self, draft: EventDraft, *, charge: RateCharge | None = None) -> AppendResult:
@@ -288,7 +296,7 @@ class RedisEventLog(RedisPersistSignal):
         return archived
 
     async def _ensure_head(self, cid: str) -> None:
-        """Create a missing head at the archive's watermark: after Redis lost its data, seq
+        """Create a missing head at the archive's floor: after Redis lost its data, seq
         continues above everything archived instead of restarting at 1."""
         with redis_errors():
             await self._redis.sadd(self._keys.backlog, cid)
@@ -351,6 +359,25 @@ class RedisEventLog(RedisPersistSignal):
                 return int(committed if committed is not None else seq)
             await self._ensure_head(conversation_id)
         raise RuntimeError(f"log head of {conversation_id} vanished")  # pragma: no cover
+
+    async def archived(self, conversation_ids: Sequence[str]) -> list[int | None]:
+        if not conversation_ids:
+            return []
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for cid in conversation_ids:
+                    pipe.hget(self._keys.log(cid)[0], "archived")
+                raw = await pipe.execute()
+        return [None if r is None else int(r) for r in raw]
+
+    async def mark_archived(self, progress: Mapping[str, int]) -> None:
+        if not progress:
+            return
+        cids = list(progress)
+        with redis_errors():
+            await self._mark_archived(
+                keys=[self._keys.log(cid)[0] for cid in cids], args=[progress[c] for c in cids]
+            )
 
     async def trim(self, conversation_id: str, keep_after_seq: int) -> None:
         with redis_errors():

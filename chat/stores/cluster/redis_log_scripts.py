@@ -119,7 +119,8 @@ return seq
 
 ENSURE_HEAD = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'trimmed', ARGV[1], 'committed', ARGV[1])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'trimmed', ARGV[1], 'committed', ARGV[1],
+  'archived', ARGV[1])
 if tonumber(ARGV[1]) > 0 then redis.call('HSET', KEYS[1], 'restored', ARGV[1]) end
 return 1
 """
@@ -151,4 +152,17 @@ for _, field in ipairs(old) do
   end
 end
 return 1
+"""
+
+# KEYS: heads; ARGV: the seq archived for each, in the same order. A missing head stays missing
+# (it is rebuilt from the archive, which holds at least this much); `archived` never moves down,
+# so a slower job that finishes last cannot take the record back.
+MARK_ARCHIVED = """
+for i, head in ipairs(KEYS) do
+  local h = redis.call('HMGET', head, 'seq', 'archived')
+  if h[1] and tonumber(ARGV[i]) > tonumber(h[2] or '0') then
+    redis.call('HSET', head, 'archived', ARGV[i])
+  end
+end
+return 0
 """

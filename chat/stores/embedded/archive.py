@@ -3,7 +3,7 @@ with edits applied (for history and search)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiosqlite
 
@@ -26,6 +26,15 @@ def _message(row: aiosqlite.Row) -> Message:
         edited_ts=row["edited_ts"],
         deleted=bool(row["deleted"]),
     )
+
+
+async def _move_watermarks(conn: aiosqlite.Connection, marks: Mapping[str, int]) -> None:
+    for cid, seq in marks.items():
+        await conn.execute(
+            "INSERT INTO watermarks (conversation_id, seq) VALUES (?, ?)"
+            " ON CONFLICT (conversation_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            (cid, seq),
+        )
 
 
 class SqliteArchive:
@@ -72,17 +81,19 @@ class SqliteArchive:
                         " WHERE conversation_id = ? AND seq = ?",
                         (ev.ts, ev.seq, ev.conversation_id, ev.target_seq),
                     )
+            # The watermarks move in the same transaction: free here, so this store's are exact
+            # and its event log records no progress of its own (`EventLog.archived` is None).
             by_conversation: dict[str, int] = {}
             for ev in events:
                 by_conversation[ev.conversation_id] = max(
                     by_conversation.get(ev.conversation_id, 0), ev.seq
                 )
-            for cid, seq in by_conversation.items():
-                await conn.execute(
-                    "INSERT INTO watermarks (conversation_id, seq) VALUES (?, ?)"
-                    " ON CONFLICT (conversation_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
-                    (cid, seq),
-                )
+            await _move_watermarks(conn, by_conversation)
+
+    async def record_watermarks(self, marks: Mapping[str, int]) -> None:
+        if marks:
+            async with self._db.transaction() as conn:
+                await _move_watermarks(conn, marks)
 
     async def watermark(self, conversation_id: str) -> int:
         row = await self._db.fetchone(
@@ -146,11 +157,13 @@ class SqliteArchive:
         )
         return [_message(r) for r in rows]
 
-    async def count_from_others(self, conversation_id: str, user_id: str, after_seq: int) -> int:
+    async def count_from_others(
+        self, conversation_id: str, user_id: str, after_seq: int, up_to_seq: int
+    ) -> int:
         row = await self._db.fetchone(
             "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ? AND seq > ?"
-            " AND sender_id != ? AND deleted = 0",
-            (conversation_id, after_seq, user_id),
+            " AND seq <= ? AND sender_id != ? AND deleted = 0",
+            (conversation_id, after_seq, up_to_seq, user_id),
         )
         return int(row["n"]) if row else 0
 

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -200,6 +200,13 @@ class SqliteEventLog:
             " ORDER BY conversation_id"
         )
         return [r["conversation_id"] for r in rows]
+
+    async def archived(self, conversation_ids: Sequence[str]) -> list[int | None]:
+        # The archive's own watermarks are exact here (moved in its apply transaction).
+        return [None] * len(conversation_ids)
+
+    async def mark_archived(self, progress: Mapping[str, int]) -> None:
+        return None
 
     async def settle(self) -> list[str]:
         return []  # appends commit in their own step: nothing is ever left unannounced

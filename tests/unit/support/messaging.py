@@ -8,7 +8,7 @@ test failure points at the service, not at storage. Integration tests use the re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from hypothesis import strategies as st
@@ -93,6 +93,12 @@ class MemoryLog:
     async def settle(self) -> list[str]:
         return []  # appends commit in their own step: nothing is ever left unannounced
 
+    async def archived(self, conversation_ids: Sequence[str]) -> list[int | None]:
+        return [None] * len(conversation_ids)  # the archive's watermark is exact here
+
+    async def mark_archived(self, progress: Mapping[str, int]) -> None:
+        return None
+
 
 @dataclass
 class _Stored:
@@ -140,6 +146,10 @@ class MemoryArchive:
         self._call()
         return self.marks.get(conversation_id, 0)
 
+    async def watermarks(self, conversation_ids: Sequence[str]) -> dict[str, int]:
+        self._call()
+        return {cid: self.marks.get(cid, 0) for cid in conversation_ids}
+
     async def events(self, conversation_id: str, after_seq: int, limit: int) -> list[Event]:
         self._call()
         held = self.all_events.get(conversation_id, {})
@@ -170,13 +180,22 @@ class MemoryArchive:
         ]
         return sorted(found, key=lambda m: (m.ts, m.seq), reverse=True)[:limit]
 
-    async def count_from_others(self, conversation_id: str, user_id: str, after_seq: int) -> int:
+    async def count_from_others(
+        self, conversation_id: str, user_id: str, after_seq: int, up_to_seq: int
+    ) -> int:
         self._call()
         return sum(
             1
             for seq, s in self.messages.get(conversation_id, {}).items()
-            if seq > after_seq and s.message.sender_id != user_id and not s.message.deleted
+            if after_seq < seq <= up_to_seq
+            and s.message.sender_id != user_id
+            and not s.message.deleted
         )
+
+    async def record_watermarks(self, marks: Mapping[str, int]) -> None:
+        self._call()
+        for cid, seq in marks.items():
+            self.marks[cid] = max(self.marks.get(cid, 0), seq)
 
     async def delete_older_than(self, ts: int) -> int:
         return 0
