@@ -94,7 +94,10 @@ async def test_lost_redis_data_continues_seq_above_the_archive(
     await archive.apply((await log.read(cid, 0, 10)).events)
     async with aioredis.Redis.from_url(fresh_redis_url) as r:
         await r.flushdb()  # what a Redis without its AOF comes back as
+    # The archive's watermark was never written (the sweep writes it): its newest event counts.
+    assert await archive.watermark(cid) == 0
     assert await log.last_seq(cid) == 3
+    assert await log.archived([cid]) == [3]  # the restored head knows 1..3 are archived
     after = await log.append(_draft(cid, "m3"))
     assert after.event.seq == 4
     page = await log.read(cid, 0, 10)
