@@ -320,8 +320,12 @@ class PresenceStore(Protocol):
         ...
 
     async def heartbeat(
-        self, user_id: str, connection_id: str, state: PresenceState, ttl_s: float
-    ) -> None: ...
+        self, user_id: str, connection_id: str, state: PresenceState | None, ttl_s: float
+    ) -> None:
+        """Extend the connection's life by `ttl_s`; with a `state`, also set it. None is the
+        periodic refresh: the state stays what the client last set (a connection the store no
+        longer holds, having outlived its TTL, comes back online)."""
+        ...
 
     async def disconnect(self, user_id: str, connection_id: str) -> int:
         """Returns the user's remaining live connections."""

@@ -36,8 +36,10 @@ class PresenceService:
             await self._announce(who.user.id, PresenceState.ONLINE)
 
     async def heartbeat(
-        self, who: Principal, connection_id: str, state: PresenceState = PresenceState.ONLINE
+        self, who: Principal, connection_id: str, state: PresenceState | None = None
     ) -> None:
+        """The gateway's periodic refresh (no `state`: an `idle` the client set stays idle),
+        or a `presence` frame's new state."""
         await self._store.heartbeat(who.user.id, connection_id, state, self._limits.presence_ttl_s)
 
     async def set_state(self, who: Principal, connection_id: str, state: object) -> None:

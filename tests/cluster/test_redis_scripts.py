@@ -73,6 +73,23 @@ async def test_presence_keys_go_away_with_a_crashed_gateway(
     assert seen.last_seen is not None
 
 
+async def test_refreshed_presence_keys_still_expire_with_a_crashed_gateway(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    """The periodic refresh only extends key TTLs (`GT`); keys it creates itself (for a
+    connection swept meanwhile) get one too, so a crashed gateway still leaves nothing."""
+    presence = cluster.ports.presence
+    uid = f"u_{uuid.uuid4().hex}"
+    await presence.heartbeat(uid, "a", None, 0.5)  # no connect: the keys are new
+    await presence.connect(uid, "b", 0.5)
+    await presence.heartbeat(uid, "b", None, 0.5)
+    assert (await presence.get([uid]))[uid].state is PresenceState.ONLINE
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        for key in (f"chat:presence:{{{uid}}}:conns", f"chat:presence:{{{uid}}}:state"):
+            await asyncio.wait_for(_until_gone(r, key), 10)
+    assert (await presence.get([uid]))[uid].state is PresenceState.OFFLINE
+
+
 async def _until_gone(r: aioredis.Redis, key: str) -> None:
     while await r.exists(key):
         await asyncio.sleep(0.05)

@@ -314,6 +314,28 @@ async def test_revoke_user_ends_every_family(ports: Ports) -> None:
     assert not any([await ports.sessions.is_active(f) for f in fams])
 
 
+async def test_a_refresh_keeps_the_state_the_client_set(ports: Ports) -> None:
+    """The gateway's periodic heartbeat passes no state: an `idle` stays idle (it used to be
+    reset to online every heartbeat interval), and the connection's life is extended."""
+    user = _id("u")
+    await ports.presence.connect(user, "c1", 30)
+    await ports.presence.heartbeat(user, "c1", PresenceState.IDLE, 30)
+    await ports.presence.heartbeat(user, "c1", None, 30)
+    assert (await ports.presence.get([user]))[user].state is PresenceState.IDLE
+    await ports.presence.heartbeat(user, "c1", PresenceState.ONLINE, 30)
+    await ports.presence.heartbeat(user, "c1", None, 30)
+    assert (await ports.presence.get([user]))[user].state is PresenceState.ONLINE
+    # A refresh of a connection the store no longer holds (it outlived its TTL): online again,
+    # and it expires on its own like any other.
+    other = _id("u")
+    await ports.presence.heartbeat(other, "c9", None, 1)
+    assert (await ports.presence.get([other]))[other].state is PresenceState.ONLINE
+    deadline = time.monotonic() + 10
+    while (await ports.presence.get([other]))[other].state is not PresenceState.OFFLINE:
+        assert time.monotonic() < deadline, "a refreshed connection never expired"
+        await asyncio.sleep(0.1)
+
+
 async def test_presence_counts_states_and_expiry(ports: Ports) -> None:
     user = _id("u")
     assert (await ports.presence.get([user]))[user].state is PresenceState.OFFLINE

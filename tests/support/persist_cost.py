@@ -85,7 +85,9 @@ async def measure(
     limits = replace(settings.limits, send_burst=10**6, send_rate_per_s=10**6)
     settings = replace(settings, sweep_interval_s=3600.0, limits=limits)
     rt = await open_runtime(settings, hasher=FAST_HASHER)
-    worker = dramatiq.Worker(rt.broker, worker_threads=2, worker_timeout=100)
+    # As `chatcluster worker` runs it (chat/app/workers.py): its idle consumers poll the broker
+    # at most every 500 ms, which is part of what is counted.
+    worker = dramatiq.Worker(rt.broker, worker_threads=2, worker_timeout=500)
     try:
         cids, senders = await make_rooms(rt.chat, rooms, room_size)
         worker.start()

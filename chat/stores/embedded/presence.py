@@ -39,9 +39,12 @@ class MemoryPresence:
         return len(conns)
 
     async def heartbeat(
-        self, user_id: str, connection_id: str, state: PresenceState, ttl_s: float
+        self, user_id: str, connection_id: str, state: PresenceState | None, ttl_s: float
     ) -> None:
         conns = self._live(user_id)
+        if state is None:
+            held = conns.get(connection_id)
+            state = held.state if held is not None else PresenceState.ONLINE
         conns[connection_id] = _Connection(self._clock() + ttl_s, state)
         self._connections[user_id] = conns
         self._last_seen[user_id] = now_ms(self._clock)
