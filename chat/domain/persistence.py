@@ -125,13 +125,21 @@ class Persister:
 
     async def persist_many(self, cids: list[str]) -> int:
         """Archive what the log holds after each conversation's progress, up to `PAGE` each;
-        progress is read once, in one round trip, and recorded once, after the writes."""
-        marks = await self.progress(cids)
+        progress and events are read together, in one round trip, and progress is recorded
+        once, after the writes."""
+        found = await self._log.read_unarchived(cids, PAGE)
+        marks = {cid: hit[0] for cid, hit in zip(cids, found, strict=True) if hit is not None}
+        pages = {cid: hit[1] for cid, hit in zip(cids, found, strict=True) if hit is not None}
+        missing = [cid for cid in cids if cid not in marks]
+        if missing:  # heads from before the log kept a record: the archive's watermark
+            marks.update(await self._archive.watermarks(missing))
+            read = await self._log.read_many([(cid, marks[cid]) for cid in missing], PAGE)
+            pages.update(zip(missing, read, strict=True))
         events: list[Event] = []
         reached: dict[str, int] = {}
         more: list[str] = []
-        pages = await self._log.read_many([(cid, marks[cid]) for cid in cids], PAGE)
-        for cid, page in zip(cids, pages, strict=True):
+        for cid in cids:
+            page = pages[cid]
             if not page.events:
                 continue  # archived already (or trimmed past the watermark: nothing to read)
             events.extend(page.events)

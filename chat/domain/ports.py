@@ -157,6 +157,14 @@ class EventLog(Protocol):
         `MessageArchive.watermarks`. In as few round trips as the store allows."""
         ...
 
+    async def read_unarchived(
+        self, conversation_ids: Sequence[str], limit: int
+    ) -> list[tuple[int, LogRange] | None]:
+        """The persistence worker's read: for each conversation, its `archived` record and
+        `read(cid, record, limit)`, in one round trip. None where there is no record (ask the
+        archive's watermark and `read_many`)."""
+        ...
+
     async def mark_archived(self, progress: Mapping[str, int]) -> None:
         """Record that the archive now holds each conversation's events up to the given seq
         (called after `MessageArchive.apply` returned). Only ever moves a record up."""

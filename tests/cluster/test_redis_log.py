@@ -122,3 +122,28 @@ async def test_a_send_that_finds_its_head_lost_is_charged_once(
     assert (await log.append(_draft(cid, "m2"), charge=charge)).event.seq == 1
     with pytest.raises(RateLimited):  # two tokens, two sends: the rebuild cost nothing
         await log.append(_draft(cid, "m3"), charge=charge)
+
+
+async def test_read_unarchived_reads_after_each_record_in_one_call(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    """The worker's read: per conversation the log's `archived` record and the events after it
+    (`read` from the record); None for a head without a record (from before it existed) and for
+    a missing head, which the caller then reads the old way."""
+    log = cluster.ports.log
+    recorded, unrecorded, missing = (f"c_{uuid.uuid4().hex}" for _ in range(3))
+    for cid in (recorded, unrecorded):
+        await log.start(cid)
+        for i in range(3):
+            await log.append(_draft(cid, f"m{i}"))
+    await log.mark_archived({recorded: 1})
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        await r.hdel(f"chat:log:{{{unrecorded}}}:head", "archived")
+    hits = await log.read_unarchived([recorded, unrecorded, missing], 500)
+    assert hits[1:] == [None, None]
+    assert hits[0] is not None
+    after, page = hits[0]
+    assert after == 1
+    assert page == await log.read(recorded, 1, 500)
+    assert [e.seq for e in page.events] == [2, 3]
+    assert page.complete

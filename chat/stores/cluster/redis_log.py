@@ -90,6 +90,7 @@ from chat.stores.cluster.redis_log_scripts import (
     ENSURE_HEAD,
     MARK_ARCHIVED,
     READ,
+    READ_UNARCHIVED,
     TOUCH_HEAD,
     TRIM,
 )
@@ -101,6 +102,10 @@ DEDUPE_WINDOW_S = 24 * 3600
 """A retried send returns the original event for at least this long. Older dedupe entries are
 dropped when their event is trimmed from the log, so dedupe memory is bounded by the send rate
 times this window, not by the conversation's whole history."""
+
+UNARCHIVED_PER_CALL = 16
+"""Conversations per `READ_UNARCHIVED` call: at 500 events each, what one script may read before
+other clients' commands (sends) get their turn."""
 
 Floor = Callable[[str], Awaitable[int]]
 """Where a lost head restarts: the highest seq the archive holds for the conversation."""
@@ -158,6 +163,7 @@ class RedisEventLog(RedisPersistSignal):
         self._commit_script = client.register_script(COMMIT)
         self._touch = client.register_script(TOUCH_HEAD)
         self._mark_archived = client.register_script(MARK_ARCHIVED)
+        self._read_unarchived = client.register_script(READ_UNARCHIVED)
         self._signal_init(client)
 
     async def append(self, draft: EventDraft, *, charge: RateCharge | None = None) -> AppendResult:
@@ -369,6 +375,34 @@ class RedisEventLog(RedisPersistSignal):
                     pipe.hget(self._keys.log(cid)[0], "archived")
                 raw = await pipe.execute()
         return [None if r is None else int(r) for r in raw]
+
+    async def read_unarchived(
+        self, conversation_ids: Sequence[str], limit: int
+    ) -> list[tuple[int, LogRange] | None]:
+        """One pipelined round trip of one script per `UNARCHIVED_PER_CALL` conversations
+        (instead of a record lookup and a read script per conversation)."""
+        cids = list(conversation_ids)
+        if not cids:
+            return []
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for start in range(0, len(cids), UNARCHIVED_PER_CALL):
+                    keys = [
+                        k
+                        for c in cids[start : start + UNARCHIVED_PER_CALL]
+                        for k in self._keys.log(c)[:2]
+                    ]
+                    await self._read_unarchived(keys=keys, args=[limit], client=pipe)
+                replies = [r for chunk in await pipe.execute() for r in chunk]
+        out: list[tuple[int, LogRange] | None] = []
+        for reply in replies:
+            if int(reply[0]) < 0:
+                out.append(None)
+                continue
+            after, trimmed, frames = int(reply[0]), int(reply[1]), reply[2]
+            page = LogRange(tuple(_event(f) for f in frames), complete=after >= trimmed)
+            out.append((after, page))
+        return out
 
     async def mark_archived(self, progress: Mapping[str, int]) -> None:
         if not progress:

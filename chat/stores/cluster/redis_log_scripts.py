@@ -166,3 +166,29 @@ for i, head in ipairs(KEYS) do
 end
 return 0
 """
+
+# The persistence worker's read: for each conversation (KEYS: head, stream, head, stream, ...)
+# its `archived` record and the committed events after it, up to ARGV[1] each, in one call.
+# Per conversation {archived, trimmed, frames}; {-1} for a missing head (the caller's `read`
+# rebuilds it), {-2} for a head with no record yet (written before the record existed: the
+# caller asks the archive's watermark). Callers pass a bounded number of conversations per call,
+# so one call never holds Redis for long.
+READ_UNARCHIVED = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  local h = redis.call('HMGET', KEYS[i], 'seq', 'trimmed', 'committed', 'archived')
+  if not h[1] then
+    out[#out + 1] = {-1}
+  elseif not h[4] then
+    out[#out + 1] = {-2}
+  else
+    local upto = (h[3] or h[1]) .. '-0'
+    local entries = redis.call('XRANGE', KEYS[i + 1], (tonumber(h[4]) + 1) .. '-0', upto,
+      'COUNT', ARGV[1])
+    local frames = {}
+    for j, e in ipairs(entries) do frames[j] = e[2][2] end
+    out[#out + 1] = {tonumber(h[4]), tonumber(h[2] or '0'), frames}
+  end
+end
+return out
+"""

@@ -208,6 +208,11 @@ class SqliteEventLog:
     async def mark_archived(self, progress: Mapping[str, int]) -> None:
         return None
 
+    async def read_unarchived(
+        self, conversation_ids: Sequence[str], limit: int
+    ) -> list[tuple[int, LogRange] | None]:
+        return [None] * len(conversation_ids)
+
     async def settle(self) -> list[str]:
         return []  # appends commit in their own step: nothing is ever left unannounced
 

@@ -99,6 +99,11 @@ class MemoryLog:
     async def mark_archived(self, progress: Mapping[str, int]) -> None:
         return None
 
+    async def read_unarchived(
+        self, conversation_ids: Sequence[str], limit: int
+    ) -> list[tuple[int, LogRange] | None]:
+        return [None] * len(conversation_ids)
+
 
 @dataclass
 class _Stored:
