@@ -3,7 +3,9 @@ with edits applied (for history and search)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import aiosqlite
 
@@ -28,13 +30,77 @@ def _message(row: aiosqlite.Row) -> Message:
     )
 
 
-async def _move_watermarks(conn: aiosqlite.Connection, marks: Mapping[str, int]) -> None:
-    for cid, seq in marks.items():
-        await conn.execute(
-            "INSERT INTO watermarks (conversation_id, seq) VALUES (?, ?)"
-            " ON CONFLICT (conversation_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
-            (cid, seq),
+_MOVE_WATERMARK = (
+    "INSERT INTO watermarks (conversation_id, seq) VALUES (?, ?)"
+    " ON CONFLICT (conversation_id) DO UPDATE SET seq = MAX(seq, excluded.seq)"
+)
+
+
+def _apply(events: list[Event], raw: sqlite3.Connection) -> None:
+    """One transaction, in one hop to the database thread (not a hop per statement).
+
+    Committed with synchronous=NORMAL: no fsync of its own. Nothing acked depends on it (the
+    log holds every event durably until a later trim), and WAL is one append-only file, so the
+    next fsynced commit (any send, or the trim that follows this) makes it durable too; a power
+    cut before that loses this transaction whole, watermark included, and the worker archives
+    the same events again from the log."""
+    cur = raw.cursor()
+    cur.execute("PRAGMA synchronous=NORMAL")
+    try:
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            _apply_events(cur, events)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+    finally:
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.close()
+
+
+def _apply_events(cur: sqlite3.Cursor, events: list[Event]) -> None:
+    highest: dict[str, int] = {}
+    for ev in events:
+        highest[ev.conversation_id] = max(highest.get(ev.conversation_id, 0), ev.seq)
+        cur.execute(
+            "INSERT OR IGNORE INTO archive_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ev.conversation_id,
+                ev.seq,
+                ev.kind.value,
+                ev.sender_id,
+                ev.client_id,
+                ev.body,
+                ev.target_seq,
+                ev.ts,
+            ),
         )
+        if ev.kind is EventKind.MESSAGE:
+            cur.execute(
+                "INSERT OR IGNORE INTO messages (conversation_id, seq, sender_id,"
+                " client_id, body, ts) VALUES (?, ?, ?, ?, ?, ?)",
+                (ev.conversation_id, ev.seq, ev.sender_id, ev.client_id, ev.body, ev.ts),
+            )
+        elif ev.kind is EventKind.EDIT:
+            # `changed_by_seq < ?`: a replayed older edit never overwrites a newer one, and
+            # nothing revives a deleted message.
+            cur.execute(
+                "UPDATE messages SET body = ?, edited_ts = ?, changed_by_seq = ?"
+                " WHERE conversation_id = ? AND seq = ? AND changed_by_seq < ?"
+                " AND deleted = 0",
+                (ev.body, ev.ts, ev.seq, ev.conversation_id, ev.target_seq, ev.seq),
+            )
+        else:
+            cur.execute(
+                "UPDATE messages SET body = '', deleted = 1, edited_ts = ?,"
+                " changed_by_seq = MAX(changed_by_seq, ?)"
+                " WHERE conversation_id = ? AND seq = ?",
+                (ev.ts, ev.seq, ev.conversation_id, ev.target_seq),
+            )
+    # The watermarks move in the same transaction: free here, so this store's are exact and
+    # its event log records no progress of its own (`EventLog.archived` is None).
+    cur.executemany(_MOVE_WATERMARK, list(highest.items()))
 
 
 class SqliteArchive:
@@ -42,58 +108,14 @@ class SqliteArchive:
         self._db = db
 
     async def apply(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        async with self._db.transaction() as conn:
-            for ev in events:
-                await conn.execute(
-                    "INSERT OR IGNORE INTO archive_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        ev.conversation_id,
-                        ev.seq,
-                        ev.kind.value,
-                        ev.sender_id,
-                        ev.client_id,
-                        ev.body,
-                        ev.target_seq,
-                        ev.ts,
-                    ),
-                )
-                if ev.kind is EventKind.MESSAGE:
-                    await conn.execute(
-                        "INSERT OR IGNORE INTO messages (conversation_id, seq, sender_id,"
-                        " client_id, body, ts) VALUES (?, ?, ?, ?, ?, ?)",
-                        (ev.conversation_id, ev.seq, ev.sender_id, ev.client_id, ev.body, ev.ts),
-                    )
-                elif ev.kind is EventKind.EDIT:
-                    # `changed_by_seq < ?`: a replayed older edit never overwrites a newer one,
-                    # and nothing revives a deleted message.
-                    await conn.execute(
-                        "UPDATE messages SET body = ?, edited_ts = ?, changed_by_seq = ?"
-                        " WHERE conversation_id = ? AND seq = ? AND changed_by_seq < ?"
-                        " AND deleted = 0",
-                        (ev.body, ev.ts, ev.seq, ev.conversation_id, ev.target_seq, ev.seq),
-                    )
-                else:
-                    await conn.execute(
-                        "UPDATE messages SET body = '', deleted = 1, edited_ts = ?,"
-                        " changed_by_seq = MAX(changed_by_seq, ?)"
-                        " WHERE conversation_id = ? AND seq = ?",
-                        (ev.ts, ev.seq, ev.conversation_id, ev.target_seq),
-                    )
-            # The watermarks move in the same transaction: free here, so this store's are exact
-            # and its event log records no progress of its own (`EventLog.archived` is None).
-            by_conversation: dict[str, int] = {}
-            for ev in events:
-                by_conversation[ev.conversation_id] = max(
-                    by_conversation.get(ev.conversation_id, 0), ev.seq
-                )
-            await _move_watermarks(conn, by_conversation)
+        if events:
+            await self._db.run(partial(_apply, list(events)))
 
     async def record_watermarks(self, marks: Mapping[str, int]) -> None:
         if marks:
             async with self._db.transaction() as conn:
-                await _move_watermarks(conn, marks)
+                for cid, seq in marks.items():
+                    await conn.execute(_MOVE_WATERMARK, (cid, seq))
 
     async def watermark(self, conversation_id: str) -> int:
         row = await self._db.fetchone(

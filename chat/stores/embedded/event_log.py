@@ -99,6 +99,30 @@ def _write_batch(drafts: list[EventDraft], now: int, raw: sqlite3.Connection) ->
     return results
 
 
+def _read_ranges(
+    ranges: list[tuple[str, int]], limit: int, raw: sqlite3.Connection
+) -> list[LogRange]:
+    """Runs on the database thread."""
+    cur = raw.cursor()
+    try:
+        out = []
+        for cid, after_seq in ranges:
+            head = cur.execute(
+                "SELECT trimmed_to FROM log_heads WHERE conversation_id = ?", (cid,)
+            ).fetchone()
+            trimmed_to = int(head[0]) if head else 0
+            rows = cur.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM log"
+                " WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (cid, after_seq, limit),
+            ).fetchall()
+            events = tuple(_event(cid, r) for r in rows)
+            out.append(LogRange(events, complete=after_seq >= trimmed_to))
+        return out
+    finally:
+        cur.close()
+
+
 class SqliteEventLog:
     def __init__(
         self, db: Database, bus: Bus, clock: Clock, limiter: RateLimiter | None = None
@@ -157,21 +181,14 @@ class SqliteEventLog:
                     future.set_result(result)
 
     async def read(self, conversation_id: str, after_seq: int, limit: int) -> LogRange:
-        head = await self._db.fetchone(
-            "SELECT trimmed_to FROM log_heads WHERE conversation_id = ?", (conversation_id,)
-        )
-        trimmed_to = int(head["trimmed_to"]) if head else 0
-        rows = await self._db.fetchall(
-            f"SELECT {_EVENT_COLUMNS} FROM log"
-            " WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (conversation_id, after_seq, limit),
-        )
-        return LogRange(
-            tuple(_event(conversation_id, r) for r in rows), complete=after_seq >= trimmed_to
-        )
+        return (await self.read_many([(conversation_id, after_seq)], limit))[0]
 
     async def read_many(self, ranges: Sequence[tuple[str, int]], limit: int) -> list[LogRange]:
-        return [await self.read(cid, after_seq, limit) for cid, after_seq in ranges]
+        """Every range in one hop to the database thread (a batch job reads all its
+        conversations at once)."""
+        if not ranges:
+            return []
+        return await self._db.run(partial(_read_ranges, list(ranges), limit))
 
     async def start(self, conversation_id: str) -> None:
         """Nothing to do: a conversation without a head row is at seq 0 (SQLite never loses
