@@ -14,8 +14,9 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
 - `chat:persist:{dirty}`  sorted set: conversations with events to archive, scored by the ms
                           ts of the append that made them dirty (`ZADD NX`: the oldest)
 - `chat:persist:{dirty}:scheduled` string: the token of the scheduled batch job (TTL 300 s)
-- `chat:rate:{send:<uid>}` the sender's token bucket (redis_ratelimit.py), when `append` is
-                          given a charge: in the user's slot, not the conversation's
+- `chat:bucket:{send:<uid>}` the sender's token bucket, a string (redis_ratelimit.py), when
+                          `append` is given a charge: in the user's slot, not the
+                          conversation's
 
 Guarantees and where they are kept:
 - Atomic dedupe + seq + append + publish: one Lua script (`APPEND`, in redis_log_scripts.py).

@@ -12,10 +12,10 @@ from chat.stores.cluster.redis_ratelimit import BUCKET_LUA
 #     on ConnectionError/TimeoutError). If the first run wrote the event, the dedupe field
 #     points at an entry carrying this attempt id: answered before the charge, so not charged
 #     again. If the first run was refused for want of a token, it took none, so running the
-#     charge again is right. If the first run was a charged dedupe hit, the bucket's `a` field
-#     holds this attempt id (`take_token` records it with the token, in the same HSET, so this
-#     costs no extra command), unless another send of the same user came in between, which
-#     then costs one extra token at most: not charged again.
+#     charge again is right. If the first run was a charged dedupe hit, the bucket holds this
+#     attempt id (`take_token` records it with the token, in the same SET, so this costs no
+#     extra command), unless another charge of the same bucket came in between, which then
+#     costs one extra token at most: not charged again.
 # (c) a client's retry is a new attempt: a dedupe hit for someone else's attempt id, charged
 #     like any send (before this script took the charge, the limiter ran before the append and
 #     before its dedupe; same behaviour), and refused without a token.
