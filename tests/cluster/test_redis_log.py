@@ -119,3 +119,29 @@ async def test_a_send_that_finds_its_head_lost_is_charged_once(
     assert (await log.append(_draft(cid, "m2"), charge=charge)).event.seq == 1
     with pytest.raises(RateLimited):  # two tokens, two sends: the rebuild cost nothing
         await log.append(_draft(cid, "m3"), charge=charge)
+
+
+async def test_a_failed_xadd_or_a_refusal_leaves_no_dedupe_claim(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    """The script claims the dedupe field (HSETNX) before it charges and writes; every path
+    that then writes no event gives the claim back, so the same send later is new."""
+    log = cluster.ports.log
+    cid = f"c_{uuid.uuid4().hex}"
+    head, stream, dedupe = DEFAULT_KEYS.log(cid)[:3]
+    assert (await log.append(_draft(cid, "m1"))).event.seq == 1
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        # A stream ahead of its head (never the case in service): the XADD of seq 2 fails.
+        await r.xadd(stream, {"f": b"{}", "a": b"x"}, id="5-0")
+        with pytest.raises(Exception, match="equal or smaller"):
+            await log.append(_draft(cid, "m2"))
+        assert await r.hkeys(dedupe) == [b"u1\x00m1"]
+        assert await r.hget(head, "seq") == b"1"
+        await r.delete(stream)  # (its last id stays 5-0 after an XDEL)
+        charge = RateCharge(f"send:{uuid.uuid4().hex}", 0.001, 1)
+        assert (await log.append(_draft(cid, "m2"), charge=charge)).event.seq == 2
+        with pytest.raises(RateLimited):
+            await log.append(_draft(cid, "m3"), charge=charge)
+        assert sorted(await r.hkeys(dedupe)) == [b"u1\x00m1", b"u1\x00m2"]
+    again = await log.append(_draft(cid, "m2"))
+    assert again.duplicate and again.event.seq == 2

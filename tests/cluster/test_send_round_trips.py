@@ -31,7 +31,7 @@ SENDS = 20
 
 # Everything the append script calls (redis_log_scripts.py `APPEND`, with the bucket function).
 SCRIPT_COMMANDS = {"hget", "hset", "hmget", "xrange", "time", "pexpire", "xadd", "zadd"}
-SCRIPT_COMMANDS |= {"publish", "set", "get"}
+SCRIPT_COMMANDS |= {"publish", "set", "get", "hsetnx", "hdel"}
 
 
 def _calls(r: redis.Redis) -> Counter[str]:

@@ -7,32 +7,40 @@ from __future__ import annotations
 from chat.stores.cluster.redis_ratelimit import BUCKET_LUA
 
 # The order of the script's first steps decides what a send is charged (`charge`, KEYS[7]):
-# (a) a fresh append takes one token, then writes;
+# (a) a fresh append claims its dedupe field, takes one token, then writes;
 # (b) redis-py re-sends the script with the same attempt id when it lost the reply (its retry
 #     on ConnectionError/TimeoutError). If the first run wrote the event, the dedupe field
 #     points at an entry carrying this attempt id: answered before the charge, so not charged
-#     again. If the first run was refused for want of a token, it took none, so running the
-#     charge again is right. If the first run was a charged dedupe hit, the bucket holds this
-#     attempt id (`take_token` records it with the token, in the same SET, so this costs no
-#     extra command), unless another charge of the same bucket came in between, which then
-#     costs one extra token at most: not charged again.
+#     again. If the first run was refused for want of a token, it took none and gave its
+#     dedupe claim back, so running it again is right. If the first run was a charged dedupe
+#     hit, the bucket holds this attempt id (`take_token` records it with the token, in the
+#     same SET, so this costs no extra command), unless another charge of the same bucket
+#     came in between, which then costs one extra token at most: not charged again.
 # (c) a client's retry is a new attempt: a dedupe hit for someone else's attempt id, charged
 #     like any send (before this script took the charge, the limiter ran before the append and
 #     before its dedupe; same behaviour), and refused without a token.
-# A missing head is reported before the charge: the caller rebuilds it and runs the script
-# again (same attempt id), which then charges once.
+# A missing head is reported first, before any write or charge: the caller rebuilds it and
+# runs the script again (same attempt id), which then charges once.
+#
+# Dedupe is claimed with one `HSETNX dedupe field <seq>` (the seq this send would get): a 1 is
+# the fresh path, which from there on either writes the event at that seq or deletes the field
+# again (a rate-limit refusal, a failed XADD), so a field never points at a seq it does not
+# own; a 0 is the dedupe hit, which reads the original's seq with HGET.
 APPEND = (
     BUCKET_LUA
     + """
 local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dirty, scheduled, bucket = KEYS[5], KEYS[6], KEYS[7]
 local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local seen = redis.call('HGET', dedupe, field)
-local original = false
-if seen then
+local last = redis.call('HGET', head, 'seq')
+if not last then return {-1} end
+local seq = string.format('%d', tonumber(last) + 1)
+if redis.call('HSETNX', dedupe, field, seq) == 0 then
+  local seen = redis.call('HGET', dedupe, field)
   -- A replicated no-op: it moves this connection's replication offset past the original
   -- write, so a WAIT after this script waits for the original to reach the replicas.
   redis.call('HSET', dedupe, field, seen)
+  local original = false
   local entry = redis.call('XRANGE', stream, seen .. '-0', seen .. '-0')
   if #entry > 0 then
     local fields = entry[1][2]
@@ -44,23 +52,31 @@ if seen then
       return {2, seen, original, redis.call('GET', scheduled) == attempt and attempt}
     end
   end
+  if bucket then
+    local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt)
+    if wait > 0 then return {-2, string.format('%.6f', wait)} end
+  end
+  return {0, seen, original}
 end
-local last = redis.call('HGET', head, 'seq')
-if not seen and not last then return {-1} end
 local now = redis.call('TIME')  -- one clock read: the bucket's and the event's
 if bucket then
   local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt, now)
-  if wait > 0 then return {-2, string.format('%.6f', wait)} end
+  if wait > 0 then
+    redis.call('HDEL', dedupe, field)  -- refused: nothing of this send is kept
+    return {-2, string.format('%.6f', wait)}
+  end
 end
-if seen then return {0, seen, original} end
-local seq = string.format('%d', tonumber(last) + 1)
 local ts = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
 -- The frame is built around seq and ts from bytes encoded by chat.domain.frames, so every
 -- subscriber gets exactly event_frame(event).
 local frame = prefix .. seq .. middle .. ts .. '}'
--- XADD first: if it fails nothing else has been written (scripts do not roll back).
-redis.call('XADD', stream, seq .. '-0', 'f', frame, 'a', attempt)
-redis.call('HSET', dedupe, field, seq)
+-- XADD first of the event's writes: if it fails (it cannot while the head and stream agree),
+-- the dedupe claim is given back and nothing else has been written (scripts do not roll back).
+local added = redis.pcall('XADD', stream, seq .. '-0', 'f', frame, 'a', attempt)
+if type(added) == 'table' and added.err then
+  redis.call('HDEL', dedupe, field)
+  return added
+end
 redis.call('ZADD', dedupe_ts, ts, field)
 if ARGV[8] == '1' then
   -- Replicas required: the event stays unannounced (unread, unpublished, not dirty) until the
