@@ -145,3 +145,64 @@ async def test_a_failed_xadd_or_a_refusal_leaves_no_dedupe_claim(
         assert sorted(await r.hkeys(dedupe)) == [b"u1\x00m1", b"u1\x00m2"]
     again = await log.append(_draft(cid, "m2"))
     assert again.duplicate and again.event.seq == 2
+
+
+async def test_trim_times_the_dedupe_fields_it_trims_and_old_entries_still_expire(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    """The append no longer writes `dedupe_ts` (issue 14); a trim times the fields of the
+    events it removes. Entries the earlier append script wrote still expire, and a retry of a
+    trimmed send inside the window still gets the original (from the archive)."""
+    log, archive = cluster.ports.log, cluster.ports.archive
+    cid = f"c_{uuid.uuid4().hex}"
+    head, stream, dedupe, dedupe_ts = DEFAULT_KEYS.log(cid)
+    sent = [(await log.append(_draft(cid, k))).event for k in ("a", "b", "c", "d")]
+    await archive.apply(sent)
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        assert not await r.exists(dedupe_ts), "the append timed its dedupe field"
+        # What a trim by the release before leaves: seq 1 gone, the earlier append's entries
+        # (scored here as older than the window) for a trimmed and an untrimmed event.
+        await r.hset(head, "trimmed", 1)
+        await r.xtrim(stream, minid="2-0", approximate=False)
+        await r.zadd(dedupe_ts, {"u1\x00a": 1, "u1\x00c": 1})
+        await log.trim(cid, 2)
+        fields = set(await r.hkeys(dedupe))
+        assert fields == {b"u1\x00b", b"u1\x00c", b"u1\x00d"}, "the old entry of a did not expire"
+        # b is timed at its own ts; c's old entry stays until c is trimmed; d is not timed.
+        assert await r.zrange(dedupe_ts, 0, -1, withscores=True) == [
+            (b"u1\x00c", 1.0),
+            (b"u1\x00b", float(sent[1].ts)),
+        ]
+    retry = await log.append(_draft(cid, "b"))
+    assert retry.duplicate and retry.event == sent[1]
+    # Past the window (a log whose window ends in the future: everything is old), a trimmed
+    # event's field goes; an untrimmed one's stays, whatever its age.
+    client = aioredis.Redis.from_url(fresh_redis_url)
+    try:
+        aged = RedisEventLog(client, archive.watermark, archive.event, dedupe_window_s=-60)
+        await aged.trim(cid, 3)
+    finally:
+        await client.aclose()
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        assert set(await r.hkeys(dedupe)) == {b"u1\x00d"}
+        assert await r.zcard(dedupe_ts) == 0
+    assert (await log.append(_draft(cid, "a"))).event.seq == 5  # expired: a new send
+
+
+async def test_a_long_trim_runs_in_chunks_and_times_every_field(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    archive = cluster.ports.archive
+    client = aioredis.Redis.from_url(fresh_redis_url)
+    log = RedisEventLog(client, archive.watermark, archive.event, trim_chunk=3)
+    cid = f"c_{uuid.uuid4().hex}"
+    head, _, _, dedupe_ts = DEFAULT_KEYS.log(cid)
+    try:
+        sent = [(await log.append(_draft(cid, f"m{i}"))).event for i in range(10)]
+        await log.trim(cid, 8)
+        assert await client.hget(head, "trimmed") == b"8"
+        assert [e.seq for e in (await log.read(cid, 0, 20)).events] == [9, 10]
+        timed = dict(await client.zrange(dedupe_ts, 0, -1, withscores=True))
+        assert timed == {f"u1\x00m{i}".encode(): float(sent[i].ts) for i in range(8)}
+    finally:
+        await client.aclose()

@@ -9,7 +9,9 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
 - `chat:log:{cid}:stream` stream; entry id `<seq>-0`, field `f` = the exact event frame bytes,
                           field `a` = the id of the `append` call that wrote it
 - `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq
-- `chat:log:{cid}:dedupe_ts` sorted set of the same fields scored by ts, to expire old ones
+- `chat:log:{cid}:dedupe_ts` sorted set of the same fields scored by their event's ts, to
+                          expire old ones; written when the event is trimmed (`TRIM`),
+                          not by the append
 - `chat:log:backlog`      set of conversation ids that ever had a head (see `backlog`)
 - `chat:persist:{dirty}`  sorted set: conversations with events to archive, scored by the ms
                           ts of the append that made them dirty (`ZADD NX`: the oldest)
@@ -96,6 +98,10 @@ DEDUPE_WINDOW_S = 24 * 3600
 dropped when their event is trimmed from the log, so dedupe memory is bounded by the send rate
 times this window, not by the conversation's whole history."""
 
+TRIM_CHUNK = 500
+"""Events one trim script call removes at most (it decodes each one's frame to time its dedupe
+field): a trim after a long backlog is several short calls, not one that holds Redis."""
+
 Floor = Callable[[str], Awaitable[int]]
 """Where a lost head restarts: the archive's watermark for the conversation."""
 
@@ -137,6 +143,7 @@ class RedisEventLog(RedisPersistSignal):
         keys: RedisKeys = DEFAULT_KEYS,
         min_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        trim_chunk: int = TRIM_CHUNK,
     ) -> None:
         self._redis = client
         self._min_replicas = min_replicas
@@ -145,6 +152,7 @@ class RedisEventLog(RedisPersistSignal):
         self._floor = floor
         self._fetch_archived = fetch_archived
         self._dedupe_window_s = dedupe_window_s
+        self._trim_chunk = trim_chunk
         self._append = client.register_script(APPEND)
         self._ensure = client.register_script(ENSURE_HEAD)
         self._read = client.register_script(READ)
@@ -354,10 +362,14 @@ class RedisEventLog(RedisPersistSignal):
         raise RuntimeError(f"log head of {conversation_id} vanished")  # pragma: no cover
 
     async def trim(self, conversation_id: str, keep_after_seq: int) -> None:
+        keys = self._keys.log(conversation_id)
         with redis_errors():
             time_s, _ = await self._redis.time()
             cutoff_ms = (int(time_s) - self._dedupe_window_s) * 1000
-            await self._trim(keys=self._keys.log(conversation_id), args=[keep_after_seq, cutoff_ms])
+            args = [keep_after_seq, cutoff_ms, self._trim_chunk]
+            # Each call trims up to `trim_chunk` more events (2: not there yet).
+            while await self._trim(keys=keys, args=args) == 2:
+                pass
 
     async def backlog(self) -> list[str]:
         """Conversations whose log holds events (last seq above the trim point).

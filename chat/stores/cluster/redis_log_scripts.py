@@ -29,7 +29,8 @@ from chat.stores.cluster.redis_ratelimit import BUCKET_LUA
 APPEND = (
     BUCKET_LUA
     + """
-local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- KEYS[4] (dedupe_ts) is TRIM's: the append itself does not time its dedupe field.
+local head, stream, dedupe = KEYS[1], KEYS[2], KEYS[3]
 local dirty, scheduled, bucket = KEYS[5], KEYS[6], KEYS[7]
 local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local last = redis.call('HGET', head, 'seq')
@@ -77,7 +78,6 @@ if type(added) == 'table' and added.err then
   redis.call('HDEL', dedupe, field)
   return added
 end
-redis.call('ZADD', dedupe_ts, ts, field)
 if ARGV[8] == '1' then
   -- Replicas required: the event stays unannounced (unread, unpublished, not dirty) until the
   -- caller's WAIT counted the replicas and `COMMIT` ran.
@@ -151,20 +151,46 @@ for i, e in ipairs(entries) do frames[i] = e[2][2] end
 return {tonumber(head[2]), frames}
 """
 
+# The dedupe fields are timed when their events are trimmed, not when they are appended (one
+# ZADD per trim instead of one per send): the events about to go are read first, and each
+# one's field `sender_id NUL client_id` (decoded from its frame) joins `dedupe_ts` at the ts
+# that ends the frame. A field whose event is still in the stream needs no timing: nothing
+# expires it, and the log is what keeps it bounded. Then the old, trimmed ones are dropped as
+# before; `dedupe_ts` entries written by the append script of earlier releases (for events
+# trimmed or not) are checked the same way, so they expire too. At most ARGV[3] events per
+# call (a trim after a long backlog must not hold Redis for long): 2 means call again.
 TRIM = """
 local keep_after = tonumber(ARGV[1])
 local trimmed = tonumber(redis.call('HGET', KEYS[1], 'trimmed') or '0')
 if keep_after <= trimmed then return 0 end
-redis.call('HSET', KEYS[1], 'trimmed', ARGV[1])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', keep_after + 1) .. '-0')
+local chunk = tonumber(ARGV[3])
+local going = redis.call('XRANGE', KEYS[2], '-', ARGV[1] .. '-0', 'COUNT', chunk)
+local upto, more = keep_after, false
+if #going == chunk then
+  local last = tonumber(string.match(going[#going][1], '^(%d+)'))
+  if last < keep_after then upto, more = last, true end
+end
+if #going > 0 then
+  local timed = {}
+  for _, e in ipairs(going) do
+    local frame = e[2][2]
+    local event = cjson.decode(frame)
+    timed[#timed + 1] = string.match(frame, '"ts":(%d+)}$')
+    timed[#timed + 1] = event.sender_id .. '\\0' .. event.client_id
+  end
+  redis.call('ZADD', KEYS[4], unpack(timed))
+end
+redis.call('HSET', KEYS[1], 'trimmed', string.format('%d', upto))
+redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', upto + 1) .. '-0')
 -- Forget dedupe entries that are both old and trimmed; newer ones keep answering retries.
 local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])
 for _, field in ipairs(old) do
   local seq = tonumber(redis.call('HGET', KEYS[3], field) or '0')
-  if seq <= keep_after then
+  if seq <= upto then
     redis.call('HDEL', KEYS[3], field)
     redis.call('ZREM', KEYS[4], field)
   end
 end
+if more then return 2 end
 return 1
 """
