@@ -30,9 +30,21 @@ Guarantees and where they are kept:
   `ConnectionError`/`TimeoutError`) and the first run had gone through, the re-run finds its own
   id and answers the original event as new, not as a duplicate.
 - The persistence signal: the append script also adds the conversation to the dirty set and,
-  when no batch job holds the schedule, claims it with its attempt id, which the caller then
-  queues (chat/domain/persistence.py). One script, so no append can slip between a job's
-  "nothing dirty" check and its release of the schedule (redis_persist_signal.py). The two persist
+  when that made it dirty (`ZADD NX` added it) and no batch job holds the schedule, claims it
+  with its attempt id, which the caller then queues (chat/domain/persistence.py). One script,
+  so no append can slip between a job's "nothing dirty" check and its release of the schedule
+  (redis_persist_signal.py). An append into a conversation already dirty claims nothing (one
+  `SET` fewer on the busy path): whatever made it dirty (an append, the sweep, a job putting
+  back what it could not finish, `Persister.mark`) claimed the schedule or found it held, and
+  a conversation leaves the set only through a job's take, so while jobs run every dirty
+  conversation is some job's to drain, and a job releases the schedule only when the set is
+  empty. What is left without a job: a schedule given back because queueing its job failed
+  (`after_append`, the sweep), a job dead-lettered or lost whose schedule expired, a sender
+  that died between its claim and its enqueue (TTL). Those conversations wait for the
+  periodic sweep (`sweep_interval_s`, 30 s; it takes the schedule over) or for an append into a
+  conversation not yet dirty, whose job drains the whole set; before, the next append into
+  any conversation claimed the schedule. Nothing acked waits unsafely: the log keeps every
+  event until it is archived (trim drops only archived events). The two persist
   keys carry their own tag: on one Redis (standalone or Sentinel, what `RedisTarget` supports)
   a script may touch them with the conversation's; Redis Cluster would need them per slot.
 - One round trip per send, rate limit included: with a `charge` the script takes the

@@ -87,10 +87,16 @@ end
 redis.call('HSET', head, 'seq', seq, 'committed', seq)
 redis.call('PUBLISH', channel, frame)
 -- The persistence signal, in the same atomic step: dirty since this event (kept if already
--- dirty), and the schedule claimed with this call's attempt id when no job holds it.
-redis.call('ZADD', dirty, 'NX', ts, ARGV[6])
+-- dirty), and, when this append made the conversation dirty, the schedule claimed with this
+-- call's attempt id if no job holds it. Already dirty: whatever put it there (an append,
+-- the sweep, a job putting back what it could not finish) claimed the schedule or found it
+-- held, so skipping the SET changes nothing while jobs run (see the argument at
+-- `RedisEventLog`'s "persistence signal": only failure paths then wait for the sweep).
 local job = false
-if redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then job = attempt end
+if redis.call('ZADD', dirty, 'NX', ts, ARGV[6]) == 1
+  and redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then
+  job = attempt
+end
 return {1, seq, ts, job}
 """
 )
