@@ -206,3 +206,19 @@ async def test_a_long_trim_runs_in_chunks_and_times_every_field(
         assert timed == {f"u1\x00m{i}".encode(): float(sent[i].ts) for i in range(8)}
     finally:
         await client.aclose()
+
+
+async def test_a_frame_that_does_not_decode_does_not_stop_the_trim(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    log = cluster.ports.log
+    cid = f"c_{uuid.uuid4().hex}"
+    head, stream, _, dedupe_ts = DEFAULT_KEYS.log(cid)
+    await log.append(_draft(cid, "m1"))
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        await r.xadd(stream, {"f": b"not json", "a": b"x"}, id="2-0")
+        await r.hset(head, "seq", 2)
+        await log.trim(cid, 2)
+        assert await r.hget(head, "trimmed") == b"2"
+        assert await r.xlen(stream) == 0
+        assert await r.zrange(dedupe_ts, 0, -1) == [b"u1\x00m1"]

@@ -34,22 +34,26 @@ Guarantees and where they are kept:
   with its attempt id, which the caller then queues (chat/domain/persistence.py). One script,
   so no append can slip between a job's "nothing dirty" check and its release of the schedule
   (redis_persist_signal.py). An append into a conversation already dirty claims nothing (one
-  `SET` fewer on the busy path): whatever made it dirty (an append, the sweep, a job putting
-  back what it could not finish, `Persister.mark`) claimed the schedule or found it held, and
-  a conversation leaves the set only through a job's take, so while jobs run every dirty
-  conversation is some job's to drain, and a job releases the schedule only when the set is
-  empty. What is left without a job: a schedule given back because queueing its job failed
-  (`after_append`, the sweep), a job dead-lettered or lost whose schedule expired, a sender
-  that died between its claim and its enqueue (TTL). Those conversations wait for the
-  periodic sweep (`sweep_interval_s`, 30 s; it takes the schedule over) or for an append into a
-  conversation not yet dirty, whose job drains the whole set; before, the next append into
-  any conversation claimed the schedule. Nothing acked waits unsafely: the log keeps every
+  `SET` fewer on the busy path): whatever made it dirty either claimed the schedule or found
+  it held (an append, the sweep, `Persister.mark`), or is a job putting back what it did not
+  finish, which then carries its chain on (`persist_continue` finds the set not empty); a
+  conversation leaves the set only through a job's take, and a chain's job releases the
+  schedule only when the set is empty. So while jobs run, every dirty conversation is some
+  job's to drain. What is left without a job: a schedule given back because queueing its job
+  failed (`after_append`, the sweep), a job dead-lettered or lost whose schedule expired, a
+  sender that died between its claim and its enqueue (until the TTL), and the rest of a long
+  backlog put back by a helper job (no token) after the chain's job had ended. Those
+  conversations wait for the periodic sweep (`sweep_interval_s`, 30 s; it takes the schedule
+  over) or for an append that makes some other conversation dirty, whose job drains the whole
+  set; before, the next append into any conversation claimed the schedule. Nothing acked
+  waits unsafely: the log keeps every
   event until it is archived (trim drops only archived events). The two persist
   keys carry their own tag: on one Redis (standalone or Sentinel, what `RedisTarget` supports)
   a script may touch them with the conversation's; Redis Cluster would need them per slot.
 - One round trip per send, rate limit included: with a `charge` the script takes the
   sender's token (the limiter's own Lua function, `BUCKET_LUA`) before it answers a dedupe hit
-  or assigns a seq, and an empty bucket returns -2 with the wait, having written no event.
+  or assigns a seq, and an empty bucket returns -2 with the wait, having written no event (the
+  dedupe field the script claimed first is deleted again).
   Which runs are charged (fresh, re-sent by redis-py, retried by the client) is argued next to
   `APPEND`. The bucket key is in the user's slot: like the persist keys, fine on one Redis;
   a Redis Cluster client would have to charge through `RedisRateLimiter` first, a second

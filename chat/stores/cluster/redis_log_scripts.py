@@ -88,10 +88,10 @@ redis.call('HSET', head, 'seq', seq, 'committed', seq)
 redis.call('PUBLISH', channel, frame)
 -- The persistence signal, in the same atomic step: dirty since this event (kept if already
 -- dirty), and, when this append made the conversation dirty, the schedule claimed with this
--- call's attempt id if no job holds it. Already dirty: whatever put it there (an append,
--- the sweep, a job putting back what it could not finish) claimed the schedule or found it
--- held, so skipping the SET changes nothing while jobs run (see the argument at
--- `RedisEventLog`'s "persistence signal": only failure paths then wait for the sweep).
+-- call's attempt id if no job holds it. Already dirty: whatever put it there claimed the
+-- schedule, found it held, or is a job that carries its chain on, so skipping the SET
+-- changes nothing while jobs run (the argument, and the paths that then wait for the sweep,
+-- are in redis_log.py's docstring, "The persistence signal").
 local job = false
 if redis.call('ZADD', dirty, 'NX', ts, ARGV[6]) == 1
   and redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then
@@ -180,11 +180,16 @@ if #going > 0 then
   local timed = {}
   for _, e in ipairs(going) do
     local frame = e[2][2]
-    local event = cjson.decode(frame)
-    timed[#timed + 1] = string.match(frame, '"ts":(%d+)}$')
-    timed[#timed + 1] = event.sender_id .. '\\0' .. event.client_id
+    local ok, event = pcall(cjson.decode, frame)
+    local ts = string.match(frame, '"ts":(%d+)}$')
+    -- Every frame is the append's own encoding; should one not decode, its field is left
+    -- untimed (kept) rather than the trim failing for good.
+    if ok and ts and type(event.sender_id) == 'string' and type(event.client_id) == 'string' then
+      timed[#timed + 1] = ts
+      timed[#timed + 1] = event.sender_id .. '\\0' .. event.client_id
+    end
   end
-  redis.call('ZADD', KEYS[4], unpack(timed))
+  if #timed > 0 then redis.call('ZADD', KEYS[4], unpack(timed)) end
 end
 redis.call('HSET', KEYS[1], 'trimmed', string.format('%d', upto))
 redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', upto + 1) .. '-0')
