@@ -138,9 +138,10 @@ class AppendResult:
         bool  # True when the (sender, client_id) pair was seen before: `event` is the original
     )
     persist_job: str | None = None
-    """Set when this append found no persistence job scheduled and claimed the schedule: the
-    caller must queue one batch job with this token (`JobQueue.persist_batch`). None for every
-    other append, so a burst of sends queues one job (chat/domain/persistence.py)."""
+    """Set when this append made its conversation dirty, found no persistence job scheduled
+    and claimed the schedule: the caller must queue one batch job with this token
+    (`JobQueue.persist_batch`). None for every other append, so a burst of sends queues one
+    job (chat/domain/persistence.py)."""
 
 
 @dataclass(frozen=True, slots=True)

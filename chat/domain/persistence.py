@@ -72,7 +72,8 @@ async def after_append(queue: JobQueue, log_: EventLog, result: AppendResult) ->
         await queue.persist_batch(token)
     except Exception:
         # The event is durable and published: the sender must get its ack. Released, so the
-        # next send queues the job; the periodic sweep covers a conversation with no next send.
+        # next send that makes a conversation dirty queues the job; the periodic sweep covers
+        # the conversations already dirty (their appends claim nothing, redis_log.py).
         log.warning("could not queue a persistence job; the sweep will", exc_info=True)
         with contextlib.suppress(Exception):
             await log_.release_persist(token)
@@ -119,8 +120,12 @@ class Persister:
             conversations += len(cids)
             if len(cids) < BATCH_CONVERSATIONS or time.monotonic() > deadline:
                 break
-        if token and await self._log.persist_continue(token):
-            await self._queue.persist_batch(token)
+        # A helper (no token) carries on only when no chain holds the schedule: it may have put
+        # a backlog back (`more`) after the chain's job ended, and appends into a conversation
+        # that is already dirty claim nothing (redis_log.py), so nobody else would.
+        chain = token or new_token()
+        if await self._log.persist_continue(chain):
+            await self._queue.persist_batch(chain)
         return BatchResult(conversations, events)
 
     async def persist_many(self, cids: list[str]) -> int:

@@ -177,9 +177,12 @@ class EventLog(Protocol):
         ...
 
     # The persistence signal (chat/domain/persistence.py). `append` itself adds the
-    # conversation to the dirty set and, when no batch job is scheduled, claims the schedule
-    # for a fresh token (`AppendResult.persist_job`), in the same atomic step as the append:
-    # so a send costs no extra round trip and a burst of sends queues one job.
+    # conversation to the dirty set and, when that made it dirty and no batch job is
+    # scheduled, claims the schedule for a fresh token (`AppendResult.persist_job`), in the
+    # same atomic step as the append: so a send costs no extra round trip and a burst of sends
+    # queues one job. An append into a conversation already dirty claims nothing, even with
+    # the schedule free (its job could not be queued, or was lost): the sweep, or the next
+    # append that makes some conversation dirty, queues one then.
 
     async def take_dirty(self, limit: int) -> list[str]:
         """Remove and return up to `limit` dirty conversations, oldest first. Atomic: two

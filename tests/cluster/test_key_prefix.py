@@ -65,7 +65,7 @@ async def test_every_key_lands_under_the_prefix(cluster_settings: Settings) -> N
         dramatiq_keys = [k for k in keys if k.startswith("team-b:dramatiq:")]
         assert "team-b:dramatiq:persist.msgs" in dramatiq_keys, keys
         stores = [k for k in keys if not k.startswith(("team-b:dramatiq:", "team-b:log:backlog"))]
-        for kind in ("log", "session", "user_sessions", "presence", "rate", "persist"):
+        for kind in ("log", "session", "user_sessions", "presence", "bucket", "persist"):
             assert any(k.startswith(f"team-b:{kind}:{{") for k in stores), (kind, keys)
         untagged = [k for k in stores if not TAGGED.match(k)]
         assert untagged == [], untagged

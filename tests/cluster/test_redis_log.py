@@ -147,3 +147,106 @@ async def test_read_unarchived_reads_after_each_record_in_one_call(
     assert page == await log.read(recorded, 1, 500)
     assert [e.seq for e in page.events] == [2, 3]
     assert page.complete
+
+
+async def test_a_failed_xadd_or_a_refusal_leaves_no_dedupe_claim(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    """The script claims the dedupe field (HSETNX) before it charges and writes; every path
+    that then writes no event gives the claim back, so the same send later is new."""
+    log = cluster.ports.log
+    cid = f"c_{uuid.uuid4().hex}"
+    head, stream, dedupe = DEFAULT_KEYS.log(cid)[:3]
+    assert (await log.append(_draft(cid, "m1"))).event.seq == 1
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        # A stream ahead of its head (never the case in service): the XADD of seq 2 fails.
+        await r.xadd(stream, {"f": b"{}", "a": b"x"}, id="5-0")
+        with pytest.raises(Exception, match="equal or smaller"):
+            await log.append(_draft(cid, "m2"))
+        assert await r.hkeys(dedupe) == [b"u1\x00m1"]
+        assert await r.hget(head, "seq") == b"1"
+        await r.delete(stream)  # (its last id stays 5-0 after an XDEL)
+        charge = RateCharge(f"send:{uuid.uuid4().hex}", 0.001, 1)
+        assert (await log.append(_draft(cid, "m2"), charge=charge)).event.seq == 2
+        with pytest.raises(RateLimited):
+            await log.append(_draft(cid, "m3"), charge=charge)
+        assert sorted(await r.hkeys(dedupe)) == [b"u1\x00m1", b"u1\x00m2"]
+    again = await log.append(_draft(cid, "m2"))
+    assert again.duplicate and again.event.seq == 2
+
+
+async def test_trim_times_the_dedupe_fields_it_trims_and_old_entries_still_expire(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    """The append no longer writes `dedupe_ts` (issue 14); a trim times the fields of the
+    events it removes. Entries the earlier append script wrote still expire, and a retry of a
+    trimmed send inside the window still gets the original (from the archive)."""
+    log, archive = cluster.ports.log, cluster.ports.archive
+    cid = f"c_{uuid.uuid4().hex}"
+    head, stream, dedupe, dedupe_ts = DEFAULT_KEYS.log(cid)
+    sent = [(await log.append(_draft(cid, k))).event for k in ("a", "b", "c", "d")]
+    await archive.apply(sent)
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        assert not await r.exists(dedupe_ts), "the append timed its dedupe field"
+        # What a trim by the release before leaves: seq 1 gone, the earlier append's entries
+        # (scored here as older than the window) for a trimmed and an untrimmed event.
+        await r.hset(head, "trimmed", 1)
+        await r.xtrim(stream, minid="2-0", approximate=False)
+        await r.zadd(dedupe_ts, {"u1\x00a": 1, "u1\x00c": 1})
+        await log.trim(cid, 2)
+        fields = set(await r.hkeys(dedupe))
+        assert fields == {b"u1\x00b", b"u1\x00c", b"u1\x00d"}, "the old entry of a did not expire"
+        # b is timed at its own ts; c's old entry stays until c is trimmed; d is not timed.
+        assert await r.zrange(dedupe_ts, 0, -1, withscores=True) == [
+            (b"u1\x00c", 1.0),
+            (b"u1\x00b", float(sent[1].ts)),
+        ]
+    retry = await log.append(_draft(cid, "b"))
+    assert retry.duplicate and retry.event == sent[1]
+    # Past the window (a log whose window ends in the future: everything is old), a trimmed
+    # event's field goes; an untrimmed one's stays, whatever its age.
+    client = aioredis.Redis.from_url(fresh_redis_url)
+    try:
+        aged = RedisEventLog(client, archive.watermark, archive.event, dedupe_window_s=-60)
+        await aged.trim(cid, 3)
+    finally:
+        await client.aclose()
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        assert set(await r.hkeys(dedupe)) == {b"u1\x00d"}
+        assert await r.zcard(dedupe_ts) == 0
+    assert (await log.append(_draft(cid, "a"))).event.seq == 5  # expired: a new send
+
+
+async def test_a_long_trim_runs_in_chunks_and_times_every_field(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    archive = cluster.ports.archive
+    client = aioredis.Redis.from_url(fresh_redis_url)
+    log = RedisEventLog(client, archive.watermark, archive.event, trim_chunk=3)
+    cid = f"c_{uuid.uuid4().hex}"
+    head, _, _, dedupe_ts = DEFAULT_KEYS.log(cid)
+    try:
+        sent = [(await log.append(_draft(cid, f"m{i}"))).event for i in range(10)]
+        await log.trim(cid, 8)
+        assert await client.hget(head, "trimmed") == b"8"
+        assert [e.seq for e in (await log.read(cid, 0, 20)).events] == [9, 10]
+        timed = dict(await client.zrange(dedupe_ts, 0, -1, withscores=True))
+        assert timed == {f"u1\x00m{i}".encode(): float(sent[i].ts) for i in range(8)}
+    finally:
+        await client.aclose()
+
+
+async def test_a_frame_that_does_not_decode_does_not_stop_the_trim(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    log = cluster.ports.log
+    cid = f"c_{uuid.uuid4().hex}"
+    head, stream, _, dedupe_ts = DEFAULT_KEYS.log(cid)
+    await log.append(_draft(cid, "m1"))
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        await r.xadd(stream, {"f": b"not json", "a": b"x"}, id="2-0")
+        await r.hset(head, "seq", 2)
+        await log.trim(cid, 2)
+        assert await r.hget(head, "trimmed") == b"2"
+        assert await r.xlen(stream) == 0
+        assert await r.zrange(dedupe_ts, 0, -1) == [b"u1\x00m1"]

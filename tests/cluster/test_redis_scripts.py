@@ -57,6 +57,33 @@ async def test_rate_limit_burst_holds_across_processes(
             await c.aclose()
 
 
+async def test_a_bucket_is_one_string_a_refusal_writes_nothing_and_old_hashes_are_ignored(
+    fresh_redis_url: str,
+) -> None:
+    """The bucket is a string under a new name (issue 14: GET + SET PX instead of HMGET, HSET,
+    PEXPIRE); a hash bucket of the release before, at the old name, neither breaks a take
+    (WRONGTYPE) nor counts."""
+    from chat.stores.cluster.redis_keys import DEFAULT_KEYS
+    from chat.stores.cluster.redis_ratelimit import RedisRateLimiter
+
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        key = f"send:{uuid.uuid4().hex}"
+        old = f"chat:rate:{{{key}}}"
+        await r.hset(old, mapping={"tokens": "0", "at": "9999999999999"})
+        limiter = RedisRateLimiter(r)
+        assert await limiter.allow(key, 0.001, 2) == 0.0
+        bucket = DEFAULT_KEYS.rate(key)
+        assert bucket != old and await r.type(bucket) == b"string"
+        tokens, at, attempt = (await r.get(bucket)).decode().split(":")
+        assert float(tokens) == 1.0 and float(at) > 0 and attempt == ""
+        assert 0 < await r.pttl(bucket) <= 1000 * 1000 + 1000  # full again after 1/rate s
+        assert await limiter.allow(key, 0.001, 2) == 0.0
+        state = await r.get(bucket)
+        assert await limiter.allow(key, 0.001, 2) > 0  # empty: refused
+        assert await r.get(bucket) == state, "a refusal wrote the bucket"
+        assert await r.hgetall(old) == {b"tokens": b"0", b"at": b"9999999999999"}
+
+
 async def test_presence_keys_go_away_with_a_crashed_gateway(
     cluster: ClusterPorts, fresh_redis_url: str
 ) -> None:

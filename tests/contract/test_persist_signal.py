@@ -70,6 +70,24 @@ async def test_a_job_whose_schedule_was_taken_over_ends(ports: Ports) -> None:
     await ports.log.release_persist(old)  # not the holder: no effect
     assert (await ports.log.append(_msg(cid, "k2"))).persist_job is None
     await ports.log.release_persist("sweep-token")
+    assert (await ports.log.append(_msg(_id("c"), "k3"))).persist_job is not None
+
+
+async def test_an_append_into_a_dirty_conversation_claims_nothing(ports: Ports) -> None:
+    """Only the append that makes its conversation dirty may claim the schedule (issue 14: one
+    Redis command fewer per busy send). With the schedule given back while the conversation
+    stays dirty (its job could not be queued), the next append there claims nothing: the sweep
+    or an append into a conversation not yet dirty queues the job."""
+    cid = _id("c")
+    token = (await ports.log.append(_msg(cid, "k1"))).persist_job
+    assert token is not None
+    await ports.log.release_persist(token)  # `after_append` when queueing failed
+    assert (await ports.log.append(_msg(cid, "k2"))).persist_job is None
+    other = _id("c")
+    job = (await ports.log.append(_msg(other, "k1"))).persist_job
+    assert job is not None
+    assert sorted(await ports.log.take_dirty(10)) == sorted([cid, other])  # one job drains both
+    assert not await ports.log.persist_continue(job)
     assert (await ports.log.append(_msg(cid, "k3"))).persist_job is not None
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chat.config import Settings
+from chat.domain import persistence
 from chat.domain.errors import Unavailable
 from chat.domain.limits import Limits
 from chat.domain.models import Event, EventDraft, EventKind
@@ -78,3 +79,28 @@ async def test_a_failed_job_puts_its_conversations_back(
     assert queue.tokens == []
     again = await log.append(EventDraft("c_b", EventKind.MESSAGE, "u", "after", "x"))
     assert again.persist_job is not None and again.persist_job != first
+
+
+async def test_a_helper_that_puts_a_backlog_back_after_the_chain_ended_carries_it_on(
+    opened: tuple[EmbeddedPorts, Queued], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appends into a conversation that is already dirty claim no schedule, so a helper job
+    that leaves part of a backlog dirty (a page per take) once the chain's job has ended must
+    queue the next job itself, or the rest would wait for the sweep."""
+    ports, queue = opened
+    log = ports.ports.log
+    monkeypatch.setattr(persistence, "PAGE", 2)
+    persister = Persister(log, ports.ports.archive, queue, Limits())
+    claimed = None
+    for i in range(5):
+        result = await log.append(EventDraft("c_x", EventKind.MESSAGE, "u", f"m{i}", "x"))
+        claimed = claimed or result.persist_job
+    assert claimed is not None
+    await log.release_persist(claimed)  # the chain's job ended (its last take was empty)
+    await persister.run(persistence.HELPER)
+    assert len(queue.tokens) == 1, "the rest of the backlog was left for the sweep"
+    assert await log.archived(["c_x"]) == [None]  # embedded: the archive's watermark is exact
+    assert await ports.ports.archive.watermark("c_x") == 2
+    await persister.run(queue.tokens[0])
+    await persister.run(queue.tokens[-1])
+    assert await ports.ports.archive.watermark("c_x") == 5

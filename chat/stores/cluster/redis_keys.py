@@ -43,7 +43,11 @@ class RedisKeys:
         return f"{self.prefix}user_sessions:{{{uid}}}"
 
     def rate(self, key: str) -> str:
-        return f"{self.prefix}rate:{{{key}}}"
+        """The token bucket of `key`, a string (redis_ratelimit.py). A new name since the
+        buckets became strings: releases before kept hashes at `<prefix>rate:{key}`, and a GET
+        on one of those would fail (WRONGTYPE) while both releases run in a rolling upgrade.
+        The old hashes expire on their own once full again (burst / rate + 1 s at most)."""
+        return f"{self.prefix}bucket:{{{key}}}"
 
     @property
     def persist(self) -> list[str]:

@@ -10,13 +10,16 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
 - `chat:log:{cid}:stream` stream; entry id `<seq>-0`, field `f` = the exact event frame bytes,
                           field `a` = the id of the `append` call that wrote it
 - `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq
-- `chat:log:{cid}:dedupe_ts` sorted set of the same fields scored by ts, to expire old ones
+- `chat:log:{cid}:dedupe_ts` sorted set of the same fields scored by their event's ts, to
+                          expire old ones; written when the event is trimmed (`TRIM`),
+                          not by the append
 - `chat:log:backlog`      set of conversation ids that ever had a head (see `backlog`)
 - `chat:persist:{dirty}`  sorted set: conversations with events to archive, scored by the ms
                           ts of the append that made them dirty (`ZADD NX`: the oldest)
 - `chat:persist:{dirty}:scheduled` string: the token of the scheduled batch job (TTL 300 s)
-- `chat:rate:{send:<uid>}` the sender's token bucket (redis_ratelimit.py), when `append` is
-                          given a charge: in the user's slot, not the conversation's
+- `chat:bucket:{send:<uid>}` the sender's token bucket, a string (redis_ratelimit.py), when
+                          `append` is given a charge: in the user's slot, not the
+                          conversation's
 
 Guarantees and where they are kept:
 - Atomic dedupe + seq + append + publish: one Lua script (`APPEND`, in redis_log_scripts.py).
@@ -28,14 +31,30 @@ Guarantees and where they are kept:
   `ConnectionError`/`TimeoutError`) and the first run had gone through, the re-run finds its own
   id and answers the original event as new, not as a duplicate.
 - The persistence signal: the append script also adds the conversation to the dirty set and,
-  when no batch job holds the schedule, claims it with its attempt id, which the caller then
-  queues (chat/domain/persistence.py). One script, so no append can slip between a job's
-  "nothing dirty" check and its release of the schedule (redis_persist_signal.py). The two persist
+  when that made it dirty (`ZADD NX` added it) and no batch job holds the schedule, claims it
+  with its attempt id, which the caller then queues (chat/domain/persistence.py). One script,
+  so no append can slip between a job's "nothing dirty" check and its release of the schedule
+  (redis_persist_signal.py). An append into a conversation already dirty claims nothing (one
+  `SET` fewer on the busy path): whatever made it dirty either claimed the schedule or found
+  it held (an append, the sweep, `Persister.mark`), or is a job putting back what it did not
+  finish, which then carries its chain on (`persist_continue` finds the set not empty); a
+  conversation leaves the set only through a job's take, and a chain's job releases the
+  schedule only when the set is empty. So while jobs run, every dirty conversation is some
+  job's to drain. What is left without a job: a schedule given back because queueing its job
+  failed (`after_append`, the sweep), a job dead-lettered or lost whose schedule expired, a
+  sender that died between its claim and its enqueue (until the TTL), and the rest of a long
+  backlog put back by a helper job (no token) after the chain's job had ended. Those
+  conversations wait for the periodic sweep (`sweep_interval_s`, 30 s; it takes the schedule
+  over) or for an append that makes some other conversation dirty, whose job drains the whole
+  set; before, the next append into any conversation claimed the schedule. Nothing acked
+  waits unsafely: the log keeps every
+  event until it is archived (trim drops only archived events). The two persist
   keys carry their own tag: on one Redis (standalone or Sentinel, what `RedisTarget` supports)
   a script may touch them with the conversation's; Redis Cluster would need them per slot.
 - One round trip per send, rate limit included: with a `charge` the script takes the
   sender's token (the limiter's own Lua function, `BUCKET_LUA`) before it answers a dedupe hit
-  or assigns a seq, and an empty bucket returns -2 with the wait, having written no event.
+  or assigns a seq, and an empty bucket returns -2 with the wait, having written no event (the
+  dedupe field the script claimed first is deleted again).
   Which runs are charged (fresh, re-sent by redis-py, retried by the client) is argued next to
   `APPEND`. The bucket key is in the user's slot: like the persist keys, fine on one Redis;
   a Redis Cluster client would have to charge through `RedisRateLimiter` first, a second
@@ -107,6 +126,10 @@ UNARCHIVED_PER_CALL = 16
 """Conversations per `READ_UNARCHIVED` call: at 500 events each, what one script may read before
 other clients' commands (sends) get their turn."""
 
+TRIM_CHUNK = 500
+"""Events one trim script call removes at most (it decodes each one's frame to time its dedupe
+field): a trim after a long backlog is several short calls, not one that holds Redis."""
+
 Floor = Callable[[str], Awaitable[int]]
 """Where a lost head restarts: the highest seq the archive holds for the conversation."""
 
@@ -148,6 +171,7 @@ class RedisEventLog(RedisPersistSignal):
         keys: RedisKeys = DEFAULT_KEYS,
         min_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        trim_chunk: int = TRIM_CHUNK,
     ) -> None:
         self._redis = client
         self._min_replicas = min_replicas
@@ -156,6 +180,7 @@ class RedisEventLog(RedisPersistSignal):
         self._floor = floor
         self._fetch_archived = fetch_archived
         self._dedupe_window_s = dedupe_window_s
+        self._trim_chunk = trim_chunk
         self._append = client.register_script(APPEND)
         self._ensure = client.register_script(ENSURE_HEAD)
         self._read = client.register_script(READ)
@@ -414,10 +439,14 @@ class RedisEventLog(RedisPersistSignal):
             )
 
     async def trim(self, conversation_id: str, keep_after_seq: int) -> None:
+        keys = self._keys.log(conversation_id)
         with redis_errors():
             time_s, _ = await self._redis.time()
             cutoff_ms = (int(time_s) - self._dedupe_window_s) * 1000
-            await self._trim(keys=self._keys.log(conversation_id), args=[keep_after_seq, cutoff_ms])
+            args = [keep_after_seq, cutoff_ms, self._trim_chunk]
+            # Each call trims up to `trim_chunk` more events (2: not there yet).
+            while await self._trim(keys=keys, args=args) == 2:
+                pass
 
     async def backlog(self) -> list[str]:
         """Conversations whose log holds events (last seq above the trim point).

@@ -7,32 +7,41 @@ from __future__ import annotations
 from chat.stores.cluster.redis_ratelimit import BUCKET_LUA
 
 # The order of the script's first steps decides what a send is charged (`charge`, KEYS[7]):
-# (a) a fresh append takes one token, then writes;
+# (a) a fresh append claims its dedupe field, takes one token, then writes;
 # (b) redis-py re-sends the script with the same attempt id when it lost the reply (its retry
 #     on ConnectionError/TimeoutError). If the first run wrote the event, the dedupe field
 #     points at an entry carrying this attempt id: answered before the charge, so not charged
-#     again. If the first run was refused for want of a token, it took none, so running the
-#     charge again is right. If the first run was a charged dedupe hit, the bucket's `a` field
-#     holds this attempt id (`take_token` records it with the token, in the same HSET, so this
-#     costs no extra command), unless another send of the same user came in between, which
-#     then costs one extra token at most: not charged again.
+#     again. If the first run was refused for want of a token, it took none and gave its
+#     dedupe claim back, so running it again is right. If the first run was a charged dedupe
+#     hit, the bucket holds this attempt id (`take_token` records it with the token, in the
+#     same SET, so this costs no extra command), unless another charge of the same bucket
+#     came in between, which then costs one extra token at most: not charged again.
 # (c) a client's retry is a new attempt: a dedupe hit for someone else's attempt id, charged
 #     like any send (before this script took the charge, the limiter ran before the append and
 #     before its dedupe; same behaviour), and refused without a token.
-# A missing head is reported before the charge: the caller rebuilds it and runs the script
-# again (same attempt id), which then charges once.
+# A missing head is reported first, before any write or charge: the caller rebuilds it and
+# runs the script again (same attempt id), which then charges once.
+#
+# Dedupe is claimed with one `HSETNX dedupe field <seq>` (the seq this send would get): a 1 is
+# the fresh path, which from there on either writes the event at that seq or deletes the field
+# again (a rate-limit refusal, a failed XADD), so a field never points at a seq it does not
+# own; a 0 is the dedupe hit, which reads the original's seq with HGET.
 APPEND = (
     BUCKET_LUA
     + """
-local head, stream, dedupe, dedupe_ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- KEYS[4] (dedupe_ts) is TRIM's: the append itself does not time its dedupe field.
+local head, stream, dedupe = KEYS[1], KEYS[2], KEYS[3]
 local dirty, scheduled, bucket = KEYS[5], KEYS[6], KEYS[7]
 local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local seen = redis.call('HGET', dedupe, field)
-local original = false
-if seen then
+local last = redis.call('HGET', head, 'seq')
+if not last then return {-1} end
+local seq = string.format('%d', tonumber(last) + 1)
+if redis.call('HSETNX', dedupe, field, seq) == 0 then
+  local seen = redis.call('HGET', dedupe, field)
   -- A replicated no-op: it moves this connection's replication offset past the original
   -- write, so a WAIT after this script waits for the original to reach the replicas.
   redis.call('HSET', dedupe, field, seen)
+  local original = false
   local entry = redis.call('XRANGE', stream, seen .. '-0', seen .. '-0')
   if #entry > 0 then
     local fields = entry[1][2]
@@ -44,24 +53,31 @@ if seen then
       return {2, seen, original, redis.call('GET', scheduled) == attempt and attempt}
     end
   end
+  if bucket then
+    local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt)
+    if wait > 0 then return {-2, string.format('%.6f', wait)} end
+  end
+  return {0, seen, original}
 end
-local last = redis.call('HGET', head, 'seq')
-if not seen and not last then return {-1} end
 local now = redis.call('TIME')  -- one clock read: the bucket's and the event's
 if bucket then
   local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt, now)
-  if wait > 0 then return {-2, string.format('%.6f', wait)} end
+  if wait > 0 then
+    redis.call('HDEL', dedupe, field)  -- refused: nothing of this send is kept
+    return {-2, string.format('%.6f', wait)}
+  end
 end
-if seen then return {0, seen, original} end
-local seq = string.format('%d', tonumber(last) + 1)
 local ts = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
 -- The frame is built around seq and ts from bytes encoded by chat.domain.frames, so every
 -- subscriber gets exactly event_frame(event).
 local frame = prefix .. seq .. middle .. ts .. '}'
--- XADD first: if it fails nothing else has been written (scripts do not roll back).
-redis.call('XADD', stream, seq .. '-0', 'f', frame, 'a', attempt)
-redis.call('HSET', dedupe, field, seq)
-redis.call('ZADD', dedupe_ts, ts, field)
+-- XADD first of the event's writes: if it fails (it cannot while the head and stream agree),
+-- the dedupe claim is given back and nothing else has been written (scripts do not roll back).
+local added = redis.pcall('XADD', stream, seq .. '-0', 'f', frame, 'a', attempt)
+if type(added) == 'table' and added.err then
+  redis.call('HDEL', dedupe, field)
+  return added
+end
 if ARGV[8] == '1' then
   -- Replicas required: the event stays unannounced (unread, unpublished, not dirty) until the
   -- caller's WAIT counted the replicas and `COMMIT` ran.
@@ -71,10 +87,16 @@ end
 redis.call('HSET', head, 'seq', seq, 'committed', seq)
 redis.call('PUBLISH', channel, frame)
 -- The persistence signal, in the same atomic step: dirty since this event (kept if already
--- dirty), and the schedule claimed with this call's attempt id when no job holds it.
-redis.call('ZADD', dirty, 'NX', ts, ARGV[6])
+-- dirty), and, when this append made the conversation dirty, the schedule claimed with this
+-- call's attempt id if no job holds it. Already dirty: whatever put it there claimed the
+-- schedule, found it held, or is a job that carries its chain on, so skipping the SET
+-- changes nothing while jobs run (the argument, and the paths that then wait for the sweep,
+-- are in redis_log.py's docstring, "The persistence signal").
 local job = false
-if redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then job = attempt end
+if redis.call('ZADD', dirty, 'NX', ts, ARGV[6]) == 1
+  and redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then
+  job = attempt
+end
 return {1, seq, ts, job}
 """
 )
@@ -136,21 +158,52 @@ for i, e in ipairs(entries) do frames[i] = e[2][2] end
 return {tonumber(head[2]), frames}
 """
 
+# The dedupe fields are timed when their events are trimmed, not when they are appended (one
+# ZADD per trim instead of one per send): the events about to go are read first, and each
+# one's field `sender_id NUL client_id` (decoded from its frame) joins `dedupe_ts` at the ts
+# that ends the frame. A field whose event is still in the stream needs no timing: nothing
+# expires it, and the log is what keeps it bounded. Then the old, trimmed ones are dropped as
+# before; `dedupe_ts` entries written by the append script of earlier releases (for events
+# trimmed or not) are checked the same way, so they expire too. At most ARGV[3] events per
+# call (a trim after a long backlog must not hold Redis for long): 2 means call again.
 TRIM = """
 local keep_after = tonumber(ARGV[1])
 local trimmed = tonumber(redis.call('HGET', KEYS[1], 'trimmed') or '0')
 if keep_after <= trimmed then return 0 end
-redis.call('HSET', KEYS[1], 'trimmed', ARGV[1])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', keep_after + 1) .. '-0')
+local chunk = tonumber(ARGV[3])
+local going = redis.call('XRANGE', KEYS[2], '-', ARGV[1] .. '-0', 'COUNT', chunk)
+local upto, more = keep_after, false
+if #going == chunk then
+  local last = tonumber(string.match(going[#going][1], '^(%d+)'))
+  if last < keep_after then upto, more = last, true end
+end
+if #going > 0 then
+  local timed = {}
+  for _, e in ipairs(going) do
+    local frame = e[2][2]
+    local ok, event = pcall(cjson.decode, frame)
+    local ts = string.match(frame, '"ts":(%d+)}$')
+    -- Every frame is the append's own encoding; should one not decode, its field is left
+    -- untimed (kept) rather than the trim failing for good.
+    if ok and ts and type(event.sender_id) == 'string' and type(event.client_id) == 'string' then
+      timed[#timed + 1] = ts
+      timed[#timed + 1] = event.sender_id .. '\\0' .. event.client_id
+    end
+  end
+  if #timed > 0 then redis.call('ZADD', KEYS[4], unpack(timed)) end
+end
+redis.call('HSET', KEYS[1], 'trimmed', string.format('%d', upto))
+redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', upto + 1) .. '-0')
 -- Forget dedupe entries that are both old and trimmed; newer ones keep answering retries.
 local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])
 for _, field in ipairs(old) do
   local seq = tonumber(redis.call('HGET', KEYS[3], field) or '0')
-  if seq <= keep_after then
+  if seq <= upto then
     redis.call('HDEL', KEYS[3], field)
     redis.call('ZREM', KEYS[4], field)
   end
 end
+if more then return 2 end
 return 1
 """
 

@@ -234,11 +234,13 @@ class SqliteEventLog:
         return []  # appends commit in their own step: nothing is ever left unannounced
 
     def _signal(self, result: AppendResult) -> AppendResult:
-        """Mark a new event's conversation dirty; the first append that finds no job
-        scheduled claims the schedule and tells its caller to queue one."""
-        if result.duplicate:
+        """Mark a new event's conversation dirty; the append that makes it dirty and finds no
+        job scheduled claims the schedule and tells its caller to queue one. Already dirty:
+        claimed by whatever made it so, as in the cluster's log (redis_log.py, "The
+        persistence signal"), whose contract this keeps."""
+        if result.duplicate or result.event.conversation_id in self._dirty:
             return result
-        self._dirty.setdefault(result.event.conversation_id, None)
+        self._dirty[result.event.conversation_id] = None
         if self._scheduled is not None:
             return result
         self._scheduled = secrets.token_urlsafe(12)
