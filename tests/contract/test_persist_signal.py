@@ -91,6 +91,20 @@ async def test_an_append_into_a_dirty_conversation_claims_nothing(ports: Ports) 
     assert (await ports.log.append(_msg(cid, "k3"))).persist_job is not None
 
 
+async def test_an_append_after_the_take_marks_it_dirty_again(ports: Ports) -> None:
+    """The take clears what tells an append "already dirty" (Redis: a field of the head), so a
+    conversation taken by a job is dirty again after its next append, and its events reach a
+    job; one marked dirty from outside an append still counts once."""
+    cid = _id("c")
+    for n in range(3):
+        await ports.log.append(_msg(cid, f"k{n}"))
+        assert await ports.log.take_dirty(10) == [cid]
+    assert await ports.log.take_dirty(10) == []
+    await ports.log.mark_dirty([cid])
+    await ports.log.append(_msg(cid, "k9"))
+    assert await ports.log.take_dirty(10) == [cid]
+
+
 async def test_mark_dirty_puts_conversations_back(ports: Ports) -> None:
     cids = [_id("c") for _ in range(3)]
     await ports.log.mark_dirty(cids)

@@ -6,7 +6,9 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
                           and published; below `seq` only while replicas are awaited),
                           `trimmed` (events <= it are gone), `restored` (set when the head was
                           rebuilt from the archive), `archived` (the persistence worker's
-                          progress: every event <= it is in the archive; see `mark_archived`)
+                          progress: every event <= it is in the archive; see `mark_archived`),
+                          `dirty` ("1" while the conversation is in the dirty set: set by the
+                          append that adds it, cleared by the take that pops it)
 - `chat:log:{cid}:stream` stream; entry id `<seq>-0`, field `f` = the exact event frame bytes,
                           field `a` = the id of the `append` call that wrote it
 - `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq
@@ -42,11 +44,16 @@ Guarantees and where they are kept:
   schedule only when the set is empty. So while jobs run, every dirty conversation is some
   job's to drain. What is left without a job: a schedule given back because queueing its job
   failed (`after_append`, the sweep), a job dead-lettered or lost whose schedule expired, a
-  sender that died between its claim and its enqueue (until the TTL), and the rest of a long
-  backlog put back by a helper job (no token) after the chain's job had ended. Those
+  sender that died between its claim and its enqueue (until the TTL). (A helper job, which has
+  no token, that puts part of a backlog back carries the chain on itself when none holds the
+  schedule: `Persister.run`.) Those
   conversations wait for the periodic sweep (`sweep_interval_s`, 30 s; it takes the schedule
   over) or for an append that makes some other conversation dirty, whose job drains the whole
-  set; before, the next append into any conversation claimed the schedule. Nothing acked
+  set; before, the next append into any conversation claimed the schedule. The busy path also
+  skips the `ZADD`: the head's `dirty` field, read with `seq`, says the conversation is in the
+  set; the take pops it and clears the field in one script (`TAKE_DIRTY`), so "field set"
+  implies "in the set" (the converse need not hold: `mark_dirty` adds without the field, which
+  only costs the next append a `ZADD` that finds it there). Nothing acked
   waits unsafely: the log keeps every
   event until it is archived (trim drops only archived events). The two persist
   keys carry their own tag: on one Redis (standalone or Sentinel, what `RedisTarget` supports)

@@ -33,7 +33,8 @@ APPEND = (
 local head, stream, dedupe = KEYS[1], KEYS[2], KEYS[3]
 local dirty, scheduled, bucket = KEYS[5], KEYS[6], KEYS[7]
 local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local last = redis.call('HGET', head, 'seq')
+local h = redis.call('HMGET', head, 'seq', 'dirty')
+local last = h[1]
 if not last then return {-1} end
 local seq = string.format('%d', tonumber(last) + 1)
 if redis.call('HSETNX', dedupe, field, seq) == 0 then
@@ -84,14 +85,21 @@ if ARGV[8] == '1' then
   redis.call('HSET', head, 'seq', seq)
   return {1, seq, ts, false}
 end
-redis.call('HSET', head, 'seq', seq, 'committed', seq)
-redis.call('PUBLISH', channel, frame)
 -- The persistence signal, in the same atomic step: dirty since this event (kept if already
 -- dirty), and, when this append made the conversation dirty, the schedule claimed with this
 -- call's attempt id if no job holds it. Already dirty: whatever put it there claimed the
 -- schedule, found it held, or is a job that carries its chain on, so skipping the SET
 -- changes nothing while jobs run (the argument, and the paths that then wait for the sweep,
--- are in redis_log.py's docstring, "The persistence signal").
+-- are in redis_log.py's docstring, "The persistence signal"). The head's `dirty` field says
+-- "in the dirty set" without asking the set: written here with the seq, cleared by the take
+-- that pops the conversation (`TAKE_DIRTY`), so a busy conversation's send skips the ZADD.
+if h[2] == '1' then
+  redis.call('HSET', head, 'seq', seq, 'committed', seq)
+  redis.call('PUBLISH', channel, frame)
+  return {1, seq, ts, false}
+end
+redis.call('HSET', head, 'seq', seq, 'committed', seq, 'dirty', '1')
+redis.call('PUBLISH', channel, frame)
 local job = false
 if redis.call('ZADD', dirty, 'NX', ts, ARGV[6]) == 1
   and redis.call('SET', scheduled, attempt, 'NX', 'EX', ARGV[7]) then
@@ -242,6 +250,22 @@ for i = 1, #KEYS, 2 do
     for j, e in ipairs(entries) do frames[j] = e[2][2] end
     out[#out + 1] = {tonumber(h[4]), tonumber(h[2] or '0'), frames}
   end
+end
+return out
+"""
+
+# The worker's take: pop up to ARGV[1] dirty conversations, oldest first, and clear each one's
+# head `dirty` field in the same step, so the next append there marks it dirty again (and may
+# claim the schedule). The heads' keys are built here from ARGV[2] .. cid .. ARGV[3]
+# (redis_keys.py `log`), not passed in KEYS: which conversations are popped is only known
+# inside the script. Fine on one Redis (standalone or Sentinel, what `RedisTarget` supports),
+# like the persist keys' own tag; Redis Cluster would need the set per slot.
+TAKE_DIRTY = """
+local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
+local out = {}
+for i = 1, #popped, 2 do
+  out[#out + 1] = popped[i]
+  redis.call('HDEL', ARGV[2] .. popped[i] .. ARGV[3], 'dirty')
 end
 return out
 """

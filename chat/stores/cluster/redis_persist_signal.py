@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from chat.stores.cluster.redis_conn import redis_errors
 from chat.stores.cluster.redis_keys import RedisKeys
+from chat.stores.cluster.redis_log_scripts import TAKE_DIRTY
 
 SCHEDULE_TTL_S = 300
 """The persistence schedule outlives a job lost with a crashed process by at most this; the
@@ -47,14 +48,20 @@ class RedisPersistSignal:
 
     def _signal_init(self, client: aioredis.Redis) -> None:
         self._continue = client.register_script(_PERSIST_CONTINUE)
+        self._take = client.register_script(TAKE_DIRTY)
         self._release = client.register_script(_RELEASE_PERSIST)
 
     async def take_dirty(self, limit: int) -> list[str]:
+        """`ZPOPMIN`, clearing each popped conversation's head `dirty` field in the same script
+        (redis_log_scripts.py `TAKE_DIRTY`). `mark_dirty` leaves the field alone: a
+        conversation in the set whose field is unset only costs its next append a ZADD that
+        finds it there; the reverse (set but not in the set) would skip its appends' signal."""
+        before, _, after = self._keys.log("\x00")[0].partition("\x00")
         with redis_errors():
-            popped: list[tuple[bytes, float]] = await self._redis.zpopmin(  # type: ignore[assignment]
-                self._keys.persist[0], limit
+            popped: list[bytes] = await self._take(
+                keys=[self._keys.persist[0]], args=[limit, before, after]
             )
-        return [member.decode() for member, _ in popped]
+        return [member.decode() for member in popped]
 
     async def mark_dirty(self, conversation_ids: Sequence[str]) -> None:
         if not conversation_ids:
