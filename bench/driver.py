@@ -102,6 +102,10 @@ def _redis(target: Target) -> int:
     return sum(procstats.redis_calls(p) for p in target.redis_ports)
 
 
+def _mongo(target: Target) -> int:
+    return sum(procstats.mongo_requests(p) for p in target.mongo_debug_ports)
+
+
 def _profile(target: Target, settings: Settings, name: str) -> list[subprocess.Popen[bytes]]:
     """py-spy on each Python server process, non-blocking (it does not stop the process to
     sample), for the window; raw collapsed stacks, one file per process."""
@@ -159,12 +163,14 @@ def run_row(target: Target, row: Row, settings: Settings, tag: str) -> dict[str,
             return record
         la0 = procstats.loadavg()
         redis0 = _redis(target)
+        mongo0 = _mongo(target)
         cpu0 = procstats.cpu_by_role(target.roles())
         spies = _profile(target, settings, name) if settings.profile else []
         gen.say("go")
         gen.expect("drained", settings.window_s * 4 + settings.drain_s + 60)
         cpu1 = procstats.cpu_by_role(target.roles())
         redis1 = _redis(target)
+        mongo1 = _mongo(target)
         la1 = procstats.loadavg()
         gen.say("ok")
         result = gen.expect("result", 120)
@@ -184,6 +190,11 @@ def run_row(target: Target, row: Row, settings: Settings, tag: str) -> dict[str,
         server_cores=round(total / max(1e-9, result["elapsed_s"]), 2),
         redis_commands_per_message=(
             round((redis1 - redis0) / max(1, result["sent"]), 2) if target.redis_ports else None
+        ),
+        mongo_round_trips_per_1000_messages=(
+            round(1000 * (mongo1 - mongo0) / max(1, result["sent"]), 1)
+            if target.mongo_debug_ports
+            else None
         ),
         loadavg_before=la0,
         loadavg_after=la1,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import urllib.request
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -99,4 +100,25 @@ def redis_calls(port: int) -> int:
                 key, _, value = part.partition("=")
                 if key == "calls":
                     total += int(value)
+    return total
+
+
+MONGO_MONITORING = frozenset({"ismaster", "isMaster", "hello", "ping", "endSessions", "buildInfo"})
+"""Commands of the drivers' server monitoring and session housekeeping, which run on a timer
+per client, not per message: left out of the round trips counted."""
+
+
+def mongo_requests(debug_port: int) -> int:
+    """Requests FerretDB has served so far, from its `ferretdb_client_requests_total` counter
+    (`/debug/metrics`), monitoring commands left out: each one is a MongoDB round trip."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{debug_port}/debug/metrics", timeout=5) as r:
+        text = r.read().decode()
+    total = 0
+    for line in text.splitlines():
+        if not line.startswith("ferretdb_client_requests_total{"):
+            continue
+        labels, _, value = line.rpartition(" ")
+        command = labels.split('command="', 1)[1].split('"', 1)[0]
+        if command not in MONGO_MONITORING:
+            total += int(float(value))
     return total

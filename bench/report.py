@@ -129,6 +129,33 @@ def tables(records: list[dict[str, Any]], rows: list[Row], targets: list[str]) -
         ]
         out.append(f"| {t} | " + " | ".join(cells) + " |")
 
+    mongo = [
+        t
+        for t in targets
+        if any(
+            x and x[0].get("mongo_round_trips_per_1000_messages") is not None
+            for x in (by.get((t, r.key)) for r in fan)
+        )
+    ]
+    if mongo:
+        out += [
+            "",
+            "MongoDB round trips per 1000 messages sent (FerretDB's request counter, every client;"
+            " drivers' monitoring commands left out):",
+            "",
+            "| target | " + " | ".join(head[1 : 1 + len(fan)]) + " |",
+            "|---|" + "---:|" * len(fan),
+        ]
+    for t in mongo:
+        runs = [by.get((t, r.key)) for r in fan]
+        cells = [
+            f"{statistics.mean(x['mongo_round_trips_per_1000_messages'] for x in rr):.0f}"
+            if rr and rr[0].get("mongo_round_trips_per_1000_messages") is not None
+            else "—"
+            for rr in runs
+        ]
+        out.append(f"| {t} | " + " | ".join(cells) + " |")
+
     out += ["", "CPU-s per 1000 deliveries by process (mean of the passes):", ""]
     out.append("| target | process | " + " | ".join(head[1 : 1 + len(fan)]) + " |")
     out.append("|---|---|" + "---:|" * len(fan))

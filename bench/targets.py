@@ -96,6 +96,8 @@ class Target:
     front: list[Proc] = field(default_factory=list)
     """The processes that hold the client sockets."""
     redis_ports: list[int] = field(default_factory=list)
+    mongo_debug_ports: list[int] = field(default_factory=list)
+    """FerretDB debug ports whose request counters are read around each window."""
     python_pids: list[int] = field(default_factory=list)
     """Processes py-spy can profile (--profile)."""
 
@@ -211,6 +213,7 @@ class ChatCluster(ChatTarget):
             self.procs["haproxy"] = [self.cluster.haproxy]
         self.front = list(self.cluster.ws)
         self.redis_ports = [by_name["redis"].port]
+        self.mongo_debug_ports = [self.services.ferretdb_debug_port]
         self.python_pids = [p.pid for p in [*self.cluster.ws, *self.cluster.worker]]
         self._register()
 

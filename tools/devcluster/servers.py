@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.devcluster.cluster import Backing
+from tools.harness.net import free_port
 from tools.harness.recipes import ferretdb_proc, postgres_proc, redis_proc
 from tools.harness.supervisor import Proc
 from tools.harness.versions import PG_BIN
@@ -24,6 +25,8 @@ class Services:
     root: Path
     ferretdb: Path
     procs: list[Proc] = field(default_factory=list)
+    ferretdb_debug_port: int = 0
+    """FerretDB's `/debug/metrics` port, once started."""
 
     def missing(self) -> list[str]:
         """What is not installed, each with how to install it."""
@@ -53,7 +56,13 @@ class Services:
             f"postgres://postgres@127.0.0.1:{pg.port}/postgres"
             f"?pool_max_conns={FERRETDB_POOL_MAX_CONNS}"
         )
-        ferret = ferretdb_proc(self.root / "ferretdb", self.ferretdb, postgresql_url=pg_url)
+        self.ferretdb_debug_port = free_port()  # its request counters (the benchmark reads them)
+        ferret = ferretdb_proc(
+            self.root / "ferretdb",
+            self.ferretdb,
+            postgresql_url=pg_url,
+            debug_port=self.ferretdb_debug_port,
+        )
         self.procs.append(ferret)
         ferret.start()
         return Backing(

@@ -107,11 +107,16 @@ def postgres_ready(p: Proc) -> bool:
 
 
 def ferretdb_proc(
-    workdir: Path, binary: Path, port: int | None = None, postgresql_url: str = ""
+    workdir: Path,
+    binary: Path,
+    port: int | None = None,
+    postgresql_url: str = "",
+    debug_port: int | None = None,
 ) -> Proc:
     """FerretDB on PostgreSQL when `postgresql_url` is given, else on SQLite files in
     `workdir/data` (one file per database). Its backend pool defaults to max(4, CPUs)
-    connections; `pool_max_conns` in the URL raises it."""
+    connections; `pool_max_conns` in the URL raises it. With `debug_port`, its debug HTTP
+    server (`/debug/metrics`: Prometheus counters, requests by command) listens there."""
     port = port or free_port()
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     if postgresql_url:
@@ -124,7 +129,8 @@ def ferretdb_proc(
         *backend,
         f"--state-dir={workdir}",
         "--telemetry=disable",
-        "--debug-addr=-",  # its default fixed port would collide with another instance
+        # Its default fixed port would collide with another instance.
+        f"--debug-addr=127.0.0.1:{debug_port}" if debug_port else "--debug-addr=-",
         "--log-level=warn",
     ]
     return Proc(
