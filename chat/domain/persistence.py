@@ -14,7 +14,8 @@ what leaves a job two inserts.
 Guarantees kept here (docs/architecture.md, "Persistence worker"):
 - nothing acked is lost: an entry leaves the dirty set only when a job took it; a job that
   fails puts its entries back before raising (Dramatiq retries it), and one that crashed is
-  found again by the sweep, which compares each conversation's watermark with its last seq;
+  found again by the sweep, which compares how far each conversation is archived with its
+  last seq;
 - nothing is duplicated or reordered: `MessageArchive.apply` is idempotent (keyed by seq, an
   edit never overwrites a later one, delete wins), so two jobs that happen to hold the same
   conversation (an append marked it dirty again while the first job worked) both apply the same
@@ -46,7 +47,7 @@ BATCH_CONVERSATIONS = 64
 PAGE = 500
 """Events read per conversation per take; a longer backlog stays dirty for the next take."""
 APPLY_CHUNK = 2000
-"""Events per `MessageArchive.apply` call (two bulk inserts and a watermark write each)."""
+"""Events per `MessageArchive.apply` call (two bulk inserts each on MongoDB)."""
 TRIM_EVERY = 100
 """The batch path trims a conversation's log when its trim point crosses a multiple of a step
 (this, or a tenth of `log_keep_events` when that is smaller), not on every job: the log keeps
