@@ -20,7 +20,8 @@ from chat.ws import close_codes
 from chat.ws.close_codes import CloseCode
 from chat.ws.delivery import DeliveryCursors
 from chat.ws.deps import GatewayDeps
-from chat.ws.outbound import DeliveryStats, Flusher
+from chat.ws.outbound import Flusher
+from chat.ws.stats import DeliveryStats
 from chat.ws.wire import FrameCache
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from chat.metrics import Metrics
 from chat.ws import close_codes
 from chat.ws.delivery import DeliveryCursors
 from chat.ws.hub import Gateway
-from chat.ws.outbound import DeliveryStats, Writer
+from chat.ws.outbound import Writer
+from chat.ws.stats import DeliveryStats
 from chat.ws.wire import FrameCache, text_frame
 
 
