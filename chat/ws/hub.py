@@ -107,7 +107,7 @@ class Gateway:
         if kind == "message":
             cid, seq, ts = frame["conversation_id"], frame["seq"], frame["ts"]
             stats = self.stats
-            stats.begin_fanout(ts)  # counted once, when every recipient has it (outbound.py)
+            stats.begin_fanout(ts)  # counted once, when every recipient has it (stats.py)
             try:
                 for h in tuple(members):
                     h.cursors.live(cid, seq, ts, payload)

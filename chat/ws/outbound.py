@@ -1,5 +1,5 @@
-"""The socket-facing writer of one WebSocket: coalescing, a byte budget, backpressure, and the
-delivery metrics.
+"""The socket-facing writer of one WebSocket: coalescing, a byte budget, backpressure, and
+counting what it queued (through `stats.DeliveryStats`).
 
 `Writer` is what a session writes through (its `Transport`); `Outbound` below it holds the
 queue. Frames are queued here (whole, already framed: see `wire.py`) and written one chunk at a
