@@ -243,8 +243,8 @@ class Session:
             frame = parse(message)
             ref = frame.get("ref")
             kind = frame["type"]
-            # The caller runs each frame in a task of its own (a copy of the connection's
-            # context): what is bound here is this frame's.
+            # Frames run one after another in the connection's task (rfc6455.py): every frame
+            # binds both fields, and its conversation is unbound once it is handled.
             cid = frame.get("conversation_id")
             bind(
                 user_id=self.principal.user.id if self.principal else None,

@@ -1,0 +1,76 @@
+"""`StrictProtocol` runs each message's handler inline in the connection's task (no task per
+frame), one frame after another, with what a frame bound for its logs unbound after it; a
+handler that raises still aborts the connection. A tiny Tornado app on loopback, a real
+client."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import tornado.httpserver
+import tornado.testing
+import tornado.web
+import tornado.websocket
+
+from chat.logs import bind, context
+from chat.ws.rfc6455 import StrictProtocol
+
+
+class Probe(tornado.websocket.WebSocketHandler):
+    seen: list[tuple[str, asyncio.Task[Any] | None, dict[str, str]]]
+
+    def initialize(self, seen: list[tuple[str, asyncio.Task[Any] | None, dict[str, str]]]) -> None:
+        self.seen = seen
+
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        proto = super().get_websocket_protocol()
+        assert isinstance(proto, tornado.websocket.WebSocketProtocol13)
+        return StrictProtocol(self, False, proto.params)
+
+    async def on_message(self, message: str | bytes) -> None:
+        assert isinstance(message, str)
+        self.seen.append((message, asyncio.current_task(), context()))
+        bind(conversation_id=f"c-{message}")
+        await asyncio.sleep(0)  # a real await inside the handler
+        if message == "boom":
+            raise RuntimeError("handler failed")
+        await self.write_message(message)
+
+
+async def _app() -> tuple[tornado.httpserver.HTTPServer, str, list[Any]]:
+    seen: list[Any] = []
+    sock, port = tornado.testing.bind_unused_port()
+    app = tornado.web.Application([("/ws", Probe, {"seen": seen})])
+    server = tornado.httpserver.HTTPServer(app)
+    server.add_sockets([sock])
+    return server, f"ws://127.0.0.1:{port}/ws", seen
+
+
+async def test_frames_run_in_order_in_the_connection_task_without_leaking_context() -> None:
+    server, url, seen = await _app()
+    try:
+        ws = await tornado.websocket.websocket_connect(url)
+        for text in ("a", "b", "c"):
+            await ws.write_message(text)
+        echoed = [await asyncio.wait_for(ws.read_message(), 5) for _ in range(3)]
+        assert echoed == ["a", "b", "c"]
+        assert [m for m, _, _ in seen] == ["a", "b", "c"]
+        tasks = {id(t) for _, t, _ in seen}
+        assert len(tasks) == 1  # one task: the connection's, not one per frame
+        assert all("conversation_id" not in ctx for _, _, ctx in seen)  # unbound after each
+        ws.close()
+    finally:
+        server.stop()
+
+
+async def test_a_handler_that_raises_aborts_the_connection() -> None:
+    server, url, seen = await _app()
+    try:
+        ws = await tornado.websocket.websocket_connect(url)
+        await ws.write_message("boom")
+        assert await asyncio.wait_for(ws.read_message(), 5) is None  # the connection is gone
+        assert [m for m, _, _ in seen] == ["boom"]
+        ws.close()
+    finally:
+        server.stop()
