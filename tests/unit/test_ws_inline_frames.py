@@ -1,4 +1,5 @@
-"""`StrictProtocol` runs each message's handler inline in the connection's task (no task per
+"""`StrictProtocol` reads frames through its own buffer, whole and in order however the bytes
+arrive, and runs each message's handler inline in the connection's task (no task per
 frame), one frame after another, with what a frame bound for its logs unbound after it; a
 handler that raises still aborts the connection. A tiny Tornado app on loopback, a real
 client."""
@@ -6,6 +7,8 @@ client."""
 from __future__ import annotations
 
 import asyncio
+import os
+import struct
 from typing import Any
 
 import tornado.httpserver
@@ -71,6 +74,41 @@ async def test_a_handler_that_raises_aborts_the_connection() -> None:
         await ws.write_message("boom")
         assert await asyncio.wait_for(ws.read_message(), 5) is None  # the connection is gone
         assert [m for m, _, _ in seen] == ["boom"]
+        ws.close()
+    finally:
+        server.stop()
+
+
+def _masked(text: str) -> bytes:
+    """A client text frame (masked), any length."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, 0x80 | n)
+    elif n <= 0xFFFF:
+        head = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_frames_cut_anywhere_or_packed_together_are_read_whole_and_in_order() -> None:
+    server, url, seen = await _app()
+    try:
+        ws = await tornado.websocket.websocket_connect(url)
+        stream = ws.protocol.stream  # type: ignore[union-attr]
+        big = "y" * 70_000  # longer than one read-ahead, with a 64-bit length
+        texts = ["p1", "x" * 300, "p3", big, "tail"]
+        packed = b"".join(_masked(t) for t in texts[:3])
+        await stream.write(packed)  # three frames in one write
+        split = _masked(texts[3]) + _masked(texts[4])
+        for i in range(0, 40):  # the first bytes one by one: cut inside header, length, mask
+            await stream.write(split[i : i + 1])
+        await stream.write(split[40:])
+        echoed = [await asyncio.wait_for(ws.read_message(), 5) for _ in texts]
+        assert echoed == texts
+        assert [m for m, _, _ in seen] == texts
         ws.close()
     finally:
         server.stop()
