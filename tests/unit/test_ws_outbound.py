@@ -227,3 +227,22 @@ async def test_a_socket_whose_write_fails_does_not_keep_the_others_from_theirs()
     await asyncio.sleep(0)
     assert [len(m.socket.stream.written) for m in members] == [1, 1]
     assert not broken.open  # closed: nothing more is queued to it
+
+
+async def test_a_backlog_goes_out_in_whole_frame_chunks_in_order() -> None:
+    writer, socket, _ = make(max_bytes=8 << 20)
+    small = [payload(n, pad="s" * 20_000) for n in range(4)]  # 3 fit in a 64 KiB chunk
+    big = payload(9, pad="b" * 100_000)  # larger than a chunk: goes alone
+    for p in [*small, big, small[0]]:
+        assert writer.write(p, "message")
+    for _ in range(100):  # bounded: a few loop turns per chunk
+        if not writer.outbound.queued_frames:
+            break
+        await asyncio.sleep(0)
+    framed = [text_frame(p) for p in small]
+    assert socket.stream.written == [
+        b"".join(framed[:3]),
+        framed[3],
+        text_frame(big),
+        framed[0],
+    ]
