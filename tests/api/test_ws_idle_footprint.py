@@ -1,6 +1,6 @@
 """What an idle socket keeps on the real gateway, structurally (the bytes per socket are a
 benchmark figure, docs/performance.md; these are the choices that keep it small and would
-silently regress): no deque of pending frames once they are written, no finished heartbeat
+silently regress): no list of pending frames once they are written, no finished heartbeat
 Task, no refill task set, no upgrade request headers, slotted session objects, and Tornado's
 per-instance method guard not installed on the handler."""
 
