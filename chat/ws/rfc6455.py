@@ -51,9 +51,14 @@ INTERNAL = 1011
 
 
 class StrictProtocol(tornado.websocket.WebSocketProtocol13):
-    _inbound = b""
-    """Bytes read from the stream that no frame has used yet (a class default: an idle socket
-    holds none of its own)."""
+    # A slot, not an instance attribute: Tornado's protocol object already has 29 of those,
+    # and one more makes CPython give every socket's instance a dict of its own instead of the
+    # shared-key one, +1.3 KiB per socket (memory per socket is a target, docs/performance.md).
+    __slots__ = ("_inbound",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inbound = b""  # bytes read from the stream that no frame has used yet
 
     async def _read_bytes(self, n: int) -> bytes:
         have = self._inbound
