@@ -86,7 +86,7 @@ class Flusher:
                 outbound.write_scheduled()
             except Exception:  # one socket's failure must not leave the others unwritten
                 log.exception("writing to a socket failed")
-                outbound.close()
+                outbound.abort()
 
 
 class Outbound:
@@ -185,6 +185,14 @@ class Outbound:
     def close(self) -> None:
         self.closed = True
         self.discard()
+
+    def abort(self) -> None:
+        """A write failed unexpectedly: drop the connection (the client reconnects and resumes
+        from its cursors) rather than keep it open with nothing more ever written to it."""
+        self.close()
+        stream = self._stream
+        if stream is not None and not stream.closed():
+            stream.close()
 
     async def drain(self, low: int) -> None:
         """Wait until everything queued is in the kernel and at most `low` bytes of it are

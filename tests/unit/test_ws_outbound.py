@@ -212,8 +212,18 @@ async def test_one_loop_callback_writes_every_socket_of_a_fan_out() -> None:
 
 
 class FailingStream(Stream):
+    def __init__(self) -> None:
+        super().__init__()
+        self.was_closed = False
+
     def write(self, data: bytes) -> asyncio.Future[None]:
         raise RuntimeError("broken socket")
+
+    def closed(self) -> bool:
+        return self.was_closed
+
+    def close(self) -> None:
+        self.was_closed = True
 
 
 async def test_a_socket_whose_write_fails_does_not_keep_the_others_from_theirs() -> None:
@@ -227,6 +237,7 @@ async def test_a_socket_whose_write_fails_does_not_keep_the_others_from_theirs()
     await asyncio.sleep(0)
     assert [len(m.socket.stream.written) for m in members] == [1, 1]
     assert not broken.open  # closed: nothing more is queued to it
+    assert broken_stream.was_closed  # and the connection dropped: the client reconnects
 
 
 async def test_a_backlog_goes_out_in_whole_frame_chunks_in_order() -> None:
