@@ -54,21 +54,32 @@ class StrictProtocol(tornado.websocket.WebSocketProtocol13):
     # A slot, not an instance attribute: Tornado's protocol object already has 29 of those,
     # and one more makes CPython give every socket's instance a dict of its own instead of the
     # shared-key one, +1.3 KiB per socket (memory per socket is a target, docs/performance.md).
-    __slots__ = ("_inbound",)
+    __slots__ = ("_inbound", "_inpos")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._inbound = b""  # bytes read from the stream that no frame has used yet
+        # Bytes read from the stream, and where the part no frame has used yet starts: an
+        # offset, so cutting many small frames out of one read copies each frame once, not
+        # the rest of the read each time.
+        self._inbound = b""
+        self._inpos = 0
 
     async def _read_bytes(self, n: int) -> bytes:
-        have = self._inbound
-        while len(have) < n:
-            assert self.stream is not None
-            more = await self.stream.read_bytes(max(n - len(have), READ_AHEAD), partial=True)
-            have = have + more if have else more
-        self._inbound = have[n:]
+        buf, pos = self._inbound, self._inpos
+        end = pos + n
+        if end > len(buf):
+            rest = buf[pos:]
+            while len(rest) < n:
+                assert self.stream is not None
+                more = await self.stream.read_bytes(max(n - len(rest), READ_AHEAD), partial=True)
+                rest = rest + more if rest else more
+            buf, pos, end = rest, 0, n
         self._wire_bytes_in += n
-        return have[:n] if len(have) > n else have
+        if end == len(buf):  # all used: nothing of this read stays referenced
+            self._inbound, self._inpos = b"", 0
+            return buf[pos:] if pos else buf
+        self._inbound, self._inpos = buf, end
+        return buf[pos:end]
 
     def _abort(self) -> None:
         stream = self.stream

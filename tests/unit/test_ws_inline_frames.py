@@ -112,3 +112,18 @@ async def test_frames_cut_anywhere_or_packed_together_are_read_whole_and_in_orde
         ws.close()
     finally:
         server.stop()
+
+
+async def test_many_frames_in_one_read_are_each_handled_once_in_order() -> None:
+    server, url, seen = await _app()
+    try:
+        ws = await tornado.websocket.websocket_connect(url)
+        stream = ws.protocol.stream  # type: ignore[union-attr]
+        texts = [f"m{i}" + "z" * (i % 200) for i in range(300)]  # short and 126+ byte frames
+        await stream.write(b"".join(_masked(t) for t in texts))
+        echoed = [await asyncio.wait_for(ws.read_message(), 5) for _ in texts]
+        assert echoed == texts
+        assert [m for m, _, _ in seen] == texts
+        ws.close()
+    finally:
+        server.stop()
