@@ -3,9 +3,10 @@
 logged in, bound with `bind()`: the HTTP request id (the client's `X-Request-ID`, or a fresh
 one), the WebSocket connection id, the authenticated user id and the frame's conversation id.
 
-Context lives in contextvars: Tornado runs a request in its connection's task and each
-WebSocket frame in a task of its own (started from a copy of the connection's context), and
-tasks spawned from either inherit a copy, so a value never leaks to another client.
+Context lives in contextvars: Tornado runs a request, and a WebSocket's frames one after
+another, in their connection's task (each frame binds its user and conversation, and the
+conversation is unbound after it: chat/ws/rfc6455.py), and tasks spawned from either inherit a
+copy, so a value never leaks to another client.
 """
 
 from __future__ import annotations

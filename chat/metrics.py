@@ -15,6 +15,7 @@ that whichever process ran the last sweep saw, so they combine by `livemostrecen
 
 from __future__ import annotations
 
+import bisect
 import os
 import platform
 
@@ -32,6 +33,33 @@ import chat
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 LOOP_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+def observe_many(histogram: Histogram, amount: float, count: int) -> None:
+    """`count` observations of the same `amount`, at the cost of one: exactly what `count` calls
+    of `histogram.observe(amount)` would record (bucket counts, `_count`; `_sum` up to float
+    rounding). A fan-out to N sockets queues one event to all of them within microseconds, so
+    the gateway observes its delivery latency once per fan-out with the fan-out's size instead
+    of N times (each `observe` takes two locks; docs/performance.md).
+
+    prometheus_client has no weighted observe: this reads the histogram child's buckets (a
+    pinned version's internals; tests/unit/test_metrics_batch.py checks it against `observe`)
+    and falls back to `observe` in a loop if they are not there."""
+    if count <= 0:
+        return
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or histogram._labelnames:
+        for _ in range(count):
+            histogram.observe(amount)
+        return
+    total.inc(amount * count)
+    # The first bucket whose upper bound is >= amount (`observe`'s `amount <= bound`); the
+    # last bound is +Inf, so there always is one (a NaN, as with `observe`, lands in none).
+    i = bisect.bisect_left(bounds, amount)
+    if i < len(buckets) and amount <= bounds[i]:
+        buckets[i].inc(count)
 
 
 def add_process_collectors(registry: CollectorRegistry) -> None:

@@ -32,6 +32,7 @@ class GatewayHandler(tornado.websocket.WebSocketHandler):
             gateway.frames,
             gateway.stats,
             self,
+            gateway.flusher,
         )
         self.session = Session(gateway, self.writer)
         # This connection's task runs every frame: its log lines carry these from here on.

@@ -20,7 +20,8 @@ from chat.ws import close_codes
 from chat.ws.close_codes import CloseCode
 from chat.ws.delivery import DeliveryCursors
 from chat.ws.deps import GatewayDeps
-from chat.ws.outbound import DeliveryStats
+from chat.ws.outbound import Flusher
+from chat.ws.stats import DeliveryStats
 from chat.ws.wire import FrameCache
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Gateway:
         self._emptied = asyncio.Event()
         self.frames = FrameCache()
         self.stats = DeliveryStats(deps.metrics)
+        self.flusher = Flusher()
         self._tasks: set[asyncio.Task[None]] = set()
         self._probe: asyncio.TimerHandle | None = None
         deps.metrics.outbound_bytes.set_function(
@@ -104,8 +106,13 @@ class Gateway:
         kind = frame.get("type")
         if kind == "message":
             cid, seq, ts = frame["conversation_id"], frame["seq"], frame["ts"]
-            for h in tuple(members):
-                h.cursors.live(cid, seq, ts, payload)
+            stats = self.stats
+            stats.begin_fanout(ts)  # counted once, when every recipient has it (stats.py)
+            try:
+                for h in tuple(members):
+                    h.cursors.live(cid, seq, ts, payload)
+            finally:
+                stats.end_fanout()
         elif kind == "_control":
             for h in tuple(members):
                 h.control(frame)

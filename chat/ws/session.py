@@ -27,7 +27,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from enum import Enum
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from chat.domain.accounts import Principal
@@ -73,6 +72,10 @@ _MOVES: dict[SessionState, frozenset[SessionState]] = {
 }
 
 
+_CLOSING = (SessionState.CLOSING, SessionState.CLOSED)
+"""A tuple, not a set: `in` compares enum members by identity, without hashing them."""
+
+
 class Session:
     # One per socket: slots keep an idle session small (memory per socket, docs/performance.md).
     __slots__ = (
@@ -108,7 +111,7 @@ class Session:
         self.channels: list[str] = []
         limits = self.deps.limits
         self.cursors = DeliveryCursors(
-            partial(self._deliver, replayed=False),
+            self._deliver_live,
             event_frame,
             self._fetch,
             self._lost,
@@ -117,7 +120,7 @@ class Session:
             chunk_events=max(1, min(REPLAY_CHUNK_EVENTS, limits.outbound_queue_frames // 4)),
             chunk_bytes=max(1, min(REPLAY_CHUNK_BYTES, limits.outbound_queue_bytes // 4)),
             gap=self.deps.metrics.gap_fills.inc,
-            write_replayed=partial(self._deliver, replayed=True),
+            write_replayed=self._deliver_replayed,
         )
         self._schedule = schedule
         self._timers: dict[str, Timer] = {}
@@ -133,7 +136,7 @@ class Session:
 
     @property
     def closing(self) -> bool:
-        return self.state in (SessionState.CLOSING, SessionState.CLOSED)
+        return self.state in _CLOSING
 
     @property
     def is_authenticated(self) -> bool:
@@ -240,14 +243,14 @@ class Session:
             frame = parse(message)
             ref = frame.get("ref")
             kind = frame["type"]
-            # The caller runs each frame in a task of its own (a copy of the connection's
-            # context): what is bound here is this frame's.
+            # Frames run one after another in the connection's task (rfc6455.py): every frame
+            # binds both fields, and its conversation is unbound once it is handled.
             cid = frame.get("conversation_id")
             bind(
                 user_id=self.principal.user.id if self.principal else None,
                 conversation_id=cid if isinstance(cid, str) else None,
             )
-            metrics.frames_in.labels(kind).inc()
+            self.hub.stats.frame_in(kind)
             if self.state is SessionState.AWAITING_AUTH:
                 await authenticate(self, frame)
             elif self.state is SessionState.AUTHENTICATED:
@@ -316,10 +319,21 @@ class Session:
             self.close_with(close_codes.SLOW_CONSUMER)
         return ok
 
-    def _deliver(self, payload: bytes, ts: int, *, replayed: bool) -> None:
-        """A message event, live from the bus or read back from the log (resume, gap fill)."""
+    def _deliver_live(self, payload: bytes, ts: int) -> None:
+        """A message event live from the bus: once per recipient of every event, so the checks
+        of `closing` and `_queued` are inlined."""
+        transport = self.transport
+        if (
+            self.state not in _CLOSING
+            and transport.open
+            and not transport.deliver(payload, ts, False)
+        ):
+            self.close_with(close_codes.SLOW_CONSUMER)
+
+    def _deliver_replayed(self, payload: bytes, ts: int) -> None:
+        """A message event read back from the log (resume, gap fill)."""
         if not self.closing and self.transport.open:
-            self._queued(self.transport.deliver(payload, ts, replayed))
+            self._queued(self.transport.deliver(payload, ts, True))
 
     async def _fetch(self, cid: str, after: int) -> tuple[tuple[Event, ...], bool]:
         replay = await self.deps.messaging.replay(cid, after)

@@ -1,12 +1,14 @@
 """What an idle socket keeps on the real gateway, structurally (the bytes per socket are a
 benchmark figure, docs/performance.md; these are the choices that keep it small and would
-silently regress): no deque of pending frames once they are written, no finished heartbeat
-Task, no refill task set, no upgrade request headers, slotted session objects, and Tornado's
-per-instance method guard not installed on the handler."""
+silently regress): no list of pending frames once they are written, no finished heartbeat
+Task, no refill task set, no upgrade request headers, slotted session objects, Tornado's
+per-instance method guard not installed on the handler, and no attribute of ours on Tornado's
+protocol object."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -52,4 +54,10 @@ async def test_an_idle_socket_keeps_nothing_it_no_longer_needs(make_server: Serv
     handler = session.transport._socket
     assert "write" not in vars(handler) and "finish" not in vars(handler)
     assert len(handler.request.headers) == 0
+    # The protocol object (frames were read through its buffer) keeps CPython's compact
+    # shared-key attribute dict (~300 bytes): one attribute of ours on top of Tornado's would
+    # give each socket a dict of its own (~1.6 KiB, rfc6455.py).
+    proto = handler.ws_connection
+    assert "_inbound" not in vars(proto)
+    assert sys.getsizeof(vars(proto)) < 1000
     await wa.close()
