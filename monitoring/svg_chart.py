@@ -94,6 +94,8 @@ def nice_step(span: float, target_ticks: int = 4) -> float:
     if span <= 0 or not math.isfinite(span):
         return 1.0
     raw = span / target_ticks
+    if raw <= 0:  # a subnormal span whose quotient underflowed: no meaningful scale
+        return 1.0
     power = 10.0 ** math.floor(math.log10(raw))
     for m in (1, 2, 2.5, 5, 10):
         if raw <= m * power:

@@ -84,6 +84,12 @@ def test_ticks_cover_the_range_with_equal_round_steps(low: float, width: float) 
     assert any(math.isclose(mantissa, m) for m in (1, 2, 2.5, 5, 10))
 
 
+def test_a_subnormal_span_still_gets_ticks() -> None:
+    """Found by the property above: 5e-324 / 4 underflows to 0, whose log10 raised."""
+    values, step = ticks(0.0, 5e-324)
+    assert values[0] <= 0.0 and values[-1] >= 5e-324 and step > 0
+
+
 def test_collect_picks_components_with_signal_and_names_them() -> None:
     """A unit test of panels.collect with a stand-in for Prometheus' range query."""
 
