@@ -32,12 +32,12 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from chat.domain.errors import Unavailable
 from chat.domain.limits import Limits
-from chat.domain.models import AppendResult, Event
+from chat.domain.models import AppendResult, Event, LogRange
 from chat.domain.ports import EventLog, JobQueue, MessageArchive
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,23 @@ JOB_BUDGET_S = 30.0
 HELPER = ""
 """The token of a helper job: queued by a job whose take came back full (a backlog), so the
 other workers of the pool take batches beside it; it carries no chain on."""
+
+
+class ProgressInTheArchive:
+    """The `EventLog` methods of a log that keeps no archive progress of its own: one whose
+    archive moves its watermarks in the same transaction as the events (SQLite), so they are
+    exact and the persister reads those instead (`Persister.progress`)."""
+
+    async def archived(self, conversation_ids: Sequence[str]) -> list[int | None]:
+        return [None] * len(conversation_ids)
+
+    async def mark_archived(self, progress: Mapping[str, int]) -> None:
+        return None
+
+    async def read_unarchived(
+        self, conversation_ids: Sequence[str], limit: int
+    ) -> list[tuple[int, LogRange] | None]:
+        return [None] * len(conversation_ids)
 
 
 def new_token() -> str:

@@ -7,8 +7,10 @@ client."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
+from collections.abc import AsyncIterator
 from typing import Any
 
 import tornado.httpserver
@@ -41,19 +43,28 @@ class Probe(tornado.websocket.WebSocketHandler):
         await self.write_message(message)
 
 
-async def _app() -> tuple[tornado.httpserver.HTTPServer, str, list[Any]]:
+@contextlib.asynccontextmanager
+async def _connected() -> AsyncIterator[
+    tuple[tornado.websocket.WebSocketClientConnection, list[Any]]
+]:
+    """The app on a free loopback port and a client connected to it; both closed after."""
     seen: list[Any] = []
     sock, port = tornado.testing.bind_unused_port()
     app = tornado.web.Application([("/ws", Probe, {"seen": seen})])
     server = tornado.httpserver.HTTPServer(app)
     server.add_sockets([sock])
-    return server, f"ws://127.0.0.1:{port}/ws", seen
+    try:
+        ws = await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/ws")
+        try:
+            yield ws, seen
+        finally:
+            ws.close()
+    finally:
+        server.stop()
 
 
 async def test_frames_run_in_order_in_the_connection_task_without_leaking_context() -> None:
-    server, url, seen = await _app()
-    try:
-        ws = await tornado.websocket.websocket_connect(url)
+    async with _connected() as (ws, seen):
         for text in ("a", "b", "c"):
             await ws.write_message(text)
         echoed = [await asyncio.wait_for(ws.read_message(), 5) for _ in range(3)]
@@ -62,21 +73,13 @@ async def test_frames_run_in_order_in_the_connection_task_without_leaking_contex
         tasks = {id(t) for _, t, _ in seen}
         assert len(tasks) == 1  # one task: the connection's, not one per frame
         assert all("conversation_id" not in ctx for _, _, ctx in seen)  # unbound after each
-        ws.close()
-    finally:
-        server.stop()
 
 
 async def test_a_handler_that_raises_aborts_the_connection() -> None:
-    server, url, seen = await _app()
-    try:
-        ws = await tornado.websocket.websocket_connect(url)
+    async with _connected() as (ws, seen):
         await ws.write_message("boom")
         assert await asyncio.wait_for(ws.read_message(), 5) is None  # the connection is gone
         assert [m for m, _, _ in seen] == ["boom"]
-        ws.close()
-    finally:
-        server.stop()
 
 
 def _masked(text: str) -> bytes:
@@ -94,9 +97,7 @@ def _masked(text: str) -> bytes:
 
 
 async def test_frames_cut_anywhere_or_packed_together_are_read_whole_and_in_order() -> None:
-    server, url, seen = await _app()
-    try:
-        ws = await tornado.websocket.websocket_connect(url)
+    async with _connected() as (ws, seen):
         stream = ws.protocol.stream  # type: ignore[union-attr]
         big = "y" * 70_000  # longer than one read-ahead, with a 64-bit length
         texts = ["p1", "x" * 300, "p3", big, "tail"]
@@ -109,21 +110,13 @@ async def test_frames_cut_anywhere_or_packed_together_are_read_whole_and_in_orde
         echoed = [await asyncio.wait_for(ws.read_message(), 5) for _ in texts]
         assert echoed == texts
         assert [m for m, _, _ in seen] == texts
-        ws.close()
-    finally:
-        server.stop()
 
 
 async def test_many_frames_in_one_read_are_each_handled_once_in_order() -> None:
-    server, url, seen = await _app()
-    try:
-        ws = await tornado.websocket.websocket_connect(url)
+    async with _connected() as (ws, seen):
         stream = ws.protocol.stream  # type: ignore[union-attr]
         texts = [f"m{i}" + "z" * (i % 200) for i in range(300)]  # short and 126+ byte frames
         await stream.write(b"".join(_masked(t) for t in texts))
         echoed = [await asyncio.wait_for(ws.read_message(), 5) for _ in texts]
         assert echoed == texts
         assert [m for m, _, _ in seen] == texts
-        ws.close()
-    finally:
-        server.stop()

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import secrets
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -23,6 +23,7 @@ from chat.domain.channels import conversation_channel
 from chat.domain.clock import Clock, now_ms
 from chat.domain.frames import event_frame
 from chat.domain.models import AppendResult, Event, EventDraft, EventKind, LogRange, RateCharge
+from chat.domain.persistence import ProgressInTheArchive
 from chat.domain.ports import Bus, RateLimiter
 from chat.stores.embedded.db import Database
 from chat.stores.embedded.ratelimit import MemoryRateLimiter
@@ -123,7 +124,10 @@ def _read_ranges(
         cur.close()
 
 
-class SqliteEventLog:
+class SqliteEventLog(ProgressInTheArchive):
+    """The archive's watermarks are exact here (moved in its apply transaction): no progress
+    record of its own (`ProgressInTheArchive`)."""
+
     def __init__(
         self, db: Database, bus: Bus, clock: Clock, limiter: RateLimiter | None = None
     ) -> None:
@@ -217,18 +221,6 @@ class SqliteEventLog:
             " ORDER BY conversation_id"
         )
         return [r["conversation_id"] for r in rows]
-
-    async def archived(self, conversation_ids: Sequence[str]) -> list[int | None]:
-        # The archive's own watermarks are exact here (moved in its apply transaction).
-        return [None] * len(conversation_ids)
-
-    async def mark_archived(self, progress: Mapping[str, int]) -> None:
-        return None
-
-    async def read_unarchived(
-        self, conversation_ids: Sequence[str], limit: int
-    ) -> list[tuple[int, LogRange] | None]:
-        return [None] * len(conversation_ids)
 
     async def settle(self) -> list[str]:
         return []  # appends commit in their own step: nothing is ever left unannounced

@@ -27,6 +27,7 @@ from chat.domain.models import (
     RateCharge,
     User,
 )
+from chat.domain.persistence import ProgressInTheArchive
 from chat.domain.ports import RateLimiter
 
 CID = "c_test"
@@ -36,7 +37,7 @@ def principal(user_id: str) -> Principal:
     return Principal(User(user_id, user_id, user_id, 0), f"s_{user_id}")
 
 
-class MemoryLog:
+class MemoryLog(ProgressInTheArchive):
     """EventLog: charge, dedupe, seq, trim with `complete=False` below the trimmed point."""
 
     def __init__(self, limiter: RateLimiter | None = None) -> None:
@@ -92,17 +93,6 @@ class MemoryLog:
 
     async def settle(self) -> list[str]:
         return []  # appends commit in their own step: nothing is ever left unannounced
-
-    async def archived(self, conversation_ids: Sequence[str]) -> list[int | None]:
-        return [None] * len(conversation_ids)  # the archive's watermark is exact here
-
-    async def mark_archived(self, progress: Mapping[str, int]) -> None:
-        return None
-
-    async def read_unarchived(
-        self, conversation_ids: Sequence[str], limit: int
-    ) -> list[tuple[int, LogRange] | None]:
-        return [None] * len(conversation_ids)
 
 
 @dataclass
