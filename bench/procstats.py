@@ -9,6 +9,8 @@ import socket
 import urllib.request
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -113,12 +115,11 @@ def mongo_requests(debug_port: int) -> int:
     (`/debug/metrics`), monitoring commands left out: each one is a MongoDB round trip."""
     with urllib.request.urlopen(f"http://127.0.0.1:{debug_port}/debug/metrics", timeout=5) as r:
         text = r.read().decode()
-    total = 0
-    for line in text.splitlines():
-        if not line.startswith("ferretdb_client_requests_total{"):
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "ferretdb_client_requests":  # the parser drops `_total`
             continue
-        labels, _, value = line.rpartition(" ")
-        command = labels.split('command="', 1)[1].split('"', 1)[0]
-        if command not in MONGO_MONITORING:
-            total += int(float(value))
-    return total
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels["command"] not in MONGO_MONITORING:
+                total += sample.value
+    return int(total)
