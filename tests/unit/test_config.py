@@ -118,6 +118,9 @@ def test_settings_the_operator_writes_are_read() -> None:
         ({"CHAT_REDIS_KEY_PREFIX": "a{b}"}, "CHAT_REDIS_KEY_PREFIX"),
         ({"CHAT_METRICS_PORT": "-1"}, "CHAT_METRICS_PORT"),
         ({"CHAT_LIMIT_MAX_FRAME_BYTES": "big"}, "CHAT_LIMIT_MAX_FRAME_BYTES"),
+        ({"CHAT_PERSIST_LINGER_MS": "soon"}, "CHAT_PERSIST_LINGER_MS"),
+        ({"CHAT_PERSIST_LINGER_MS": "-1"}, "CHAT_PERSIST_LINGER_MS"),
+        ({"CHAT_PERSIST_LINGER_MS": "60001"}, "CHAT_PERSIST_LINGER_MS"),
     ],
 )
 def test_new_settings_fail_loudly(env: dict[str, str], named: str) -> None:

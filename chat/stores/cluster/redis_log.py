@@ -401,6 +401,10 @@ class RedisEventLog(RedisPersistSignal):
     async def archived(self, conversation_ids: Sequence[str]) -> list[int | None]:
         if not conversation_ids:
             return []
+        if len(conversation_ids) == 1:  # every history page and unread count: no pipeline
+            with redis_errors():
+                one = await self._redis.hget(self._keys.log(conversation_ids[0])[0], "archived")
+            return [None if one is None else int(one)]
         with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for cid in conversation_ids:
