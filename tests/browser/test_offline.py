@@ -78,10 +78,26 @@ async def test_a_socket_that_stops_answering_pings_is_dropped_and_replaced(
         server.on_message(from_server)
 
     await page.route_web_socket("**/ws", proxy)
+    # The banner shows from the drop until the replacement is open: a backoff of 250-500 ms
+    # plus the connect. Polling for it (expect's retries are a second apart by then) can fall
+    # on either side of that window, so every state it shows is recorded as it happens.
+    await page.add_init_script(
+        """
+        window.bannerStates = [];
+        document.addEventListener("DOMContentLoaded", () => {
+          const banner = document.querySelector("#banner");
+          new MutationObserver(() => {
+            if (!banner.hidden) window.bannerStates.push(banner.dataset.state);
+          }).observe(banner, { attributes: true, attributeFilter: ["hidden", "data-state"] });
+        });
+        """
+    )
     await page.goto(chat_server.url)
     await login(page, ana)
     # Detected within a few heartbeats (1 s ping, 1 s pong deadline), not minutes, and
     # replaced by a new connection that works.
-    await expect(page.locator("#banner")).to_be_visible(timeout=6_000)
+    await page.wait_for_function("() => window.bannerStates.length > 0", timeout=6_000)
     await expect(page.locator("#banner")).to_be_hidden(timeout=10_000)
+    shown = await page.evaluate("() => window.bannerStates")
+    assert set(shown) <= {"offline", "connecting"}, shown
     assert len(connections) >= 2
