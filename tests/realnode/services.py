@@ -111,6 +111,11 @@ exec runuser -u postgres -- {POSTGRES}/postgres -D /data/pg -c listen_addresses=
     ]
 
 
+WS_TARGET_CPU_PERCENT = 40
+"""The gateways' HPA target: the HPA scales up once the average is over it by its 10%
+tolerance."""
+
+
 def chat_cluster(version: str = VERSIONS[0]) -> dict[str, Any]:
     small = {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "400Mi"}}
     return {
@@ -125,7 +130,7 @@ def chat_cluster(version: str = VERSIONS[0]) -> dict[str, Any]:
                 "autoscaling": {
                     "minReplicas": 1,
                     "maxReplicas": 2,
-                    "targetCPUUtilizationPercentage": 40,
+                    "targetCPUUtilizationPercentage": WS_TARGET_CPU_PERCENT,
                     "scaleDownStabilizationSeconds": 600,
                 },
                 "drainSeconds": 5,

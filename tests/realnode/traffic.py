@@ -92,6 +92,15 @@ class Traffic:
             assert time.monotonic() < deadline, f"no traffic acked within {timeout}s"
             await asyncio.sleep(0.2)
 
+    async def stop(self) -> None:
+        """Stop producing and disconnect every member, without judging: what a test that failed
+        midway leaves behind, so its senders do not run on into the next test (they share its
+        accounts and so its per-user send limit). Idempotent."""
+        for task in self.producers:
+            task.cancel()
+        self.stop_clients.set()
+        await asyncio.gather(*self.producers, *self.clients, return_exceptions=True)
+
     async def finish(self) -> dict[str, Any]:
         """Stop producing, let every pending send be acked and every member catch up
         (bounded), stop the clients, then run the checker over the API's history."""
