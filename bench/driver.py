@@ -11,6 +11,7 @@ import secrets
 import subprocess
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -98,8 +99,8 @@ class Loadgen:
         self.log.close()
 
 
-def _redis(target: Target) -> int:
-    return sum(procstats.redis_calls(p) for p in target.redis_ports)
+def _redis(target: Target) -> Counter[str]:
+    return sum((procstats.redis_calls(p) for p in target.redis_ports), start=Counter())
 
 
 def _mongo(target: Target) -> int:
@@ -189,7 +190,18 @@ def run_row(target: Target, row: Row, settings: Settings, tag: str) -> dict[str,
         cpu_s_per_1000_by_role={r: round(1000 * v / delivered, 4) for r, v in cpu.items()},
         server_cores=round(total / max(1e-9, result["elapsed_s"]), 2),
         redis_commands_per_message=(
-            round((redis1 - redis0) / max(1, result["sent"]), 2) if target.redis_ports else None
+            round((redis1.total() - redis0.total()) / max(1, result["sent"]), 2)
+            if target.redis_ports
+            else None
+        ),
+        # The ten commands most run, per message sent: where the count above comes from.
+        redis_commands_per_message_by_command=(
+            {
+                name: round(n / max(1, result["sent"]), 2)
+                for name, n in (redis1 - redis0).most_common(10)
+            }
+            if target.redis_ports
+            else None
         ),
         mongo_round_trips_per_1000_messages=(
             round(1000 * (mongo1 - mongo0) / max(1, result["sent"]), 1)

@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -77,9 +78,10 @@ def loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
-def redis_calls(port: int) -> int:
-    """Commands this Redis has executed so far (sum of INFO commandstats `calls`), read over a
-    raw socket so that the number includes only the one INFO command of the reading itself."""
+def redis_calls(port: int) -> Counter[str]:
+    """Commands this Redis has executed so far, per command (INFO commandstats `calls`, which
+    counts the commands a script runs as well as the script call), read over a raw socket so
+    that the numbers include only the one INFO command of the reading itself."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"INFO commandstats\r\n")
         data = b""
@@ -95,14 +97,15 @@ def redis_calls(port: int) -> int:
             if not chunk:
                 break
             data += chunk
-    total = 0
+    calls: Counter[str] = Counter()
     for line in data[body_start : body_start + length].decode().splitlines():
         if line.startswith("cmdstat_"):
-            for part in line.split(":", 1)[1].split(","):
+            name, _, stats = line[len("cmdstat_") :].partition(":")
+            for part in stats.split(","):
                 key, _, value = part.partition("=")
                 if key == "calls":
-                    total += int(value)
-    return total
+                    calls[name] += int(value)
+    return calls
 
 
 MONGO_MONITORING = frozenset({"ismaster", "isMaster", "hello", "ping", "endSessions", "buildInfo"})
