@@ -36,7 +36,8 @@ def ingress_api() -> Api:
 
 @dataclass
 class Traffic:
-    """Members in groups sending at a steady rate (open loop) until :meth:`finish`."""
+    """Members in groups sending at a steady rate (open loop), added by :meth:`join`, until
+    :meth:`finish` (or :meth:`stop`)."""
 
     api: Api
     members: list[Member]
@@ -51,14 +52,6 @@ class Traffic:
     def fault_since(self, start: float) -> None:
         """The disruption that began at ``start`` is over now."""
         self.faults.append((start, time.monotonic()))
-
-    @classmethod
-    async def start(
-        cls, api: Api, accounts: list[Account], group: int, rate: float, label: str
-    ) -> Traffic:
-        traffic = cls(api, [])
-        await traffic.join(accounts, group, rate, label)
-        return traffic
 
     async def join(self, accounts: list[Account], group: int, rate: float, label: str) -> None:
         """More members, in new groups of ``group``, each connecting and sending from now."""
