@@ -23,16 +23,15 @@ from chat.worker.queue import DramatiqQueue
 
 def cluster_broker(settings: Settings) -> dramatiq.Broker:
     # Imported here: embedded mode never loads the cluster drivers (asyncpg, PyMongo, ...).
-    from dramatiq.brokers.redis import RedisBroker
-
     from chat.stores.cluster.redis_conn import RedisTarget
     from chat.stores.cluster.redis_keys import RedisKeys
+    from chat.worker.redis_broker import PatientRedisBroker
 
     keys = RedisKeys(settings.redis_key_prefix)
     target = RedisTarget.of(settings)
     # Through Sentinel, the broker's client asks for the current primary on every reconnect.
     # Its jobs need no WAIT: a job lost in a failover is found again by the periodic sweep.
-    return RedisBroker(client=target.sync_client(), namespace=keys.dramatiq_namespace)  # type: ignore[no-untyped-call]
+    return PatientRedisBroker(client=target.sync_client(), namespace=keys.dramatiq_namespace)  # type: ignore[no-untyped-call]
 
 
 def broker_and_queue(settings: Settings) -> tuple[dramatiq.Broker, DramatiqQueue]:

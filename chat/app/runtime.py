@@ -162,7 +162,13 @@ async def open_runtime(
             membership=membership,
         )
         actors = register_actors(
-            broker, LoopRunner(loop), chat, clock, settings.retention_days, metrics
+            broker,
+            LoopRunner(loop),
+            chat,
+            clock,
+            settings.retention_days,
+            metrics,
+            linger_ms=lambda: queue.linger_ms,
         )
         queue.bind(actors.persist)
         cookie_secret = hmac.new(

@@ -56,7 +56,8 @@ def _one_process(
         rt.broker,
         queues=set(queues) if queues else None,
         worker_threads=threads,
-        worker_timeout=500,
+        # Dramatiq's default: an idle queue is polled every 0.5-1 s (chat/worker/redis_broker.py).
+        worker_timeout=1000,
     )
     worker.start()
 

@@ -10,10 +10,14 @@ the periodic sweep picks the conversation up again once the archive is back.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
+from dramatiq.common import current_millis
+from dramatiq.middleware import CurrentMessage
 
 from chat.domain.chat import Chat
 from chat.domain.clock import Clock, now_ms
@@ -40,6 +44,13 @@ class Actors:
     retention: dramatiq.Actor[[], None]
 
 
+def linger_left_ms(sent_at_ms: int, linger_ms: int, now_ms_: int) -> int:
+    """How much longer a batch job sent at `sent_at_ms` waits before it takes the dirty set:
+    nothing once its linger is over (a retry, or a job that waited in the queue), and never more
+    than the linger, whatever the sender's clock said (another machine's)."""
+    return max(0, min(linger_ms, sent_at_ms + linger_ms - now_ms_))
+
+
 def register_actors(
     broker: dramatiq.Broker,
     runner: LoopRunner,
@@ -47,13 +58,23 @@ def register_actors(
     clock: Clock,
     retention_days: int,
     metrics: Metrics | None = None,
+    *,
+    linger_ms: Callable[[], int] = lambda: 0,
 ) -> Actors:
+    """`linger_ms`: how long after it was sent a batch job waits on its worker thread before it
+    takes the dirty set (the queue's setting, read per job; chat/worker/queue.py says why the
+    job is not sent with a delay instead)."""
     if metrics is not None:
         broker.add_middleware(JobMetrics(metrics))
+    broker.add_middleware(CurrentMessage())
 
     persister = chat.messaging.persister
 
     def persist_batch(token: str) -> None:
+        linger, message = linger_ms(), CurrentMessage.get_current_message()
+        if linger and message is not None:
+            # Dramatiq stamps `message_timestamp` with `current_millis()` when it is sent.
+            time.sleep(linger_left_ms(message.message_timestamp, linger, current_millis()) / 1000)
         done = runner.run(lambda: persister.run(token))
         log.debug("archived %d events of %d conversations", done.events, done.conversations)
 

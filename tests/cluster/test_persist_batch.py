@@ -185,3 +185,42 @@ async def test_progress_is_recorded_in_the_log_and_copied_to_the_archive_by_the_
         await rt.chat.messaging.send(who, cid, "one-more", "fourth")
     await persister.run(None)
     assert await log.archived(cids) == [4, 4]
+
+
+async def test_a_batch_job_skips_the_delay_queue_and_waits_out_its_linger_on_the_worker(
+    cluster_settings: Settings,
+) -> None:
+    """The job is sent at once to `persist` (a delayed message's detour through `persist.DQ`
+    costs some 30 Redis commands, chat/worker/queue.py) and waits on its worker thread until
+    the linger after it was sent is over, so the burst of that window still shares it."""
+    linger_s = 0.4
+    limits = replace(cluster_settings.limits, send_burst=10**6, send_rate_per_s=10**6)
+    runtime = await open_runtime(
+        replace(
+            cluster_settings,
+            persist_linger_ms=round(linger_s * 1000),
+            sweep_interval_s=3600.0,
+            limits=limits,
+        ),
+        hasher=FAST_HASHER,
+    )
+    client = redis.Redis.from_url(cluster_settings.redis_url)
+    namespace = RedisKeys(cluster_settings.redis_key_prefix).dramatiq_namespace
+    try:
+        rooms = await make_rooms(runtime.chat, 3, 2)
+        client.delete(f"{namespace}:persist", f"{namespace}:persist.DQ")
+        sent = time.monotonic()
+        await _send(runtime, rooms, 2)
+        assert client.llen(f"{namespace}:persist") == 1
+        assert client.llen(f"{namespace}:persist.DQ") == 0
+        worker = _worker(runtime)
+        try:
+            await _archived(runtime, rooms[0])
+            # Dramatiq stamps the message in whole milliseconds.
+            assert time.monotonic() - sent >= linger_s - 0.002
+            assert runtime.queue.enqueued <= 2  # the burst's job, and maybe one continuation
+        finally:
+            await asyncio.to_thread(worker.stop, 5000)
+    finally:
+        client.close()
+        await runtime.close()

@@ -186,7 +186,7 @@ async def test_sweep_sets_persistence_lag_and_queue_depth(make_server: ServerFac
     assert sample(server, "chat_persist_lag_events") == 3
     assert 0 <= sample(server, "chat_persist_lag_seconds") < 60
     assert rt.metrics.registry.get_sample_value("chat_persist_lag_seconds") is not None
-    # The sweep's batch job waits out the linger on the delay queue (chat/worker/queue.py).
+    # The sweep's batch job waits in `persist` (a retry would wait in `persist.DQ`).
     waiting = sum(sample(server, "chat_queue_messages", {"queue": q}) for q in QUEUES_PERSIST)
     assert waiting >= 1
     assert (
