@@ -9,7 +9,7 @@ none), applies all their events in bulk, records the new progress in the log (on
 `EventLog.mark_archived`), and at its end either releases the schedule (nothing dirty) or queues
 the next job (`EventLog.persist_continue`, atomic against appends). The archive's own watermarks
 are written by the sweep (`MessageArchive.record_watermarks`), not per job: on MongoDB that is
-what leaves a job two inserts.
+what leaves a job of messages one insert.
 
 Guarantees kept here (docs/architecture.md, "Persistence worker"):
 - nothing acked is lost: an entry leaves the dirty set only when a job took it; a job that
@@ -47,7 +47,7 @@ BATCH_CONVERSATIONS = 64
 PAGE = 500
 """Events read per conversation per take; a longer backlog stays dirty for the next take."""
 APPLY_CHUNK = 2000
-"""Events per `MessageArchive.apply` call (two bulk inserts each on MongoDB)."""
+"""Events per `MessageArchive.apply` call (one bulk insert of messages each on MongoDB)."""
 TRIM_EVERY = 100
 """The batch path trims a conversation's log when its trim point crosses a multiple of a step
 (this, or a tenth of `log_keep_events` when that is smaller), not on every job: the log keeps

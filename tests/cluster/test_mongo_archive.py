@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from chat.domain.errors import Unavailable
+from chat.domain.frames import event_dict
 from chat.domain.models import Event, EventKind
 from chat.stores.cluster.migrations import migrate_mongo
 from chat.stores.cluster.mongo_archive import MongoArchive
@@ -138,5 +141,99 @@ async def test_a_batchs_watermarks_in_one_bulk_write_where_the_server_allows(
         await bulk.record_watermarks({a: 2, c: 2})  # a late, older record
         assert await bulk.watermarks([a, b, c]) == {a: 3, b: 3, c: 3}
         assert [e.seq for e in await bulk.events(a, 0, 10)] == [1, 2, 3]
+    finally:
+        await client.close()
+
+
+class _Commands(monitoring.CommandListener):
+    """The commands a client sends, by name (the drivers' own monitoring left out)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in {"hello", "ismaster", "ping", "endSessions", "buildInfo"}:
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
+
+
+async def test_a_batch_of_messages_is_one_insert_and_each_message_is_stored_once(
+    mongodb_uri: str, fresh_mongodb_database: str
+) -> None:
+    await migrate_mongo(mongodb_uri, fresh_mongodb_database)
+    commands = _Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongodb_uri, event_listeners=[commands]
+    )
+    try:
+        db = client[fresh_mongodb_database]
+        archive = MongoArchive(db)
+        cid = f"c_{uuid.uuid4().hex}"
+        sent = [_ev(cid, seq, EventKind.MESSAGE, f"body {seq}") for seq in range(1, 21)]
+        await archive.apply(sent)
+        assert commands.names == ["insert"]  # two before: `events` held every message too
+        assert await db.events.count_documents({"conversation_id": cid}) == 0
+        assert await db.messages.count_documents({"conversation_id": cid}) == 20
+        # Replayed exactly, from `messages` alone; paged the same.
+        assert await archive.events(cid, 0, 100) == sent
+        assert await archive.events(cid, 5, 3) == sent[5:8]
+        assert await archive.event(cid, 7) == sent[6]
+    finally:
+        await client.close()
+
+
+async def test_replay_stays_exact_when_changes_come_in_later_batches(
+    archive: MongoArchive,
+) -> None:
+    """The changed messages were archived by an earlier job: each is copied to `events`, as
+    sent, before its change is applied, so replay still gives its body as sent."""
+    cid = f"c_{uuid.uuid4().hex}"
+    first = [_ev(cid, seq, EventKind.MESSAGE, f"sent {seq}") for seq in (1, 2, 3)]
+    second = [_ev(cid, 4, EventKind.EDIT, "edited once", 1), _ev(cid, 5, EventKind.DELETE, "", 2)]
+    third = [_ev(cid, 6, EventKind.EDIT, "edited twice", 1), _ev(cid, 7, EventKind.MESSAGE, "new")]
+    for batch in (first, second, third, second):  # and a retried job, late
+        await archive.apply(batch)
+    everything = [*first, *second, *third]
+    assert await archive.events(cid, 0, 100) == everything
+    assert await archive.events(cid, 1, 2) == everything[1:3]
+    assert await archive.event(cid, 1) == first[0]  # as sent, not as edited
+    assert await archive.event(cid, 2) == first[1]  # as sent, not as deleted
+    assert await archive.event(cid, 6) == third[0]
+    history = await archive.history(cid, before=None, after=None, limit=10)
+    assert [(m.seq, m.body, m.deleted) for m in history] == [
+        (1, "edited twice", False),
+        (2, "", True),
+        (3, "sent 3", False),
+        (7, "new", False),
+    ]
+    assert await archive.floor(cid) == 7
+
+
+async def test_an_archive_written_by_the_previous_release_replays_the_same(
+    mongodb_uri: str, fresh_mongodb_database: str
+) -> None:
+    """Before this release `events` held every message too: replay takes each seq once."""
+    await migrate_mongo(mongodb_uri, fresh_mongodb_database)
+    client = make_client(mongodb_uri)
+    try:
+        db = client[fresh_mongodb_database]
+        archive = MongoArchive(db)
+        cid = f"c_{uuid.uuid4().hex}"
+        old = [_ev(cid, 1, EventKind.MESSAGE, "old one"), _ev(cid, 2, EventKind.MESSAGE, "old two")]
+        await archive.apply(old)
+        # What the previous release's apply also wrote.
+        await db.events.insert_many(
+            [
+                {"_id": f"{cid}:{e.seq}", **{k: v for k, v in event_dict(e).items() if k != "type"}}
+                for e in old
+            ]
+        )
+        edit = _ev(cid, 3, EventKind.EDIT, "old one, edited", 1)
+        await archive.apply([edit])
+        assert await archive.events(cid, 0, 10) == [*old, edit]
+        assert await archive.event(cid, 1) == old[0]
     finally:
         await client.close()

@@ -1,8 +1,18 @@
 """The message archive in MongoDB, written only by the persistence worker.
 
-Collections: `events` (every event as appended, for exact replay of ranges the log no longer
-holds), `messages` (messages with edits and deletes applied, for history, search and unread
-counts) and `watermarks` (`_id` = conversation, `seq` = highest seq applied).
+Collections: `messages` (messages with edits and deletes applied, for history, search and unread
+counts), `events` (every edit and delete as appended, and each changed message as it was sent)
+and `watermarks` (`_id` = conversation, `seq` = highest seq applied).
+
+Exact replay of ranges the log no longer holds (`events`, `event`) reads both: a message no edit
+or delete ever touched (`changed_by_seq` 0) is its own event as sent, body included, so it is
+stored once, in `messages`; before a change is applied to a message, the message as sent is
+copied to `events` (from the batch when it is in it, else read back from `messages` while still
+unchanged), so a changed message is replayed from there. Hence a batch job of messages only is
+one insert (half the round trips and half the storage of keeping every message in both), and a
+reader that reads `messages` before `events` misses nothing: a message it saw changed was
+copied to `events` before the change. Archives written before this keep every event in
+`events`; replay prefers that copy, so they read back the same.
 
 Idempotence, which lets a failed or concurrent job simply run again:
 - events and messages are keyed by `_id = "<cid>:<seq>"` and inserted unordered; a duplicate-key
@@ -14,7 +24,8 @@ Idempotence, which lets a failed or concurrent job simply run again:
 
 Watermarks are not written per batch job: the worker records its progress in the log's head
 (chat/stores/cluster/redis_log.py, `archived`), and the periodic sweep copies it here
-(`record_watermarks`). So a job costs two inserts (plus one update per edit or delete), and a
+(`record_watermarks`). So a job costs one insert (a batch with edits or deletes: a `find` of the
+changed messages it does not hold, a second insert and one update per change), and a
 watermark here is a lower bound that lags by up to a sweep interval. What needs the exact
 extent of the archive, restoring a lost log head, asks `floor`, which also looks at the
 highest archived event.
@@ -32,7 +43,7 @@ The sweep's watermark writes, which always match once they exist, are therefore 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
@@ -68,6 +79,25 @@ def _event_doc(ev: Event) -> Doc:
 
 def _event(d: Doc) -> Event:
     return Event.from_dict(d)
+
+
+def _stored_event(ev: Event) -> Doc:
+    return {"_id": _id(ev.conversation_id, ev.seq), **_event_doc(ev)}
+
+
+def _sent_event(d: Doc) -> Event:
+    """A `messages` document no change has touched (`changed_by_seq` 0), as the event it was
+    sent as."""
+    return Event(
+        d["conversation_id"],
+        d["seq"],
+        EventKind.MESSAGE,
+        d["sender_id"],
+        d["client_id"],
+        d["body"],
+        None,
+        d["ts"],
+    )
 
 
 def _message(d: Doc) -> Message:
@@ -116,6 +146,11 @@ def _change_write(ev: Event) -> tuple[Doc, Doc]:
     )
 
 
+async def _events_of(cursor: Any, make: Callable[[Doc], Event]) -> AsyncIterator[Event]:
+    async for d in cursor:
+        yield make(d)
+
+
 async def _insert_absent(collection: Any, docs: list[Doc]) -> None:
     """Inserts the documents whose `_id` is not there yet; the others are already applied."""
     if not docs:
@@ -151,17 +186,32 @@ class MongoArchive:
         if not events:
             return
         ordered = sorted(events, key=lambda e: (e.conversation_id, e.seq))
-        new_messages = [_new_message_doc(e) for e in ordered if e.kind is EventKind.MESSAGE]
-        # In seq order, after the messages they change are in place.
-        changes = [_change_write(e) for e in ordered if e.kind is not EventKind.MESSAGE]
+        sent = {(e.conversation_id, e.seq): e for e in ordered if e.kind is EventKind.MESSAGE}
+        changes = [e for e in ordered if e.kind is not EventKind.MESSAGE]
         with mongo_errors():
-            await _insert_absent(
-                self._events,
-                [{"_id": _id(e.conversation_id, e.seq), **_event_doc(e)} for e in ordered],
-            )
-            await _insert_absent(self._messages, new_messages)
-            for filter_, update in changes:
+            await _insert_absent(self._messages, [_new_message_doc(e) for e in sent.values()])
+            if not changes:
+                return
+            # Each changed message as sent, into `events` before any change is applied: the
+            # module's note says why that order keeps replay whole.
+            originals = await self._as_sent(changes, sent)
+            await _insert_absent(self._events, [_stored_event(e) for e in [*originals, *changes]])
+            # In seq order, after the messages they change are in place.
+            for filter_, update in (_change_write(e) for e in changes):
                 await self._messages.update_one(filter_, update)
+
+    async def _as_sent(
+        self, changes: list[Event], sent: Mapping[tuple[str, int], Event]
+    ) -> list[Event]:
+        """The messages these edits and deletes target, as they were sent: from the batch, or
+        from `messages` while unchanged (a changed one already has its copy in `events`)."""
+        targets = {(e.conversation_id, e.target_seq or 0) for e in changes}
+        found = [sent[t] for t in sorted(targets) if t in sent]
+        elsewhere = [_id(cid, seq) for cid, seq in sorted(targets) if (cid, seq) not in sent]
+        if elsewhere:
+            cursor = self._messages.find({"_id": {"$in": elsewhere}, "changed_by_seq": 0})
+            found.extend([_sent_event(d) async for d in cursor])
+        return found
 
     async def record_watermarks(self, marks: Mapping[str, int]) -> None:
         """One unordered `bulk_write` on MongoDB; one command per conversation on FerretDB,
@@ -206,12 +256,12 @@ class MongoArchive:
         """The highest seq the archive holds for the conversation: where a log head that Redis
         lost restarts. The watermark lags (see the module's note), so the newest archived event
         counts too (an index lookup, on this rare path only)."""
+        newest = {"conversation_id": conversation_id}
         with mongo_errors():
             mark = await self._watermarks.find_one({"_id": conversation_id})
-            newest = await self._events.find_one(
-                {"conversation_id": conversation_id}, sort=[("seq", DESCENDING)]
-            )
-        return max(int(mark["seq"]) if mark else 0, int(newest["seq"]) if newest else 0)
+            event = await self._events.find_one(newest, sort=[("seq", DESCENDING)])
+            message = await self._messages.find_one(newest, sort=[("seq", DESCENDING)])
+        return max(int(d["seq"]) if d else 0 for d in (mark, event, message))
 
     async def watermarks(self, conversation_ids: Sequence[str]) -> dict[str, int]:
         """One `find` for a whole batch job's conversations (the job carries them from there
@@ -223,18 +273,29 @@ class MongoArchive:
         return {cid: found.get(cid, 0) for cid in ids}
 
     async def events(self, conversation_id: str, after_seq: int, limit: int) -> list[Event]:
+        """The first `limit` events after `after_seq`: every seq is in one of the two sources
+        (or both: `events`' copy wins), so the first `limit` of each cover it. `messages`
+        first (the module's note)."""
+        after = {"conversation_id": conversation_id, "seq": {"$gt": after_seq}}
         with mongo_errors():
-            cursor = (
-                self._events.find({"conversation_id": conversation_id, "seq": {"$gt": after_seq}})
+            unchanged = (
+                self._messages.find({**after, "changed_by_seq": 0})
                 .sort("seq", ASCENDING)
                 .limit(limit)
             )
-            return [_event(d) async for d in cursor]
+            by_seq = {e.seq: e async for e in _events_of(unchanged, _sent_event)}
+            logged = self._events.find(after).sort("seq", ASCENDING).limit(limit)
+            by_seq.update({e.seq: e async for e in _events_of(logged, _event)})
+        return [by_seq[seq] for seq in sorted(by_seq)[:limit]]
 
     async def event(self, conversation_id: str, seq: int) -> Event | None:
         """One archived event (a duplicate send whose original left the hot log)."""
+        key = _id(conversation_id, seq)
         with mongo_errors():
-            doc = await self._events.find_one({"_id": _id(conversation_id, seq)})
+            doc = await self._messages.find_one({"_id": key, "changed_by_seq": 0})
+            if doc is not None:
+                return _sent_event(doc)
+            doc = await self._events.find_one({"_id": key})
         return _event(doc) if doc else None
 
     async def history(

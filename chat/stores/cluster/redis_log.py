@@ -89,7 +89,7 @@ Guarantees and where they are kept:
   archived) so `read` reports those ranges incomplete instead of empty.
 - Archive progress lives here, not in MongoDB: the worker records it with one script call per
   batch job (`MARK_ARCHIVED`, after the archive's writes returned), which is what lets a job cost
-  MongoDB only its two inserts. It only moves up; a failover that loses the last write of it
+  MongoDB only its insert. It only moves up; a failover that loses the last write of it
   moves it back, which costs re-archiving (idempotent), never a gap: the record is a lower bound.
 """
 
