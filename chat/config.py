@@ -107,10 +107,11 @@ class Settings:
     sweep_interval_s: float = field(default=30.0, metadata=env("CHAT_SWEEP_INTERVAL_S"))
     """How often the worker looks for conversations whose persistence job was never queued."""
     persist_linger_ms: int = field(default=1000, metadata=env("CHAT_PERSIST_LINGER_MS"))
-    """How long a cluster's persistence batch job waits before it takes the dirty set,
-    milliseconds: the sends of that window share one job (two MongoDB inserts). Longer means
-    fewer MongoDB round trips per message and a later search hit; history, live delivery and
-    durability never wait for it. Embedded mode archives at once."""
+    """How long a persistence batch job waits before it takes the dirty set, milliseconds: the
+    sends of that window share one job (one MongoDB insert). Longer means fewer MongoDB round
+    trips per message and a later search hit; history, live delivery and durability never wait
+    for it. Embedded mode lingers too; its search archives the conversations it searches
+    first."""
     retention_days: int = field(default=0, metadata=env("CHAT_RETENTION_DAYS"))
     """Delete archived messages older than this; 0 keeps them forever."""
     oidc_issuer: str = field(default="", metadata=env("CHAT_OIDC_ISSUER"))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -65,6 +66,8 @@ class Runtime:
     store) unless this process serves /ws, whose hub fills and invalidates it."""
     draining: bool = False
     _worker: dramatiq.Worker | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the process stops: batch jobs stop waiting out their linger (actors.py)."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _drain_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -83,7 +86,12 @@ class Runtime:
         schedule = enqueue_maintenance(self.actors, self.settings.sweep_interval_s, at_once=False)
         self._tasks.append(asyncio.create_task(schedule))
 
+    def stop_lingering(self) -> None:
+        """A stopping worker archives what its jobs hold now instead of waiting out lingers."""
+        self._stopping.set()
+
     async def close(self) -> None:
+        self.stop_lingering()
         for task in self._tasks:
             task.cancel()
         if self._worker is not None:
@@ -151,6 +159,7 @@ async def open_runtime(
         resources.push_async_callback(opened.close)
         metrics = Metrics()
         membership = MembershipCache()
+        stopping = threading.Event()
         chat = build_chat(
             timed_ports(opened.ports, metrics),
             limits=settings.limits,
@@ -160,6 +169,9 @@ async def open_runtime(
             refresh_ttl_s=settings.refresh_ttl_s,
             admins=settings.admins,
             membership=membership,
+            # One process holds the log and the archive: a search archives its conversations
+            # first, so it finds a message right after its ack (docs/http.md).
+            search_catches_up=settings.backend is Backend.EMBEDDED,
         )
         actors = register_actors(
             broker,
@@ -169,6 +181,7 @@ async def open_runtime(
             settings.retention_days,
             metrics,
             linger_ms=lambda: queue.linger_ms,
+            stopping=stopping,
         )
         queue.bind(actors.persist)
         cookie_secret = hmac.new(
@@ -188,4 +201,5 @@ async def open_runtime(
         oidc=oidc,
         cookie_secret=cookie_secret,
         membership=membership,
+        _stopping=stopping,
     )

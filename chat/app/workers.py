@@ -66,6 +66,7 @@ def _one_process(
     log.info("worker ready: %d threads, queues %s", threads, queues or "all")
     stop.wait()
     log.info("worker stopping")
+    rt.stop_lingering()
     sweeper.cancel()
     worker.stop(timeout=10_000)
     runner.run(rt.close)

@@ -52,7 +52,11 @@ class Chat:
 
 
 def messaging_service(
-    ports: Ports, limits: Limits, membership: MembershipCache | None = None
+    ports: Ports,
+    limits: Limits,
+    membership: MembershipCache | None = None,
+    *,
+    search_catches_up: bool = False,
 ) -> MessagingService:
     return MessagingService(
         ports.conversations,
@@ -63,6 +67,7 @@ def messaging_service(
         ports.limiter,
         limits,
         membership,
+        search_catches_up=search_catches_up,
     )
 
 
@@ -76,8 +81,11 @@ def build_chat(
     refresh_ttl_s: int,
     admins: frozenset[str],
     membership: MembershipCache | None = None,
+    search_catches_up: bool = False,
 ) -> Chat:
-    messaging = messaging_service(ports, limits, membership)
+    """`search_catches_up`: a search first archives what the log holds past the archive for
+    the conversations it searches (`Persister.catch_up`); for one process that holds both."""
+    messaging = messaging_service(ports, limits, membership, search_catches_up=search_catches_up)
     return Chat(
         ports=ports,
         limits=limits,

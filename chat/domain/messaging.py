@@ -68,6 +68,8 @@ class MessagingService:
         limiter: RateLimiter,
         limits: Limits,
         membership: MembershipCache | None = None,  # a gateway's (chat/domain/membership.py)
+        *,
+        search_catches_up: bool = False,
     ) -> None:
         self._conversations = conversations
         self._members = MembershipCheck(conversations, membership)
@@ -80,6 +82,7 @@ class MessagingService:
         self._breaker = ArchiveBreaker()
         self.persister = Persister(log, archive, queue, limits)
         """The worker's side of persistence, on the same ports."""
+        self._search_catches_up = search_catches_up
 
     async def require_member(self, conversation_id: object, user_id: str) -> str:
         cid = validation.identifier(conversation_id, "conversation_id")
@@ -384,6 +387,8 @@ class MessagingService:
             ids = await self._conversations.conversation_ids_for_user(who.user.id)
         if not ids:
             return []
+        if self._search_catches_up:
+            await self.persister.catch_up(ids)
         return await self._archive.search(ids, text.strip(), limit)
 
     async def persist(self, conversation_id: str, batch: int = 500) -> int:

@@ -146,10 +146,30 @@ class Persister:
             await self._queue.persist_batch(chain)
         return BatchResult(conversations, events)
 
+    async def catch_up(self, cids: Sequence[str]) -> None:
+        """Archive now everything the log holds past the archive for these conversations,
+        whatever is dirty or scheduled (embedded search, which reads the archive only, finds a
+        message right after its ack this way). Idempotent beside a batch job that holds the same
+        conversations, like two jobs are; a conversation stays in the dirty set (its job finds
+        nothing left)."""
+        pending = list(cids)
+        while pending:
+            chunk, pending = pending[:BATCH_CONVERSATIONS], pending[BATCH_CONVERSATIONS:]
+            _, more = await self._persist_pages(chunk)
+            pending.extend(more)
+
     async def persist_many(self, cids: list[str]) -> int:
         """Archive what the log holds after each conversation's progress, up to `PAGE` each;
         progress and events are read together, in one round trip, and progress is recorded
-        once, after the writes."""
+        once, after the writes. A conversation with more stays dirty."""
+        archived, more = await self._persist_pages(cids)
+        if more:
+            await self._log.mark_dirty(more)
+        return archived
+
+    async def _persist_pages(self, cids: list[str]) -> tuple[int, list[str]]:
+        """`persist_many`'s writes: the number of events archived, and the conversations that
+        had a full page (more to come)."""
         found = await self._log.read_unarchived(cids, PAGE)
         marks = {cid: hit[0] for cid, hit in zip(cids, found, strict=True) if hit is not None}
         pages = {cid: hit[1] for cid, hit in zip(cids, found, strict=True) if hit is not None}
@@ -174,9 +194,7 @@ class Persister:
         await self._log.mark_archived(reached)
         for cid, seq in reached.items():
             await self._trim(cid, marks[cid], seq)
-        if more:
-            await self._log.mark_dirty(more)
-        return len(events)
+        return len(events), more
 
     async def progress(self, cids: Sequence[str]) -> dict[str, int]:
         """How far each conversation is archived: the log's record, else (a head from before

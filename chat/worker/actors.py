@@ -10,7 +10,7 @@ the periodic sweep picks the conversation up again once the archive is back.
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,10 +60,13 @@ def register_actors(
     metrics: Metrics | None = None,
     *,
     linger_ms: Callable[[], int] = lambda: 0,
+    stopping: threading.Event | None = None,
 ) -> Actors:
     """`linger_ms`: how long after it was sent a batch job waits on its worker thread before it
     takes the dirty set (the queue's setting, read per job; chat/worker/queue.py says why the
-    job is not sent with a delay instead)."""
+    job is not sent with a delay instead). `stopping`, once set, ends every wait at once: a
+    process that stops archives what it holds instead of waiting out lingers."""
+    cut_short = stopping if stopping is not None else threading.Event()
     if metrics is not None:
         broker.add_middleware(JobMetrics(metrics))
     broker.add_middleware(CurrentMessage())
@@ -74,7 +77,8 @@ def register_actors(
         linger, message = linger_ms(), CurrentMessage.get_current_message()
         if linger and message is not None:
             # Dramatiq stamps `message_timestamp` with `current_millis()` when it is sent.
-            time.sleep(linger_left_ms(message.message_timestamp, linger, current_millis()) / 1000)
+            wait_ms = linger_left_ms(message.message_timestamp, linger, current_millis())
+            cut_short.wait(wait_ms / 1000)
         done = runner.run(lambda: persister.run(token))
         log.debug("archived %d events of %d conversations", done.events, done.conversations)
 

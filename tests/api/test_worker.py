@@ -9,7 +9,7 @@ import time
 
 from chat.domain.models import EventDraft, EventKind
 from tests.support.archived import archived_upto
-from tests.support.fixtures import Server
+from tests.support.fixtures import Server, ServerFactory
 
 
 async def _archived_up_to(server: Server, cid: str, seq: int, timeout: float = 15) -> None:
@@ -45,10 +45,10 @@ async def test_a_burst_of_sends_queues_one_job_not_one_per_conversation(server: 
     pairs = [(a, b) for a in people[:3] for b in people[3:]]
     dms = [(a, await server.api.dm(a, b)) for a, b in pairs]
     before = server.rt.queue.enqueued
-    # Embedded mode queues without a linger (chat/app/queueing.py); the cluster's 250 ms window
-    # is what makes one job take the whole burst.
+    # The linger (`CHAT_PERSIST_LINGER_MS`, chat/app/queueing.py) is what makes one job take
+    # the whole burst; whatever the test server's, 250 ms here.
     queue = server.rt.queue
-    queue.linger_ms = 250
+    linger, queue.linger_ms = queue.linger_ms, 250
     try:
         await asyncio.gather(
             *(server.api.send(a, cid, f"burst {i}") for a, cid in dms for i in range(3))
@@ -56,6 +56,25 @@ async def test_a_burst_of_sends_queues_one_job_not_one_per_conversation(server: 
         for _, cid in dms:
             await _archived_up_to(server, cid, 3)
     finally:
-        queue.linger_ms = 0
+        queue.linger_ms = linger
     # One job for the burst, and at most a couple of continuations (9 or more before).
     assert server.rt.queue.enqueued - before <= 3, server.rt.queue.enqueued - before
+
+
+async def test_search_finds_a_message_right_after_its_ack_while_its_job_lingers(
+    make_server: ServerFactory,
+) -> None:
+    """Embedded mode lingers like a cluster (`CHAT_PERSIST_LINGER_MS`), and its search reads
+    the archive only: it archives the conversations it searches first (docs/http.md)."""
+    server = await make_server(persist_linger_ms=60_000)  # no job archives during the test
+    a, b = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(a, b)
+    await server.api.send(a, cid, "a fresh needle")
+    assert await archived_upto(server.rt.chat, cid) == 0, "archived already: nothing tested"
+    found = await server.api.http.get("/api/v1/search", headers=b.auth, params={"q": "NEEDLE"})
+    assert [m["body"] for m in found.json()["messages"]] == ["a fresh needle"]
+    assert await archived_upto(server.rt.chat, cid) == 1
+    # Closing the server does not wait out the minute: the lingering job runs at once.
+    started = time.monotonic()
+    await server.stop()
+    assert time.monotonic() - started < 30
