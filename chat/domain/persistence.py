@@ -101,6 +101,10 @@ async def after_append(queue: JobQueue, log_: EventLog, result: AppendResult) ->
 class BatchResult:
     conversations: int
     events: int
+    carry_on: str | None = None
+    """The chain's token when something is still dirty, the schedule was kept and no job was
+    queued for it (`run(requeue=False)`): the caller carries the chain on (`requeue` when it
+    stops)."""
 
 
 class Persister:
@@ -113,8 +117,10 @@ class Persister:
         self._keep = limits.log_keep_events
         self._trim_step = max(1, min(TRIM_EVERY, self._keep // 10))
 
-    async def run(self, token: str | None) -> BatchResult:
-        """One batch job. `token` None (or `HELPER`): a job that does not carry the chain on."""
+    async def run(self, token: str | None, *, requeue: bool = True) -> BatchResult:
+        """One batch job. `token` None (or `HELPER`): a job that does not carry the chain on.
+        `requeue` False: when the chain goes on, say so (`BatchResult.carry_on`) instead of
+        queueing its next job."""
         conversations = events = 0
         deadline = time.monotonic() + JOB_BUDGET_S
         helped = False
@@ -143,8 +149,21 @@ class Persister:
         # that is already dirty claim nothing (redis_log.py), so nobody else would.
         chain = token or new_token()
         if await self._log.persist_continue(chain):
+            if not requeue:
+                return BatchResult(conversations, events, carry_on=chain)
             await self._queue.persist_batch(chain)
         return BatchResult(conversations, events)
+
+    async def hold(self, chain: str) -> bool:
+        """Claim the schedule again for a chain whose last take released it (nothing dirty),
+        so the sends of the next linger join its next take instead of queueing a job; False
+        when an append claimed it first (that append queues the job)."""
+        return await self._log.claim_persist(chain, take_over=False)
+
+    async def requeue(self, chain: str) -> None:
+        """Queue the next job of a chain a job carried on itself (`run(requeue=False)`) and
+        now leaves; if that fails, the schedule is given back (the next append claims it)."""
+        await self._queue_or_release(chain)
 
     async def catch_up(self, cids: Sequence[str]) -> None:
         """Archive now everything the log holds past the archive for these conversations,

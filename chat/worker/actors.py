@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import dramatiq
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 # Backoff doubles from 0.5 s to 30 s; 25 retries span a bit over ten minutes of outage, and
 # the sweep covers anything longer.
 PERSIST_MAX_RETRIES = 25
+CHAIN_JOB_S = 30.0
+"""How long one job carries its chain on itself, a linger apart, before it queues the next job
+(see `persist_batch`); with the persister's own backlog budget well inside the time limit."""
 
 
 @dataclass(frozen=True)
@@ -74,13 +79,34 @@ def register_actors(
     persister = chat.messaging.persister
 
     def persist_batch(token: str) -> None:
+        """A chain's job (a token) carries the chain on itself, one linger apart, while sends
+        keep coming, for up to `CHAIN_JOB_S`, then queues the next job: a job per linger cost
+        Dramatiq a send, a fetch, an ack and the polls after each (some 25 Redis commands).
+        "While sends keep coming": a take that archived something holds the schedule for one
+        more linger even when nothing is dirty yet at its end, so the sends of that linger
+        join the next take instead of queueing a job; a linger with no sends ends the chain.
+        A helper job (no token) takes once. A job that fails is retried by Dramatiq with its
+        own token, which is the chain's."""
         linger, message = linger_ms(), CurrentMessage.get_current_message()
         if linger and message is not None:
             # Dramatiq stamps `message_timestamp` with `current_millis()` when it is sent.
             wait_ms = linger_left_ms(message.message_timestamp, linger, current_millis())
             cut_short.wait(wait_ms / 1000)
-        done = runner.run(lambda: persister.run(token))
-        log.debug("archived %d events of %d conversations", done.events, done.conversations)
+        loops = bool(token) and linger > 0
+        deadline = time.monotonic() + CHAIN_JOB_S
+        while True:
+            done = runner.run(partial(persister.run, token, requeue=not loops))
+            log.debug("archived %d events of %d conversations", done.events, done.conversations)
+            if not loops:
+                return
+            leaving = cut_short.is_set() or time.monotonic() > deadline
+            if done.carry_on is None:  # nothing dirty: the take released the schedule
+                if leaving or done.events == 0 or not runner.run(partial(persister.hold, token)):
+                    return
+            elif leaving:
+                runner.run(partial(persister.requeue, token))
+                return
+            cut_short.wait(linger_ms() / 1000)
 
     def persist_conversation(conversation_id: str) -> None:
         """The job a sender of the previous release queues (one per conversation) during a

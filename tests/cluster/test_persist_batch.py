@@ -224,3 +224,33 @@ async def test_a_batch_job_skips_the_delay_queue_and_waits_out_its_linger_on_the
     finally:
         client.close()
         await runtime.close()
+
+
+async def test_a_chains_job_carries_it_on_itself_a_linger_apart(
+    cluster_settings: Settings,
+) -> None:
+    """While sends keep coming, one job archives them a linger apart on its thread instead of
+    queueing a job per linger (each cost Dramatiq a send, a fetch, an ack and the polls after:
+    chat/worker/actors.py, `persist_batch`)."""
+    limits = replace(cluster_settings.limits, send_burst=10**6, send_rate_per_s=10**6)
+    runtime = await open_runtime(
+        replace(cluster_settings, persist_linger_ms=100, sweep_interval_s=3600.0, limits=limits),
+        hasher=FAST_HASHER,
+    )
+    try:
+        cids, senders = await make_rooms(runtime.chat, 2, 2)
+        worker = _worker(runtime)
+        try:
+            before = runtime.queue.enqueued
+            for i in range(30):  # a send every 30 ms for about a second: ten lingers or so
+                who, cid = senders[i % 2], cids[i % 2]
+                await runtime.chat.messaging.send(who, cid, f"k{i}", f"paced {i}")
+                await asyncio.sleep(0.03)
+            await _archived(runtime, cids)
+            # The first send's job carried the chain on (one per linger before: ten or so); a
+            # second one only if the chain paused between two sends.
+            assert runtime.queue.enqueued - before <= 2, runtime.queue.enqueued - before
+        finally:
+            await asyncio.to_thread(worker.stop, 5000)
+    finally:
+        await runtime.close()
