@@ -3,13 +3,13 @@
 Dramatiq's Redis consumer polls its queue (one `EVALSHA` of its dispatch script, which also
 records the worker's heartbeat: three Redis commands) and, while it finds nothing, sleeps
 5-10 ms, then 10-20, 20-40, ... up to the worker timeout, starting over after every message it
-finds. A worker whose jobs come about once a second (the persistence chain: one job per linger,
-chat/worker/queue.py) thus polls each queue seven or eight times between two jobs, most of it
-in the first 100 ms. Its jobs never need picking up that fast (a batch job waits out a one
-second linger anyway, and the linger counts from when it was sent, so pickup time is part of
-it), so the first sleep after a message here is 80-160 ms, and the doubling goes on from there:
-three or four polls between two jobs. An idle queue is polled as before, every 50-100 % of the
-worker timeout.
+finds. A worker whose jobs come every second or so (a persistence chain that paused and
+started again, chat/worker/actors.py) thus polls each queue seven or eight times between two
+jobs, most of it in the first 100 ms. Its jobs never need picking up that fast (a batch job
+waits out a one second linger anyway, and the linger counts from when it was sent, so pickup
+time is part of it), so the first sleep after a message here is 80-160 ms, and the doubling
+goes on from there: three or four polls between two jobs. An idle queue is polled as before,
+every 50-100 % of the worker timeout.
 """
 
 from __future__ import annotations

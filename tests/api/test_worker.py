@@ -8,6 +8,7 @@ import asyncio
 import time
 
 from chat.domain.models import EventDraft, EventKind
+from chat.domain.persistence import PAGE
 from tests.support.archived import archived_upto
 from tests.support.fixtures import Server, ServerFactory
 
@@ -78,3 +79,20 @@ async def test_search_finds_a_message_right_after_its_ack_while_its_job_lingers(
     started = time.monotonic()
     await server.stop()
     assert time.monotonic() - started < 30
+
+
+async def test_search_catches_up_a_backlog_longer_than_a_page(make_server: ServerFactory) -> None:
+    """More unarchived events than one read takes (`PAGE`, 500): the search archives them all
+    before it looks, the newest included."""
+    server = await make_server(persist_linger_ms=60_000)
+    a, b = await server.api.register(), await server.api.register()
+    cid = await server.api.dm(a, b)
+    log = server.rt.chat.ports.log
+    for i in range(PAGE + 10):  # straight to the log: no job, as after a crash
+        await log.append(EventDraft(cid, EventKind.MESSAGE, a.id, f"k{i}", f"backlog {i}"))
+    assert await archived_upto(server.rt.chat, cid) == 0
+    found = await server.api.http.get(
+        "/api/v1/search", headers=b.auth, params={"q": f"backlog {PAGE + 9}"}
+    )
+    assert [m["seq"] for m in found.json()["messages"]] == [PAGE + 10]
+    assert await archived_upto(server.rt.chat, cid) == PAGE + 10
