@@ -22,6 +22,11 @@ def _draft(cid: str, client_id: str, sender: str = "u1", body: str = "hi") -> Ev
     return EventDraft(cid, EventKind.MESSAGE, sender, client_id, body)
 
 
+async def _dedupe_fields(r: aioredis.Redis, head: str) -> set[bytes]:
+    """The head's dedupe fields (`sender NUL client_id`; the head's own names have no NUL)."""
+    return {k for k in await r.hkeys(head) if b"\x00" in k}
+
+
 async def test_concurrent_appends_get_gapless_seqs_published_in_order(
     cluster: ClusterPorts, fresh_redis_url: str
 ) -> None:
@@ -149,11 +154,11 @@ async def test_read_unarchived_reads_after_each_record_in_one_call(
     assert page.complete
 
 
-async def test_a_failed_xadd_or_a_refusal_leaves_no_dedupe_claim(
+async def test_a_failed_xadd_or_a_refusal_leaves_no_dedupe_field(
     cluster: ClusterPorts, fresh_redis_url: str
 ) -> None:
-    """The script claims the dedupe field (HSETNX) before it charges and writes; every path
-    that then writes no event gives the claim back, so the same send later is new."""
+    """The dedupe field is written with the new head, after the charge and the XADD: a send
+    refused or failed writes nothing, so the same send later is new."""
     log = cluster.ports.log
     cid = f"c_{uuid.uuid4().hex}"
     head, stream, dedupe = DEFAULT_KEYS.log(cid)[:3]
@@ -163,14 +168,16 @@ async def test_a_failed_xadd_or_a_refusal_leaves_no_dedupe_claim(
         await r.xadd(stream, {"f": b"{}", "a": b"x"}, id="5-0")
         with pytest.raises(Exception, match="equal or smaller"):
             await log.append(_draft(cid, "m2"))
-        assert await r.hkeys(dedupe) == [b"u1\x00m1"]
+        assert await _dedupe_fields(r, head) == {b"u1\x00m1"}
         assert await r.hget(head, "seq") == b"1"
         await r.delete(stream)  # (its last id stays 5-0 after an XDEL)
         charge = RateCharge(f"send:{uuid.uuid4().hex}", 0.001, 1)
         assert (await log.append(_draft(cid, "m2"), charge=charge)).event.seq == 2
         with pytest.raises(RateLimited):
             await log.append(_draft(cid, "m3"), charge=charge)
-        assert sorted(await r.hkeys(dedupe)) == [b"u1\x00m1", b"u1\x00m2"]
+        assert await _dedupe_fields(r, head) == {b"u1\x00m1", b"u1\x00m2"}
+        assert await r.hget(head, "u1\x00m2") == b"2"
+        assert not await r.exists(dedupe), "a head of this release wrote the separate hash"
     again = await log.append(_draft(cid, "m2"))
     assert again.duplicate and again.event.seq == 2
 
@@ -183,7 +190,7 @@ async def test_trim_times_the_dedupe_fields_it_trims_and_old_entries_still_expir
     trimmed send inside the window still gets the original (from the archive)."""
     log, archive = cluster.ports.log, cluster.ports.archive
     cid = f"c_{uuid.uuid4().hex}"
-    head, stream, dedupe, dedupe_ts = DEFAULT_KEYS.log(cid)
+    head, stream, _, dedupe_ts = DEFAULT_KEYS.log(cid)
     sent = [(await log.append(_draft(cid, k))).event for k in ("a", "b", "c", "d")]
     await archive.apply(sent)
     async with aioredis.Redis.from_url(fresh_redis_url) as r:
@@ -194,7 +201,7 @@ async def test_trim_times_the_dedupe_fields_it_trims_and_old_entries_still_expir
         await r.xtrim(stream, minid="2-0", approximate=False)
         await r.zadd(dedupe_ts, {"u1\x00a": 1, "u1\x00c": 1})
         await log.trim(cid, 2)
-        fields = set(await r.hkeys(dedupe))
+        fields = await _dedupe_fields(r, head)
         assert fields == {b"u1\x00b", b"u1\x00c", b"u1\x00d"}, "the old entry of a did not expire"
         # b is timed at its own ts; c's old entry stays until c is trimmed; d is not timed.
         assert await r.zrange(dedupe_ts, 0, -1, withscores=True) == [
@@ -212,7 +219,7 @@ async def test_trim_times_the_dedupe_fields_it_trims_and_old_entries_still_expir
     finally:
         await client.aclose()
     async with aioredis.Redis.from_url(fresh_redis_url) as r:
-        assert set(await r.hkeys(dedupe)) == {b"u1\x00d"}
+        assert await _dedupe_fields(r, head) == {b"u1\x00d"}
         assert await r.zcard(dedupe_ts) == 0
     assert (await log.append(_draft(cid, "a"))).event.seq == 5  # expired: a new send
 
@@ -250,3 +257,47 @@ async def test_a_frame_that_does_not_decode_does_not_stop_the_trim(
         assert await r.hget(head, "trimmed") == b"2"
         assert await r.xlen(stream) == 0
         assert await r.zrange(dedupe_ts, 0, -1) == [b"u1\x00m1"]
+
+
+async def test_a_head_of_an_earlier_release_keeps_its_dedupe_until_that_hash_expires(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    """Heads written before dedupe moved into the head (no `layout`) keep answering retries
+    from the separate hash; new sends record theirs in the head; once the trim has expired the
+    last old field, the head is marked layout 2 and the separate hash is no longer read."""
+    log, archive = cluster.ports.log, cluster.ports.archive
+    cid = f"c_{uuid.uuid4().hex}"
+    head, _, dedupe, _ = DEFAULT_KEYS.log(cid)
+    sent = [(await log.append(_draft(cid, k))).event for k in ("a", "b")]
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        # What the earlier release left: no layout, its fields in the separate hash.
+        await r.hdel(head, "layout", "u1\x00a", "u1\x00b")
+        await r.hset(dedupe, mapping={"u1\x00a": 1, "u1\x00b": 2})
+        retry = await log.append(_draft(cid, "a"))
+        assert retry.duplicate and retry.event == sent[0]
+        c = (await log.append(_draft(cid, "c"))).event
+        assert await r.hget(head, "u1\x00c") == b"3"
+        assert not await r.hexists(dedupe, "u1\x00c")
+        assert (await log.append(_draft(cid, "c"))).duplicate
+        await archive.apply([*sent, c])
+        # A log whose window ends in the future: every trimmed field is old. Trimming a only
+        # expires a's old field; b's event is still in the log: still the earlier layout.
+        aged = RedisEventLog(r, archive.floor, archive.event, dedupe_window_s=-60)
+        await aged.trim(cid, 1)
+        assert await r.hkeys(dedupe) == [b"u1\x00b"]
+        assert await r.hget(head, "layout") is None
+        assert (await log.append(_draft(cid, "b"))).duplicate
+        await aged.trim(cid, 3)
+        assert not await r.exists(dedupe)
+        assert not await r.hexists(head, "u1\x00c"), "the head's own field did not expire"
+        assert await r.hget(head, "layout") == b"2"
+        # From now on the separate hash is not read: a field left there answers nothing.
+        await r.hset(dedupe, "u1\x00zz", 1)
+        assert (await log.append(_draft(cid, "zz"))).event.seq == 4
+
+
+async def test_a_new_head_is_at_layout_2(cluster: ClusterPorts, fresh_redis_url: str) -> None:
+    cid = f"c_{uuid.uuid4().hex}"
+    await cluster.ports.log.start(cid)
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+        assert await r.hget(DEFAULT_KEYS.log(cid)[0], "layout") == b"2"

@@ -8,10 +8,14 @@ conversation's Redis Cluster slot (`{cid}` hash tag):
                           rebuilt from the archive), `archived` (the persistence worker's
                           progress: every event <= it is in the archive; see `mark_archived`),
                           `dirty` ("1" while the conversation is in the dirty set: set by the
-                          append that adds it, cleared by the take that pops it)
+                          append that adds it, cleared by the take that pops it), `layout`
+                          ("2": dedupe is in this hash only), and the dedupe fields
+                          `sender_id NUL client_id` -> seq (the NUL keeps them apart)
 - `chat:log:{cid}:stream` stream; entry id `<seq>-0`, field `f` = the exact event frame bytes,
                           field `a` = the id of the `append` call that wrote it
-- `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq
+- `chat:log:{cid}:dedupe` hash `sender_id NUL client_id` -> seq, as earlier releases kept
+                          dedupe: still read (and expired) for a head without `layout`, never
+                          written; once it is gone the trim sets `layout` 2
 - `chat:log:{cid}:dedupe_ts` sorted set of the same fields scored by their event's ts, to
                           expire old ones; written when the event is trimmed (`TRIM`),
                           not by the append
@@ -60,8 +64,8 @@ Guarantees and where they are kept:
   a script may touch them with the conversation's; Redis Cluster would need them per slot.
 - One round trip per send, rate limit included: with a `charge` the script takes the
   sender's token (the limiter's own Lua function, `BUCKET_LUA`) before it answers a dedupe hit
-  or assigns a seq, and an empty bucket returns -2 with the wait, having written no event (the
-  dedupe field the script claimed first is deleted again).
+  or assigns a seq, and an empty bucket returns -2 with the wait, having written nothing (the
+  send's dedupe field is written with its event, after the charge).
   Which runs are charged (fresh, re-sent by redis-py, retried by the client) is argued next to
   `APPEND`. The bucket key is in the user's slot: like the persist keys, fine on one Redis;
   a Redis Cluster client would have to charge through `RedisRateLimiter` first, a second

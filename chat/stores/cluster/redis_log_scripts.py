@@ -7,12 +7,12 @@ from __future__ import annotations
 from chat.stores.cluster.redis_ratelimit import BUCKET_LUA
 
 # The order of the script's first steps decides what a send is charged (`charge`, KEYS[7]):
-# (a) a fresh append claims its dedupe field, takes one token, then writes;
+# (a) a fresh append takes one token, then writes the event and its dedupe field;
 # (b) redis-py re-sends the script with the same attempt id when it lost the reply (its retry
 #     on ConnectionError/TimeoutError). If the first run wrote the event, the dedupe field
 #     points at an entry carrying this attempt id: answered before the charge, so not charged
-#     again. If the first run was refused for want of a token, it took none and gave its
-#     dedupe claim back, so running it again is right. If the first run was a charged dedupe
+#     again. If the first run was refused for want of a token, it took none and wrote
+#     nothing, so running it again is right. If the first run was a charged dedupe
 #     hit, the bucket holds this attempt id (`take_token` records it with the token, in the
 #     same SET, so this costs no extra command), unless another charge of the same bucket
 #     came in between, which then costs one extra token at most: not charged again.
@@ -22,26 +22,33 @@ from chat.stores.cluster.redis_ratelimit import BUCKET_LUA
 # A missing head is reported first, before any write or charge: the caller rebuilds it and
 # runs the script again (same attempt id), which then charges once.
 #
-# Dedupe is claimed with one `HSETNX dedupe field <seq>` (the seq this send would get): a 1 is
-# the fresh path, which from there on either writes the event at that seq or deletes the field
-# again (a rate-limit refusal, a failed XADD), so a field never points at a seq it does not
-# own; a 0 is the dedupe hit, which reads the original's seq with HGET.
+# Dedupe lives in the head hash (`sender_id NUL client_id` -> seq; the NUL keeps these fields
+# apart from the head's own), so the `HMGET` that reads the seq also looks the send up, and
+# the `HSET` that stores the new seq also records it: no dedupe command of its own on the
+# fresh path (the separate dedupe hash's `HSETNX` was one per send). The script is atomic, so
+# nothing needs claiming before the charge and the write: a refused or failed send has written
+# nothing to give back. Heads from earlier releases (no `layout` field) may still have fields
+# in the separate hash (KEYS[3]): for those one `HGET` there as well, and new fields go to the
+# head; once that hash is gone (its fields expire as before, `TRIM`), the trim marks the head
+# `layout` 2 and the `HGET` stops. ENSURE_HEAD creates heads at layout 2.
 APPEND = (
     BUCKET_LUA
     + """
 -- KEYS[4] (dedupe_ts) is TRIM's: the append itself does not time its dedupe field.
-local head, stream, dedupe = KEYS[1], KEYS[2], KEYS[3]
+local head, stream, legacy = KEYS[1], KEYS[2], KEYS[3]
 local dirty, scheduled, bucket = KEYS[5], KEYS[6], KEYS[7]
 local channel, field, prefix, middle, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local h = redis.call('HMGET', head, 'seq', 'dirty')
+local h = redis.call('HMGET', head, 'seq', 'dirty', 'layout', field)
 local last = h[1]
 if not last then return {-1} end
-local seq = string.format('%d', tonumber(last) + 1)
-if redis.call('HSETNX', dedupe, field, seq) == 0 then
-  local seen = redis.call('HGET', dedupe, field)
+local seen, where = h[4], head
+if not seen and h[3] ~= '2' then
+  seen, where = redis.call('HGET', legacy, field), legacy
+end
+if seen then
   -- A replicated no-op: it moves this connection's replication offset past the original
   -- write, so a WAIT after this script waits for the original to reach the replicas.
-  redis.call('HSET', dedupe, field, seen)
+  redis.call('HSET', where, field, seen)
   local original = false
   local entry = redis.call('XRANGE', stream, seen .. '-0', seen .. '-0')
   if #entry > 0 then
@@ -60,29 +67,24 @@ if redis.call('HSETNX', dedupe, field, seq) == 0 then
   end
   return {0, seen, original}
 end
+local seq = string.format('%d', tonumber(last) + 1)
 local now = redis.call('TIME')  -- one clock read: the bucket's and the event's
 if bucket then
   local wait = take_token(bucket, tonumber(ARGV[9]), tonumber(ARGV[10]), attempt, now)
-  if wait > 0 then
-    redis.call('HDEL', dedupe, field)  -- refused: nothing of this send is kept
-    return {-2, string.format('%.6f', wait)}
-  end
+  if wait > 0 then return {-2, string.format('%.6f', wait)} end  -- refused: nothing written
 end
 local ts = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
 -- The frame is built around seq and ts from bytes encoded by chat.domain.frames, so every
 -- subscriber gets exactly event_frame(event).
 local frame = prefix .. seq .. middle .. ts .. '}'
 -- XADD first of the event's writes: if it fails (it cannot while the head and stream agree),
--- the dedupe claim is given back and nothing else has been written (scripts do not roll back).
+-- nothing has been written (scripts do not roll back).
 local added = redis.pcall('XADD', stream, seq .. '-0', 'f', frame, 'a', attempt)
-if type(added) == 'table' and added.err then
-  redis.call('HDEL', dedupe, field)
-  return added
-end
+if type(added) == 'table' and added.err then return added end
 if ARGV[8] == '1' then
   -- Replicas required: the event stays unannounced (unread, unpublished, not dirty) until the
   -- caller's WAIT counted the replicas and `COMMIT` ran.
-  redis.call('HSET', head, 'seq', seq)
+  redis.call('HSET', head, 'seq', seq, field, seq)
   return {1, seq, ts, false}
 end
 -- The persistence signal, in the same atomic step: dirty since this event (kept if already
@@ -94,11 +96,11 @@ end
 -- "in the dirty set" without asking the set: written here with the seq, cleared by the take
 -- that pops the conversation (`TAKE_DIRTY`), so a busy conversation's send skips the ZADD.
 if h[2] == '1' then
-  redis.call('HSET', head, 'seq', seq, 'committed', seq)
+  redis.call('HSET', head, 'seq', seq, 'committed', seq, field, seq)
   redis.call('PUBLISH', channel, frame)
   return {1, seq, ts, false}
 end
-redis.call('HSET', head, 'seq', seq, 'committed', seq, 'dirty', '1')
+redis.call('HSET', head, 'seq', seq, 'committed', seq, 'dirty', '1', field, seq)
 redis.call('PUBLISH', channel, frame)
 local job = false
 if redis.call('ZADD', dirty, 'NX', ts, ARGV[6]) == 1
@@ -150,7 +152,7 @@ return seq
 ENSURE_HEAD = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'trimmed', ARGV[1], 'committed', ARGV[1],
-  'archived', ARGV[1])
+  'archived', ARGV[1], 'layout', '2')
 if tonumber(ARGV[1]) > 0 then redis.call('HSET', KEYS[1], 'restored', ARGV[1]) end
 return 1
 """
@@ -203,13 +205,25 @@ end
 redis.call('HSET', KEYS[1], 'trimmed', string.format('%d', upto))
 redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', upto + 1) .. '-0')
 -- Forget dedupe entries that are both old and trimmed; newer ones keep answering retries.
+-- A field is in the head (APPEND) or, written by an earlier release, in the separate hash.
+local layout = redis.call('HGET', KEYS[1], 'layout')
 local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])
 for _, field in ipairs(old) do
-  local seq = tonumber(redis.call('HGET', KEYS[3], field) or '0')
-  if seq <= upto then
-    redis.call('HDEL', KEYS[3], field)
+  local where = KEYS[1]
+  local seq = redis.call('HGET', where, field)
+  if not seq and layout ~= '2' then
+    where = KEYS[3]
+    seq = redis.call('HGET', where, field)
+  end
+  if tonumber(seq or '0') <= upto then
+    redis.call('HDEL', where, field)
     redis.call('ZREM', KEYS[4], field)
   end
+end
+-- The earlier release's hash is gone (every field expired, none is written any more): from
+-- now on the append looks in the head only.
+if layout ~= '2' and redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('HSET', KEYS[1], 'layout', '2')
 end
 if more then return 2 end
 return 1
