@@ -280,7 +280,12 @@ class Persister:
         marked dirty again and a batch job queued for them, taking the schedule over (whatever
         held it may have crashed; if it did not, it ends when it sees the schedule is no longer
         its). Then the archive's watermarks catch up with the progress the log records (the
-        only place they are written, see the module's note)."""
+        only place they are written, see the module's note), for the conversations the log
+        says are fully archived: a watermark copied while its conversation is still being
+        archived is outdated by the next job, and only matters once nothing newer is archived
+        (`MessageArchive.floor` counts the newest archived event too), so a busy
+        conversation's is copied at the first sweep that finds it caught up. On FerretDB each
+        copy is a command of its own: a write per busy conversation per sweep is gone."""
         settled = await self._log.settle()
         if settled:
             log.warning("committed events left uncommitted by their writer in %s", settled)
@@ -295,7 +300,7 @@ class Persister:
             token = new_token()
             await self._log.claim_persist(token, take_over=True)
             await self._queue_or_release(token)
-        await self._record_watermarks(cids, marks)
+        await self._record_watermarks([c for c in cids if c not in behind], marks)
         return behind
 
     async def _record_watermarks(self, cids: list[str], marks: dict[str, int]) -> None:

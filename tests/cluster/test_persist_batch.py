@@ -168,9 +168,20 @@ async def test_progress_is_recorded_in_the_log_and_copied_to_the_archive_by_the_
     assert await archive.watermarks(cids) == dict.fromkeys(cids, 0)
     await persister.sweep()
     assert await archive.watermarks(cids) == dict.fromkeys(cids, 3)
+    # A conversation still being archived keeps its watermark until a sweep finds it caught
+    # up: copying it each sweep was a MongoDB command per busy conversation (issue 14).
+    await rt.chat.messaging.send(rooms[1][0], cids[0], "busy", "fourth")
+    await persister.run(None)
+    await rt.chat.messaging.send(rooms[1][0], cids[0], "busier", "fifth")
+    assert await log.archived(cids) == [4, 3]
+    assert await persister.sweep() == {cids[0]: 4}
+    assert await archive.watermarks(cids) == dict.fromkeys(cids, 3)
+    await persister.run(None)
+    await persister.sweep()
+    assert await archive.watermarks(cids) == {cids[0]: 5, cids[1]: 3}
 
     await log.mark_archived({cids[0]: 1, "c_never_written": 5})  # older; and no such head
-    assert await log.archived([cids[0], "c_never_written"]) == [3, None]
+    assert await log.archived([cids[0], "c_never_written"]) == [5, None]
     head = RedisKeys(cluster_settings.redis_key_prefix).log(cids[1])[0]
     client = redis.Redis.from_url(cluster_settings.redis_url)
     try:
@@ -182,9 +193,9 @@ async def test_progress_is_recorded_in_the_log_and_copied_to_the_archive_by_the_
         client.close()
     assert await persister.progress([cids[1]]) == {cids[1]: 3}  # the archive's watermark
     for cid, who in zip(*rooms, strict=True):
-        await rt.chat.messaging.send(who, cid, "one-more", "fourth")
+        await rt.chat.messaging.send(who, cid, "one-more", "sixth")
     await persister.run(None)
-    assert await log.archived(cids) == [4, 4]
+    assert await log.archived(cids) == [6, 4]
 
 
 async def test_a_batch_job_skips_the_delay_queue_and_waits_out_its_linger_on_the_worker(

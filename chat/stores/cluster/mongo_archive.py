@@ -26,7 +26,8 @@ Watermarks are not written per batch job: the worker records its progress in the
 (chat/stores/cluster/redis_log.py, `archived`), and the periodic sweep copies it here
 (`record_watermarks`). So a job costs one insert (a batch with edits or deletes: a `find` of the
 changed messages it does not hold, a second insert and one update per change), and a
-watermark here is a lower bound that lags by up to a sweep interval. What needs the exact
+watermark here is a lower bound that lags (by up to a sweep interval once its conversation is
+fully archived; not copied at all while it is still being archived). What needs the exact
 extent of the archive, restoring a lost log head, asks `floor`, which also looks at the
 highest archived event.
 
