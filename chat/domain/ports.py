@@ -324,7 +324,9 @@ class SessionStore(Protocol):
 
 
 class PresenceStore(Protocol):
-    """Live connections and last-seen times (Redis TTL keys / memory with a clock)."""
+    """Live connections and last-seen times (Redis sorted sets and leases / memory with a
+    clock). A connection counts as live while its own TTL holds and, where several processes
+    share the store, while the lease of the process holding it does (`renew`)."""
 
     async def connect(self, user_id: str, connection_id: str, ttl_s: float) -> int:
         """Register a connection; returns the user's live connection count including it."""
@@ -343,8 +345,18 @@ class PresenceStore(Protocol):
         ...
 
     async def get(self, user_ids: Sequence[str]) -> dict[str, Presence]:
-        """Connections whose TTL ran out count as gone: a crashed gateway cannot leave a user
-        online forever."""
+        """Connections whose TTL ran out, or whose process's lease did, count as gone: a
+        crashed gateway cannot leave a user online forever."""
+        ...
+
+    async def renew(self, ttl_s: float) -> None:
+        """This process is alive: its connections stay live for `ttl_s` more even if it is
+        never heard from again (the gateway's heartbeat). In-process stores, whose connections
+        die with the process, keep no lease."""
+        ...
+
+    async def release(self) -> None:
+        """This process stops: whatever connections it still holds count as gone now."""
         ...
 
 

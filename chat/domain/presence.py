@@ -25,7 +25,9 @@ class PresenceService:
         self._limits = limits
 
     async def connect(self, who: Principal, connection_id: str) -> None:
-        count = await self._store.connect(who.user.id, connection_id, self._limits.presence_ttl_s)
+        count = await self._store.connect(
+            who.user.id, connection_id, self._limits.presence_connection_ttl_s
+        )
         if count > self._limits.max_connections_per_user:
             await self._store.disconnect(who.user.id, connection_id)
             raise RateLimited(
@@ -38,9 +40,19 @@ class PresenceService:
     async def heartbeat(
         self, who: Principal, connection_id: str, state: PresenceState | None = None
     ) -> None:
-        """The gateway's periodic refresh (no `state`: an `idle` the client set stays idle),
-        or a `presence` frame's new state."""
-        await self._store.heartbeat(who.user.id, connection_id, state, self._limits.presence_ttl_s)
+        """The connection's periodic refresh (no `state`: an `idle` the client set stays idle),
+        every `Limits.presence_refresh_s`, or a `presence` frame's new state."""
+        await self._store.heartbeat(
+            who.user.id, connection_id, state, self._limits.presence_connection_ttl_s
+        )
+
+    async def renew(self) -> None:
+        """The gateway process's heartbeat: its connections stay live `presence_ttl_s` more."""
+        await self._store.renew(self._limits.presence_ttl_s)
+
+    async def release(self) -> None:
+        """The gateway process has drained: what it still holds counts as gone."""
+        await self._store.release()
 
     async def set_state(self, who: Principal, connection_id: str, state: object) -> None:
         if state not in (PresenceState.ONLINE.value, PresenceState.IDLE.value):

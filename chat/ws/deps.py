@@ -35,6 +35,12 @@ class Presence(Protocol):
 
     async def set_state(self, who: Principal, connection_id: str, state: object) -> None: ...
 
+    async def renew(self) -> None:
+        """The process's lease: its connections stay live while it is renewed."""
+        ...
+
+    async def release(self) -> None: ...
+
 
 class Messaging(Protocol):
     """Positional-only: the gateway passes the frame's fields in order, unvalidated (`object`);

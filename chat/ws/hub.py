@@ -72,6 +72,7 @@ class Gateway:
         self.flusher = Flusher()
         self._tasks: set[asyncio.Task[None]] = set()
         self._probe: asyncio.TimerHandle | None = None
+        self._lease: asyncio.TimerHandle | None = None
         deps.metrics.outbound_bytes.set_function(
             lambda: float(sum(h.queued_bytes for h in self.sockets))
         )
@@ -85,6 +86,26 @@ class Gateway:
             if self._subscription is None:
                 self._subscription = await self.deps.bus.open(self)
                 self._probe_loop(time.monotonic() + LOOP_LAG_PROBE_S)
+                # Before the first socket counts as present: a gateway that crashed before
+                # its first renewal would leave its users online until their own entries
+                # expired, not `presence_ttl_s` after.
+                await self._renew_lease()
+
+    async def _renew_lease(self) -> None:
+        """The process's presence lease (chat/stores/cluster/redis_presence.py), renewed every
+        heartbeat; a failure is logged and the next heartbeat tries again."""
+        try:
+            await self.deps.presence.renew()
+        except Exception:
+            log.warning("presence lease renewal failed", exc_info=True)
+        if not self.deps.draining():
+            self._lease = asyncio.get_running_loop().call_later(
+                self.deps.limits.heartbeat_interval_s, self._lease_due
+            )
+
+    def _lease_due(self) -> None:
+        if not self.deps.draining():  # a renewal after `release` would revive the lease
+            self.spawn(self._renew_lease())
 
     def _probe_loop(self, due: float) -> None:
         """A plain timer, not a task: nothing to cancel when the loop closes."""
@@ -188,6 +209,13 @@ class Gateway:
                 await asyncio.wait_for(self._emptied.wait(), self.deps.drain_timeout_s)
             except TimeoutError:
                 log.warning("%d sockets still open after the drain timeout", len(self.sockets))
+        if self._lease is not None:
+            self._lease.cancel()
+            self._lease = None
+            try:
+                await self.deps.presence.release()
+            except Exception:
+                log.warning("presence lease release failed", exc_info=True)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run in the background, keeping a reference so the task is not collected."""

@@ -1,5 +1,6 @@
-"""The two timers of an authenticated session: the presence heartbeat and the maximum age.
-Both stop with the session (its timers are cancelled when the socket goes)."""
+"""The two timers of an authenticated session: the presence refresh and the maximum age.
+Both stop with the session (its timers are cancelled when the socket goes). The process's own
+presence lease, which is what ends its connections if it crashes, is the hub's (hub.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ _SPREAD = random.Random()  # noqa: S311 (a spread of ages, not a secret)
 
 def start(s: Session) -> None:
     """Subscribed and about to say `ready`: the heartbeat and the maximum age start."""
-    s.timer("beat", s.deps.limits.heartbeat_interval_s, lambda: _beat_due(s))
+    s.timer("beat", s.deps.limits.presence_refresh_s, lambda: _beat_due(s))
     limits = s.deps.limits
     if limits.max_connection_age_s <= 0:
         return
@@ -39,17 +40,21 @@ def _beat_due(s: Session) -> None:
 
 
 async def _heartbeat(s: Session) -> None:
-    """Refreshes this connection's presence (TTL keys); a failure is logged, and the next beat
-    tries again."""
+    """Refreshes this connection's own presence entry; a failure is logged, and the next try
+    comes a heartbeat later, not a whole refresh later: the entry outlives its last refresh by
+    only `presence_ttl_s`."""
+    limits = s.deps.limits
     try:
         await s.deps.presence.heartbeat(s.who, s.connection_id)
+        next_beat_s = limits.presence_refresh_s
     except Exception:
         log.warning("presence heartbeat failed", exc_info=True)
+        next_beat_s = limits.heartbeat_interval_s
     # Not kept once done: every idle session would hold a finished Task (~1 KiB) until its
     # next beat.
     s.beat = None
     if s.is_authenticated:
-        s.timer("beat", s.deps.limits.heartbeat_interval_s, lambda: _beat_due(s))
+        s.timer("beat", next_beat_s, lambda: _beat_due(s))
 
 
 def _max_age_reached(s: Session) -> None:

@@ -133,6 +133,8 @@ class Presence:
     connected: set[str] = field(default_factory=set)
     beats: int = 0
     limit: int = 10
+    renewals: int = 0
+    released: bool = False
 
     async def connect(self, who: Principal, connection_id: str) -> None:
         if len(self.connected) >= self.limit:
@@ -147,6 +149,12 @@ class Presence:
 
     async def set_state(self, who: Principal, connection_id: str, state: object) -> None:
         return None
+
+    async def renew(self) -> None:
+        self.renewals += 1
+
+    async def release(self) -> None:
+        self.released = True
 
 
 class Messaging:
@@ -488,12 +496,17 @@ async def test_drain_closes_every_session_1012_and_waits_for_them() -> None:
 
 async def test_max_age_closes_1012_and_heartbeat_refreshes_presence() -> None:
     w = World(heartbeat_interval_s=BEAT_S, max_connection_age_s=AGE_S)
+    refresh_s = w.hub.deps.limits.presence_refresh_s
+    assert refresh_s > BEAT_S  # the process's lease is renewed every beat, not each socket
     _, t = await w.connect()
+    w.clock.advance(refresh_s - 1)
+    await asyncio.sleep(0)
+    assert w.presence.beats == 0
     for _ in range(3):
-        w.clock.advance(BEAT_S)
+        w.clock.advance(refresh_s if w.presence.beats else 1)
         await asyncio.sleep(0)
     assert w.presence.beats == 3
-    w.clock.advance(AGE_S - 3 * BEAT_S - 1)
+    w.clock.advance(AGE_S - 3 * refresh_s - 1)
     assert t.closes == []
     w.clock.advance(1)
     assert t.closes == [close_codes.RESTARTING]

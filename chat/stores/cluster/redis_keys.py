@@ -35,6 +35,12 @@ class RedisKeys:
         tag = f"{self.prefix}presence:{{{uid}}}"
         return [f"{tag}:conns", f"{tag}:state", f"{tag}:seen"]
 
+    @property
+    def presence_leases(self) -> str:
+        """Gateway process -> lease expiry, a sorted set (redis_presence.py); one per cluster,
+        tagged like every store key (its own slot)."""
+        return f"{self.prefix}presence:{{leases}}"
+
     def session(self, fid: str) -> list[str]:
         """The refresh-token family hash and its set of spent hashes (see redis_sessions.py)."""
         return [f"{self.prefix}session:{{{fid}}}", f"{self.prefix}session:{{{fid}}}:spent"]

@@ -1,4 +1,5 @@
-"""Presence in memory, with expiry driven by an injectable clock."""
+"""Presence in memory, with expiry driven by an injectable clock. No leases: the connections
+live in the one process that holds them, and go with it."""
 
 from __future__ import annotations
 
@@ -69,3 +70,9 @@ class MemoryPresence:
                 state = PresenceState.IDLE
             found[uid] = Presence(uid, state, self._last_seen.get(uid))
         return found
+
+    async def renew(self, ttl_s: float) -> None:
+        return None
+
+    async def release(self) -> None:
+        return None
