@@ -21,6 +21,10 @@ from bench.targets import Target
 
 # Every wait on the load generator is bounded.
 OPEN_TIMEOUT_S = 300.0
+IDLE_HOLD_S = 30.0
+"""How long the idle row holds its sockets open while counting what they cost: longer than
+every target's keep-alive period (chat's 20 s heartbeat, Centrifugo's and python-socketio's
+25 s pings), so each periodic per-socket cost falls in it at least once."""
 
 
 @dataclass(frozen=True)
@@ -151,8 +155,14 @@ def run_row(target: Target, row: Row, settings: Settings, tag: str) -> dict[str,
             time.sleep(2)  # let allocations settle before reading RSS (a measurement, not sync)
             rss1 = procstats.rss_kib(front)
             record["loadavg"] = procstats.loadavg()
+            redis0 = _redis(target)
+            cpu0 = procstats.cpu_by_role(target.roles())
+            time.sleep(IDLE_HOLD_S)  # the measurement window itself, not a synchronisation
+            cpu1 = procstats.cpu_by_role(target.roles())
+            redis1 = _redis(target)
             gen.say("ok")
             result = gen.expect("result", 120)
+            per_k = 1000 / row.sockets / IDLE_HOLD_S  # per second, per 1000 idle sockets
             record.update(
                 sockets=row.sockets,
                 open_s=ready["open_s"],
@@ -160,6 +170,15 @@ def run_row(target: Target, row: Row, settings: Settings, tag: str) -> dict[str,
                 rss_after_mib=round(rss1 / 1024, 1),
                 kib_per_socket=round((rss1 - rss0) / row.sockets, 2),
                 unexpected_closes=result["unexpected_closes"],
+                idle_hold_s=IDLE_HOLD_S,
+                idle_cpu_ms_per_s_per_1000=round(
+                    1000 * per_k * sum(cpu1[r] - cpu0[r] for r in cpu0), 3
+                ),
+                idle_redis_commands_per_s_per_1000=(
+                    round(per_k * (redis1.total() - redis0.total()), 2)
+                    if target.redis_ports
+                    else None
+                ),
             )
             return record
         la0 = procstats.loadavg()

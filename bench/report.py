@@ -173,6 +173,29 @@ def tables(records: list[dict[str, Any]], rows: list[Row], targets: list[str]) -
             ]
             out.append(f"| {t} | {role} | " + " | ".join(cells) + " |")
 
+    held = [rec for rec in records if "idle_cpu_ms_per_s_per_1000" in rec]
+    if held:
+        out += [
+            "",
+            f"Idle sockets, held {held[0]['idle_hold_s']:.0f} s after they opened (longer than"
+            " every target's keep-alive period): what holding them costs, per second per 1000"
+            " sockets (mean of the passes). Chat refreshes each connection's own presence entry"
+            " only every 5 minutes, not within the window: that adds 5 Redis commands per"
+            " socket per 300 s (16.7 / s per 1000 sockets) to the cluster's figure:",
+            "",
+            "| target | server CPU-ms / s per 1000 idle sockets | Redis commands / s per 1000"
+            " idle sockets |",
+            "|---|---:|---:|",
+        ]
+        for t in targets:
+            runs = [rec for rec in held if rec["target"] == t]
+            if not runs:
+                continue
+            cpu = statistics.mean(r["idle_cpu_ms_per_s_per_1000"] for r in runs)
+            cmds = [r["idle_redis_commands_per_s_per_1000"] for r in runs]
+            shown = "—" if None in cmds else f"{statistics.mean(cmds):.1f}"
+            out.append(f"| {t} | {cpu:.2f} | {shown} |")
+
     errors = [rec for rec in records if "error" in rec]
     if errors:
         out += ["", "Failed runs (the other passes of that cell, if any, are in its mean):", ""]
