@@ -234,10 +234,13 @@ class RedisSubscription:
         conn = self._conn
         assert conn is not None
         keepalive = asyncio.create_task(self._keepalive(conn), name="redis-subscription-ping")
+        # Looked up once: on CPython 3.11 each lookup is a getpid() system call, and this loop
+        # runs once per message published to any channel the process watches.
+        clock = asyncio.get_running_loop().time
         try:
             while True:
                 reply = await conn.read_response(timeout=math.inf)
-                self._last_heard = asyncio.get_running_loop().time()
+                self._last_heard = clock()
                 self._dispatch(reply)
         finally:
             keepalive.cancel()

@@ -28,8 +28,10 @@ from redis.asyncio.connection import (
 )
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.utils import HIREDIS_AVAILABLE
 
 from chat.config import Settings
 from chat.stores.cluster.errors import redact, translated, unavailable
@@ -168,12 +170,31 @@ class _ClosedTransportWrite(AbstractConnection):
             ) from exc
 
 
+class _HiredisPacking(AbstractConnection):
+    """Commands packed by hiredis, in C, with redis-py's own `HiredisRespSerializer`, as its
+    synchronous client does whenever hiredis is installed: the asyncio client still packs them
+    in Python (redis/redis-py#4176). The append script's call, once per send, packs in 3.5 µs
+    instead of 8.5 µs (issue 14); the bytes are the same (tests/cluster/test_redis_packing.py)."""
+
+    __slots__ = ()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return _HIREDIS_PACKER.pack(*args)  # type: ignore[no-any-return]
+
+
+_HIREDIS_PACKER = HiredisRespSerializer()
+_MIXINS: tuple[type[AbstractConnection], ...] = (
+    (_ClosedTransportWrite, _HiredisPacking) if HIREDIS_AVAILABLE else (_ClosedTransportWrite,)
+)
+
+
 def _closed_write_guarded(cls: type[AbstractConnection]) -> type[AbstractConnection]:
     """`cls` (Connection, SSLConnection, a Sentinel-managed one...) with `_ClosedTransportWrite`
-    in front of it (one class per pool: a process builds a handful of pools)."""
+    (and `_HiredisPacking`, hiredis being installed) in front of it (one class per pool: a
+    process builds a handful of pools)."""
     if issubclass(cls, _ClosedTransportWrite):
         return cls
-    return cast(type[AbstractConnection], type(cls.__name__, (_ClosedTransportWrite, cls), {}))
+    return cast(type[AbstractConnection], type(cls.__name__, (*_MIXINS, cls), {}))
 
 
 class _SentinelPool(aiosentinel.SentinelConnectionPool, BlockingConnectionPool):
