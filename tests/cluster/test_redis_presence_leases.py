@@ -37,6 +37,18 @@ def _gateway(client: aioredis.Redis) -> RedisPresence:
     return RedisPresence(client, leases_max_age_s=0.0)
 
 
+async def _one_connection(
+    client: aioredis.Redis, lease_s: float
+) -> tuple[RedisPresence, RedisPresence, str]:
+    """A gateway holding a lease of `lease_s` and one connection ("c1") of a new user, and
+    another process reading presence."""
+    gateway, reader = _gateway(client), _gateway(client)
+    uid = f"u_{uuid.uuid4().hex}"
+    await gateway.renew(lease_s)
+    assert await gateway.connect(uid, "c1", LONG_S) == 1
+    return gateway, reader, uid
+
+
 async def _state(reader: RedisPresence, uid: str) -> PresenceState:
     return (await reader.get([uid]))[uid].state
 
@@ -69,10 +81,7 @@ async def test_a_crashed_gateways_users_go_offline_when_its_lease_runs_out(
 async def test_a_gateway_cut_off_from_redis_gets_its_connections_back_with_its_lease(
     client: aioredis.Redis,
 ) -> None:
-    gateway, reader = _gateway(client), _gateway(client)
-    uid = f"u_{uuid.uuid4().hex}"
-    await gateway.renew(0.3)
-    await gateway.connect(uid, "c1", LONG_S)
+    gateway, reader, uid = await _one_connection(client, 0.3)
     await gateway.heartbeat(uid, "c1", PresenceState.IDLE, LONG_S)
     await _until_state(reader, uid, PresenceState.OFFLINE)
     await gateway.renew(30)
@@ -82,10 +91,7 @@ async def test_a_gateway_cut_off_from_redis_gets_its_connections_back_with_its_l
 async def test_a_drained_gateways_leftover_connections_count_as_gone_at_once(
     client: aioredis.Redis,
 ) -> None:
-    drained, reader = _gateway(client), _gateway(client)
-    uid = f"u_{uuid.uuid4().hex}"
-    await drained.renew(30)
-    await drained.connect(uid, "c1", LONG_S)
+    drained, reader, uid = await _one_connection(client, 30)
     assert await _state(reader, uid) is PresenceState.ONLINE
     await drained.release()  # its disconnect never happened (say, Redis was away then)
     assert await _state(reader, uid) is PresenceState.OFFLINE
@@ -96,12 +102,9 @@ async def test_a_gateway_counts_its_own_connections_while_its_lease_lapsed(
 ) -> None:
     """Its lease ran out (say, Redis was away): its own sockets are still open, so its own
     view keeps them, and the connection limit is not dodged by a lapse."""
-    gateway = _gateway(client)
-    uid = f"u_{uuid.uuid4().hex}"
-    await gateway.renew(30)
-    assert await gateway.connect(uid, "c1", LONG_S) == 1
+    gateway, reader, uid = await _one_connection(client, 30)
     await gateway.release()  # its lease is now in the table, expired
-    assert await _state(_gateway(client), uid) is PresenceState.OFFLINE
+    assert await _state(reader, uid) is PresenceState.OFFLINE
     assert await gateway.connect(uid, "c2", LONG_S) == 2
     assert await _state(gateway, uid) is PresenceState.ONLINE
 
