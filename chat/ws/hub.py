@@ -46,6 +46,10 @@ class Member(Protocol):
         """A `_control` frame on its user's channel."""
         ...
 
+    def refresh_presence(self) -> None:
+        """Redis may have lost its presence entry: write it again soon."""
+        ...
+
     def send_frame(self, payload: bytes, kind: str) -> bool:
         """An ephemeral frame (typing, presence, read, conversation), written as it comes."""
         ...
@@ -94,14 +98,17 @@ class Gateway:
     async def _renew_lease(self) -> None:
         """The process's presence lease (chat/stores/cluster/redis_presence.py), renewed every
         heartbeat; a failure is logged and the next heartbeat tries again."""
-        try:
-            await self.deps.presence.renew()
-        except Exception:
-            log.warning("presence lease renewal failed", exc_info=True)
+        await self._renew()
         if not self.deps.draining():
             self._lease = asyncio.get_running_loop().call_later(
                 self.deps.limits.heartbeat_interval_s, self._lease_due
             )
+
+    async def _renew(self) -> None:
+        try:
+            await self.deps.presence.renew()
+        except Exception:
+            log.warning("presence lease renewal failed", exc_info=True)
 
     def _lease_due(self) -> None:
         if not self.deps.draining():  # a renewal after `release` would revive the lease
@@ -143,10 +150,16 @@ class Gateway:
                 h.send_frame(payload, kind)
 
     def on_reset(self) -> None:
-        """The bus may have dropped messages: every socket re-reads its conversations' logs."""
+        """The bus may have dropped messages: every socket re-reads its conversations' logs.
+        And Redis may have lost its last writes (a restart, a failover): the lease is renewed
+        now and every socket's presence entry written again within a heartbeat, rather than
+        at its next 5-minute refresh."""
         self.deps.metrics.bus_resets.inc()
         self.deps.membership.clear()  # `left` frames may be among the missed: ask the store
+        if self._lease is not None and not self.deps.draining():
+            self.spawn(self._renew())
         for h in tuple(self.sockets):
+            h.refresh_presence()
             for cid in tuple(h.cursors.cursors):
                 h.cursors.fill(cid)
 

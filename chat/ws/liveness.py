@@ -34,6 +34,16 @@ def start(s: Session) -> None:
     s.timer("max_age", limits.max_connection_age_s * spread, lambda: _max_age_reached(s))
 
 
+def refresh_soon(s: Session) -> None:
+    """Redis may have lost this connection's presence entry (the bus reconnected: a restart or
+    a failover that dropped the last writes): refresh it within a heartbeat, not at its next
+    5-minute refresh. Spread over the heartbeat, so a gateway's sockets do not all call at
+    once."""
+    if s.is_authenticated and s.beat is None:
+        delay = _SPREAD.uniform(0, s.deps.limits.heartbeat_interval_s)
+        s.timer("beat", delay, lambda: _beat_due(s))
+
+
 def _beat_due(s: Session) -> None:
     if s.is_authenticated:
         s.beat = asyncio.create_task(_heartbeat(s))

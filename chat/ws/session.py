@@ -36,7 +36,7 @@ from chat.domain.frames import event_frame
 from chat.domain.ids import new_id
 from chat.domain.models import Event
 from chat.logs import bind
-from chat.ws import close_codes
+from chat.ws import close_codes, liveness
 from chat.ws.auth import authenticate
 from chat.ws.close_codes import CloseCode
 from chat.ws.commands import COMMANDS, CONTROLS
@@ -298,6 +298,9 @@ class Session:
             self.channels.remove(channel)
         self.cursors.forget(cid)
         await self.hub.leave(self, [channel])
+
+    def refresh_presence(self) -> None:
+        liveness.refresh_soon(self)
 
     def control(self, frame: dict[str, Any]) -> None:
         """A control frame on the user's channel (`_control`, from the chat services)."""

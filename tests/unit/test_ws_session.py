@@ -494,6 +494,29 @@ async def test_drain_closes_every_session_1012_and_waits_for_them() -> None:
     assert not w.hub.sockets and pending.state is SessionState.AWAITING_AUTH
 
 
+async def test_a_bus_reset_refreshes_presence_within_a_heartbeat() -> None:
+    """Redis may have lost the entries (a failover drops the last writes): every socket writes
+    its own again within a heartbeat, not at its next refresh minutes later, and only once."""
+    w = World(heartbeat_interval_s=BEAT_S, max_connection_age_s=AGE_S)
+    await w.connect("alice")
+    await w.connect("bob")
+    w.clock.advance(BEAT_S - 1)
+    await asyncio.sleep(0)
+    assert w.presence.beats == 0
+    w.hub.on_reset()
+    w.clock.advance(BEAT_S)
+    await asyncio.sleep(0)
+    assert w.presence.beats == 2
+    # Back on the refresh's own period: the next one is `presence_refresh_s` after that one
+    # (which came up to a heartbeat after the reset).
+    w.clock.advance(w.hub.deps.limits.presence_refresh_s - BEAT_S - 1)
+    await asyncio.sleep(0)
+    assert w.presence.beats == 2
+    w.clock.advance(BEAT_S + 1)
+    await asyncio.sleep(0)
+    assert w.presence.beats == 4
+
+
 async def test_max_age_closes_1012_and_heartbeat_refreshes_presence() -> None:
     w = World(heartbeat_interval_s=BEAT_S, max_connection_age_s=AGE_S)
     refresh_s = w.hub.deps.limits.presence_refresh_s
