@@ -47,13 +47,22 @@ LEASE_KEEP_S = 24 * 3600.0
 the connections of a process that crashed count as gone until they expire themselves."""
 
 
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+"""Redis's clock, in ms: every gateway's scripts agree on "now"."""
+
+
 def _prelude(leases_from: int) -> str:
     """The start of every reading script. ARGV from `leases_from` on: process, lease expiry,
     ...: the leases that had run out when the caller last read the table."""
-    return f"""
+    return (
+        """
 local conns, states, seen = KEYS[1], KEYS[2], KEYS[3]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+        + _NOW
+        + f"""
 local expired = {{}}
 for i = {leases_from}, #ARGV - 1, 2 do
   expired[ARGV[i]] = tonumber(ARGV[i + 1])
@@ -95,6 +104,7 @@ local function keep_alive()
   end
 end
 """
+    )
 
 
 # ARGV: member, state, ttl ms, leases... Returns the live connection count.
@@ -162,31 +172,34 @@ return {#counted, online, last}
 # The gateway's heartbeat: its lease runs `ttl` ms from now; leases expired more than `keep`
 # ms ago go. Returns the leases expired by now (process, expiry, ...), which the caller passes
 # on to the per-user scripts. KEYS: leases. ARGV: process, ttl ms, keep ms.
-_RENEW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_RENEW = (
+    _NOW
+    + """
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
 """
+)
 
 # The leases expired by now, for a process that does not renew one (an API process) or whose
 # last read is too old. KEYS: leases.
-_EXPIRED = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_EXPIRED = (
+    _NOW
+    + """
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
 """
+)
 
 # A gateway that stops: its lease ends now (kept in the table, so any connection it could not
 # remove counts as gone as soon as the others read the table). KEYS: leases. ARGV: process.
-_RELEASE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_RELEASE = (
+    _NOW
+    + """
 redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
 return 0
 """
+)
 
 
 def _ms(ttl_s: float) -> int:
