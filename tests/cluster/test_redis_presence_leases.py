@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from chat.config import Settings
 from chat.domain.models import PresenceState
+from chat.stores.cluster.redis_keys import RedisKeys
 from chat.stores.cluster.redis_presence import RedisPresence
 from tests.servers import RedisServer
 from tests.support.fixtures import free_port, serve, with_limits
@@ -199,3 +200,34 @@ async def eventually_async(
     while not await check():
         assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for: {what}"
         await asyncio.sleep(0.05)
+
+
+async def test_after_redis_comes_back_the_gateway_writes_lost_entries_again(
+    private_redis: RedisServer, cluster_settings: Settings
+) -> None:
+    """A restart or failover may lose Redis's last writes: once the bus has reconnected, the
+    gateway writes every socket's entry again within a heartbeat, long before the socket's
+    own next refresh (15 heartbeats after it connected)."""
+    limits = with_limits(heartbeat_interval_s=0.5, presence_ttl_s=1.5)
+    settings = replace(
+        cluster_settings, redis_url=private_redis.url, port=free_port(), limits=limits
+    )
+    srv = await serve(settings, worker=False)
+    try:
+        alice = await srv.api.register()
+        ws = await srv.ws(alice)
+        own_refresh_due = time.monotonic() + limits.presence_refresh_s
+        async with aioredis.Redis.from_url(private_redis.url) as r:
+            # What a failover that dropped the connect's writes leaves behind: no entry.
+            await r.delete(*RedisKeys().presence(alice.id))
+            assert await _state(_gateway(r), alice.id) is PresenceState.OFFLINE
+        private_redis.stop()
+        private_redis.start()
+        async with aioredis.Redis.from_url(private_redis.url) as r:
+            reader = _gateway(r)
+            while (state := await _state(reader, alice.id)) is not PresenceState.ONLINE:
+                assert time.monotonic() < own_refresh_due - 1, f"still {state}"
+                await asyncio.sleep(0.05)
+        await ws.close()
+    finally:
+        await srv.stop()
