@@ -34,6 +34,7 @@ from chat.stores.cluster.redis_log import RedisEventLog
 from chat.stores.cluster.redis_presence import RedisPresence
 from chat.stores.cluster.redis_ratelimit import RedisRateLimiter
 from chat.stores.cluster.redis_sessions import RedisSessionStore
+from chat.stores.cluster.redis_shared_link import SharedLink
 
 __all__ = ["ClusterPorts", "migrate", "open_cluster_ports"]
 
@@ -98,6 +99,8 @@ async def open_cluster_ports(
         keys = RedisKeys(settings.redis_key_prefix)
         bus = RedisBus(client, target, keys)
         clients.push_async_callback(_quietly, bus.close)
+        shared = SharedLink(client)  # closed before the client (the stack unwinds in reverse)
+        clients.push_async_callback(_quietly, shared.aclose)
         ports = Ports(
             accounts=PostgresAccountStore(pool),
             conversations=PostgresConversationStore(pool),
@@ -108,6 +111,7 @@ async def open_cluster_ports(
                 keys=keys,
                 min_replicas=settings.redis_replicas_required,
                 wait_timeout_ms=settings.redis_wait_timeout_ms,
+                shared=shared,
             ),
             archive=archive,
             bus=bus,

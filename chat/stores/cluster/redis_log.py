@@ -34,8 +34,9 @@ Guarantees and where they are kept:
   keeps that order).
 - `duplicate` means the sender sent twice: each `append` call passes a fresh attempt id, kept
   with the event, so when redis-py re-sends the script after a dropped connection (its retry on
-  `ConnectionError`/`TimeoutError`) and the first run had gone through, the re-run finds its own
-  id and answers the original event as new, not as a duplicate.
+  `ConnectionError`/`TimeoutError`), or makes again on the pool a call the shared link lost
+  (redis_shared_link.py), and the first run had gone through, the re-run finds its own id and
+  answers the original event as new, not as a duplicate.
 - The persistence signal: the append script also adds the conversation to the dirty set and,
   when that made it dirty (`ZADD NX` added it) and no batch job holds the schedule, claims it
   with its attempt id, which the caller then queues (chat/domain/persistence.py). One script,
@@ -125,6 +126,7 @@ from chat.stores.cluster.redis_log_scripts import (
     TRIM,
 )
 from chat.stores.cluster.redis_persist_signal import SCHEDULE_TTL_S, RedisPersistSignal
+from chat.stores.cluster.redis_shared_link import SharedLink
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +185,12 @@ class RedisEventLog(RedisPersistSignal):
         min_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         trim_chunk: int = TRIM_CHUNK,
+        shared: SharedLink | None = None,
     ) -> None:
+        """`shared`: the connection the append script goes over (it may run twice, being
+        deduplicated by attempt id), instead of a pooled one per call."""
         self._redis = client
+        self._shared = shared
         self._min_replicas = min_replicas
         self._wait_timeout_ms = wait_timeout_ms
         self._keys = keys
@@ -256,6 +262,8 @@ class RedisEventLog(RedisPersistSignal):
         the same round trip; fewer replicas than required is `Unavailable`, never an ack."""
         if self._min_replicas <= 0:
             with redis_errors():
+                if self._shared is not None:
+                    return list(await self._shared.evalsha(self._append, keys, args))
                 return list(await self._append(keys=keys, args=args))
         with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:

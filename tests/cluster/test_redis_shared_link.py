@@ -1,0 +1,164 @@
+"""Script calls on the shared link (chat/stores/cluster/redis_shared_link.py) against a real
+Redis: many in flight come back to their own callers; what the link cannot settle (a dropped or
+hung connection, NOSCRIPT, READONLY, a script error) is settled by the pooled client, with its
+retries and error classes; a dropped link comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ReadOnlyError, ResponseError
+
+from chat.stores.cluster.redis_conn import make_client
+from chat.stores.cluster.redis_shared_link import SharedLink
+from tests.cluster.helpers import eventually
+from tests.servers import RedisServer
+
+# Returns its argument and counts its runs: a call made twice (on the link and again on the
+# pool) shows in the count.
+ECHO = "redis.call('INCR', KEYS[1]); return {tonumber(ARGV[1]), ARGV[2]}"
+FAILING = "return redis.error_reply('ERR the script says no')"
+
+
+@pytest.fixture
+async def client(private_redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    c = make_client(private_redis.url)
+    yield c
+    await c.aclose()
+
+
+async def _linked(client: aioredis.Redis, **kwargs: float) -> SharedLink:
+    """A SharedLink whose connection is up (the first call opens it and goes to the pool)."""
+    link = SharedLink(client, **kwargs)
+    script = client.register_script(ECHO)
+    await link.evalsha(script, ["runs"], ["0", "warm"])
+    await eventually(lambda: link.connected, what="the shared link to come up")
+    return link
+
+
+async def test_many_calls_in_flight_each_get_their_own_reply(client: aioredis.Redis) -> None:
+    link = await _linked(client)
+    script = client.register_script(ECHO)
+    before = link.calls_on_link
+    replies = await asyncio.gather(
+        *(link.evalsha(script, ["runs"], [str(i), f"body {i}".encode()]) for i in range(2000))
+    )
+    assert replies == [[i, f"body {i}".encode()] for i in range(2000)]
+    assert link.calls_on_link - before == 2000, "every call went over the link"
+    assert int(await client.get("runs") or 0) == 2001, "each ran once"
+    await link.aclose()
+
+
+async def test_a_cancelled_call_does_not_shift_the_replies(
+    client: aioredis.Redis, private_redis: RedisServer
+) -> None:
+    link = await _linked(client)
+    script = client.register_script(ECHO)
+    assert private_redis.proc is not None
+    os.kill(private_redis.proc.pid, signal.SIGSTOP)  # the calls wait on the link
+    try:
+        first = asyncio.ensure_future(link.evalsha(script, ["runs"], ["1", "first"]))
+        second = asyncio.ensure_future(link.evalsha(script, ["runs"], ["2", "second"]))
+        await asyncio.sleep(0)  # both written
+        first.cancel()
+    finally:
+        os.kill(private_redis.proc.pid, signal.SIGCONT)
+    assert await second == [2, b"second"]
+    assert first.cancelled()
+    assert await link.evalsha(script, ["runs"], ["3", "third"]) == [3, b"third"]
+    await link.aclose()
+
+
+async def test_noscript_loads_the_script_through_the_pool(client: aioredis.Redis) -> None:
+    link = await _linked(client)
+    script = client.register_script(ECHO)
+    await client.script_flush()  # as after a restart or a failover
+    assert await link.evalsha(script, ["runs"], ["7", "again"]) == [7, b"again"]
+    before = link.calls_on_link
+    assert await link.evalsha(script, ["runs"], ["8", "loaded"]) == [8, b"loaded"]
+    assert link.calls_on_link == before + 1, "the link is kept and used once the script loads"
+    await link.aclose()
+
+
+async def test_a_script_error_is_raised_as_the_pool_raises_it(client: aioredis.Redis) -> None:
+    link = await _linked(client)
+    failing = client.register_script(FAILING)
+    await client.script_load(FAILING)
+    with pytest.raises(ResponseError, match="the script says no"):
+        await link.evalsha(failing, [], [])
+    assert link.connected, "an error reply is an answer: the link stays"
+    await link.aclose()
+
+
+async def test_readonly_drops_the_link_and_raises_redis_pys_error(
+    client: aioredis.Redis,
+) -> None:
+    link = await _linked(client)
+    script = client.register_script(ECHO)
+    # A primary demoted to a replica (of nobody reachable) refuses writes with READONLY.
+    await client.execute_command("REPLICAOF", "127.0.0.1", "1")
+    try:
+        with pytest.raises(ReadOnlyError):
+            await link.evalsha(script, ["runs"], ["1", "refused"])
+        assert link.drops == 1, "a connection to a replica is not kept"
+    finally:
+        await client.execute_command("REPLICAOF", "NO", "ONE")
+    await eventually(lambda: link.connected, what="a new link")
+    assert await link.evalsha(script, ["runs"], ["2", "after"]) == [2, b"after"]
+    await link.aclose()
+
+
+async def test_calls_in_flight_when_redis_dies_are_made_again_on_the_pool(
+    client: aioredis.Redis, private_redis: RedisServer
+) -> None:
+    link = await _linked(client)
+    script = client.register_script(ECHO)
+    assert private_redis.proc is not None
+    os.kill(private_redis.proc.pid, signal.SIGSTOP)  # written, not yet run
+    calls = [
+        asyncio.ensure_future(link.evalsha(script, ["runs"], [str(i), b"x"])) for i in range(20)
+    ]
+    await asyncio.sleep(0)
+    assert link.calls_on_link >= 20
+    private_redis.kill()  # the link sees the connection close
+    private_redis.start()  # redis-py's retry reconnects (and reloads the script)
+    assert await asyncio.gather(*calls) == [[i, b"x"] for i in range(20)]
+    assert link.drops == 1
+    await eventually(lambda: link.connected, what="the link back after the restart")
+    before = link.calls_on_link
+    assert await link.evalsha(script, ["runs"], ["5", b"y"]) == [5, b"y"]
+    assert link.calls_on_link == before + 1
+    await link.aclose()
+
+
+async def test_a_hung_connection_is_dropped_after_the_timeout(
+    client: aioredis.Redis, private_redis: RedisServer
+) -> None:
+    link = await _linked(client, timeout_s=0.3)
+    script = client.register_script(ECHO)
+    assert private_redis.proc is not None
+    os.kill(private_redis.proc.pid, signal.SIGSTOP)
+    try:
+        call = asyncio.ensure_future(link.evalsha(script, ["runs"], ["1", "late"]))
+        await eventually(lambda: link.drops == 1, what="the link dropped for its silence")
+    finally:
+        os.kill(private_redis.proc.pid, signal.SIGCONT)
+    # Made again on the pool: it may have run twice (the link's copy was on the wire), which
+    # is why only scripts safe to repeat go over the link.
+    assert await call == [1, b"late"]
+    await link.aclose()
+
+
+async def test_after_aclose_calls_go_to_the_pool(client: aioredis.Redis) -> None:
+    link = await _linked(client)
+    script = client.register_script(ECHO)
+    await link.aclose()
+    assert not link.connected
+    before = link.calls_on_link
+    assert await link.evalsha(script, ["runs"], ["4", "pooled"]) == [4, b"pooled"]
+    assert link.calls_on_link == before and not link.connected
