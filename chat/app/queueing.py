@@ -18,6 +18,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from chat.config import Backend, Settings
+from chat.worker import PERSIST_QUEUE
 from chat.worker.queue import DramatiqQueue
 
 
@@ -31,7 +32,12 @@ def cluster_broker(settings: Settings) -> dramatiq.Broker:
     target = RedisTarget.of(settings)
     # Through Sentinel, the broker's client asks for the current primary on every reconnect.
     # Its jobs need no WAIT: a job lost in a failover is found again by the periodic sweep.
-    return PatientRedisBroker(client=target.sync_client(), namespace=keys.dramatiq_namespace)  # type: ignore[no-untyped-call]
+    # Persistence is polled every worker timeout (search waits for it), the rest less often.
+    return PatientRedisBroker(
+        client=target.sync_client(),
+        namespace=keys.dramatiq_namespace,
+        prompt_queues=(PERSIST_QUEUE,),
+    )
 
 
 def broker_and_queue(settings: Settings) -> tuple[dramatiq.Broker, DramatiqQueue]:

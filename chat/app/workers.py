@@ -56,7 +56,7 @@ def _one_process(
         rt.broker,
         queues=set(queues) if queues else None,
         worker_threads=threads,
-        # Dramatiq's default: an idle queue is polled every 0.5-1 s (chat/worker/redis_broker.py).
+        # An idle persistence queue is polled every 0.5-1 s, the others less (redis_broker.py).
         worker_timeout=1000,
     )
     worker.start()
