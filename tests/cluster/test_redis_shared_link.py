@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ReadOnlyError, ResponseError
 
 from chat.stores.cluster.redis_conn import make_client
@@ -32,18 +34,30 @@ async def client(private_redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
     await c.aclose()
 
 
-async def _linked(client: aioredis.Redis, **kwargs: float) -> SharedLink:
-    """A SharedLink whose connection is up (the first call opens it and goes to the pool)."""
+async def _linked(client: aioredis.Redis, **kwargs: float) -> tuple[SharedLink, AsyncScript]:
+    """A SharedLink whose connection is up (the first call opens it and goes to the pool),
+    and the ECHO script."""
     link = SharedLink(client, **kwargs)
     script = client.register_script(ECHO)
     await link.evalsha(script, ["runs"], ["0", "warm"])
     await eventually(lambda: link.connected, what="the shared link to come up")
-    return link
+    return link, script
+
+
+@contextmanager
+def stopped(server: RedisServer) -> Iterator[None]:
+    """SIGSTOP: calls written to the link wait for their replies until SIGCONT."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 async def test_many_calls_in_flight_each_get_their_own_reply(client: aioredis.Redis) -> None:
-    link = await _linked(client)
-    script = client.register_script(ECHO)
+    link, script = await _linked(client)
     before = link.calls_on_link
     replies = await asyncio.gather(
         *(link.evalsha(script, ["runs"], [str(i), f"body {i}".encode()]) for i in range(2000))
@@ -57,17 +71,12 @@ async def test_many_calls_in_flight_each_get_their_own_reply(client: aioredis.Re
 async def test_a_cancelled_call_does_not_shift_the_replies(
     client: aioredis.Redis, private_redis: RedisServer
 ) -> None:
-    link = await _linked(client)
-    script = client.register_script(ECHO)
-    assert private_redis.proc is not None
-    os.kill(private_redis.proc.pid, signal.SIGSTOP)  # the calls wait on the link
-    try:
+    link, script = await _linked(client)
+    with stopped(private_redis):
         first = asyncio.ensure_future(link.evalsha(script, ["runs"], ["1", "first"]))
         second = asyncio.ensure_future(link.evalsha(script, ["runs"], ["2", "second"]))
         await asyncio.sleep(0)  # both written
         first.cancel()
-    finally:
-        os.kill(private_redis.proc.pid, signal.SIGCONT)
     assert await second == [2, b"second"]
     assert first.cancelled()
     assert await link.evalsha(script, ["runs"], ["3", "third"]) == [3, b"third"]
@@ -75,8 +84,7 @@ async def test_a_cancelled_call_does_not_shift_the_replies(
 
 
 async def test_noscript_loads_the_script_through_the_pool(client: aioredis.Redis) -> None:
-    link = await _linked(client)
-    script = client.register_script(ECHO)
+    link, script = await _linked(client)
     await client.script_flush()  # as after a restart or a failover
     assert await link.evalsha(script, ["runs"], ["7", "again"]) == [7, b"again"]
     before = link.calls_on_link
@@ -86,7 +94,7 @@ async def test_noscript_loads_the_script_through_the_pool(client: aioredis.Redis
 
 
 async def test_a_script_error_is_raised_as_the_pool_raises_it(client: aioredis.Redis) -> None:
-    link = await _linked(client)
+    link, _ = await _linked(client)
     failing = client.register_script(FAILING)
     await client.script_load(FAILING)
     with pytest.raises(ResponseError, match="the script says no"):
@@ -98,8 +106,7 @@ async def test_a_script_error_is_raised_as_the_pool_raises_it(client: aioredis.R
 async def test_readonly_drops_the_link_and_raises_redis_pys_error(
     client: aioredis.Redis,
 ) -> None:
-    link = await _linked(client)
-    script = client.register_script(ECHO)
+    link, script = await _linked(client)
     # A primary demoted to a replica (of nobody reachable) refuses writes with READONLY.
     await client.execute_command("REPLICAOF", "127.0.0.1", "1")
     try:
@@ -116,8 +123,7 @@ async def test_readonly_drops_the_link_and_raises_redis_pys_error(
 async def test_calls_in_flight_when_redis_dies_are_made_again_on_the_pool(
     client: aioredis.Redis, private_redis: RedisServer
 ) -> None:
-    link = await _linked(client)
-    script = client.register_script(ECHO)
+    link, script = await _linked(client)
     assert private_redis.proc is not None
     os.kill(private_redis.proc.pid, signal.SIGSTOP)  # written, not yet run
     calls = [
@@ -139,15 +145,10 @@ async def test_calls_in_flight_when_redis_dies_are_made_again_on_the_pool(
 async def test_a_hung_connection_is_dropped_after_the_timeout(
     client: aioredis.Redis, private_redis: RedisServer
 ) -> None:
-    link = await _linked(client, timeout_s=0.3)
-    script = client.register_script(ECHO)
-    assert private_redis.proc is not None
-    os.kill(private_redis.proc.pid, signal.SIGSTOP)
-    try:
+    link, script = await _linked(client, timeout_s=0.3)
+    with stopped(private_redis):
         call = asyncio.ensure_future(link.evalsha(script, ["runs"], ["1", "late"]))
         await eventually(lambda: link.drops == 1, what="the link dropped for its silence")
-    finally:
-        os.kill(private_redis.proc.pid, signal.SIGCONT)
     # Made again on the pool: it may have run twice (the link's copy was on the wire), which
     # is why only scripts safe to repeat go over the link.
     assert await call == [1, b"late"]
@@ -155,8 +156,7 @@ async def test_a_hung_connection_is_dropped_after_the_timeout(
 
 
 async def test_after_aclose_calls_go_to_the_pool(client: aioredis.Redis) -> None:
-    link = await _linked(client)
-    script = client.register_script(ECHO)
+    link, script = await _linked(client)
     await link.aclose()
     assert not link.connected
     before = link.calls_on_link
