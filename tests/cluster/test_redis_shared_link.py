@@ -1,7 +1,8 @@
 """Script calls on the shared link (chat/stores/cluster/redis_shared_link.py) against a real
-Redis: many in flight come back to their own callers; what the link cannot settle (a dropped or
-hung connection, NOSCRIPT, READONLY, a script error) is settled by the pooled client, with its
-retries and error classes; a dropped link comes back."""
+Redis: many in flight come back to their own callers; what the link cannot settle (a dropped
+connection, NOSCRIPT, READONLY, a script error) is settled by the pooled client, with its
+retries and error classes; calls on a hung connection time out as a pooled call would; a
+dropped link comes back."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ReadOnlyError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chat.stores.cluster.redis_conn import make_client
 from chat.stores.cluster.redis_shared_link import SharedLink
@@ -142,16 +144,23 @@ async def test_calls_in_flight_when_redis_dies_are_made_again_on_the_pool(
     await link.aclose()
 
 
-async def test_a_hung_connection_is_dropped_after_the_timeout(
+async def test_a_hung_connection_times_its_calls_out_and_is_dropped(
     client: aioredis.Redis, private_redis: RedisServer
 ) -> None:
     link, script = await _linked(client, timeout_s=0.3)
     with stopped(private_redis):
-        call = asyncio.ensure_future(link.evalsha(script, ["runs"], ["1", "late"]))
+        calls = [
+            asyncio.ensure_future(link.evalsha(script, ["runs"], [str(i), "late"]))
+            for i in range(3)
+        ]
         await eventually(lambda: link.drops == 1, what="the link dropped for its silence")
-    # Made again on the pool: it may have run twice (the link's copy was on the wire), which
-    # is why only scripts safe to repeat go over the link.
-    assert await call == [1, b"late"]
+        # Each waiting call raises redis-py's TimeoutError (redis_errors: `Unavailable`), as a
+        # pooled call's socket timeout would, not another wait on a pooled connection.
+        for call in calls:
+            with pytest.raises(RedisTimeoutError, match=r"no reply from Redis in 0\.3 s"):
+                await call
+    await eventually(lambda: link.connected, what="a new link once Redis answers")
+    assert await link.evalsha(script, ["runs"], ["4", "after"]) == [4, b"after"]
     await link.aclose()
 
 

@@ -14,10 +14,12 @@ the retries, reconnects and error classes:
 
 - no link yet, or one being set up, or one with too much unsent or unanswered: the call goes
   to the pooled client;
-- the link drops (the server closed it, a write failed) or stops answering for
-  `COMMAND_TIMEOUT_S`: every call in flight on it is made again on the pooled client. That is
-  safe only for a script that may run twice, as the append script may (it deduplicates by the
-  call's attempt id, chat/stores/cluster/redis_log_scripts.py);
+- the link drops (the server closed it, a write failed): every call in flight on it is made
+  again on the pooled client. That is safe only for a script that may run twice, as the append
+  script may (it deduplicates by the call's attempt id, chat/stores/cluster/redis_log_scripts.py);
+- the link gets no reply at all for `COMMAND_TIMEOUT_S` while calls wait: it is dropped and
+  those calls raise redis-py's `TimeoutError`, as a pooled call's socket timeout would (a hung
+  server would keep a pooled connection waiting as long again, then redis-py would retry);
 - an error reply (NOSCRIPT after a restart, READONLY after a failover, LOADING, a script
   error...): the pooled client makes the call again and raises redis-py's exception class for
   it, or loads the script. A READONLY also drops the link: it found a replica where the primary
@@ -42,6 +44,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chat.stores.cluster.redis_conn import COMMAND_TIMEOUT_S
 
@@ -58,7 +61,11 @@ READ_CHUNK = 1 << 16
 
 
 class _Lost(Exception):
-    """The link broke before this call's reply came."""
+    """The link broke before this call's reply came; `reason` says how."""
+
+    def __init__(self, reason: BaseException) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
 
 
 class _Link:
@@ -99,7 +106,7 @@ class _Link:
         try:
             self._transport.writelines(packed)
         except Exception as exc:  # uvloop raises on a transport it has closed
-            future.set_exception(_Lost(str(exc)))
+            future.set_exception(_Lost(exc))
             self.fail(exc)
             return future
         self._waiting.append(future)
@@ -114,7 +121,7 @@ class _Link:
         if self.closed or not self._waiting:
             return
         if self._replies == replies_then:
-            self.fail(TimeoutError(f"no reply from Redis in {self._timeout_s} s"))
+            self.fail(RedisTimeoutError(f"no reply from Redis in {self._timeout_s} s"))
             return
         self._watch = self._loop.call_later(self._timeout_s, self._check, self._replies)
 
@@ -148,7 +155,7 @@ class _Link:
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():
-                future.set_exception(_Lost(str(exc)))
+                future.set_exception(_Lost(exc))
         if asyncio.current_task() is not self._reading:
             self._reading.cancel()
 
@@ -197,7 +204,11 @@ class SharedLink:
         self.calls_on_link += 1
         try:
             reply = await link.call(packed)
-        except _Lost:
+        except _Lost as lost:
+            if isinstance(lost.reason, RedisTimeoutError):
+                # A hung server: a pooled connection would wait as long again, and retry.
+                # The caller gets the timeout now, as from a pooled call's socket timeout.
+                raise RedisTimeoutError(str(lost.reason)) from None
             return await script(keys=keys, args=args)
         if isinstance(reply, ResponseError):
             if str(reply).startswith("READONLY"):
