@@ -171,3 +171,18 @@ async def test_after_aclose_calls_go_to_the_pool(client: aioredis.Redis) -> None
     before = link.calls_on_link
     assert await link.evalsha(script, ["runs"], ["4", "pooled"]) == [4, b"pooled"]
     assert link.calls_on_link == before and not link.connected
+
+
+async def test_a_resp3_client_keeps_to_the_pool(private_redis: RedisServer) -> None:
+    """The link's parser reads RESP2 replies: a client on RESP3 never sets one up."""
+    resp3 = aioredis.Redis.from_url(private_redis.url, protocol=3)
+    try:
+        link = SharedLink(resp3)
+        script = resp3.register_script(ECHO)
+        for i in range(3):
+            assert await link.evalsha(script, ["runs"], [str(i), "pooled"]) == [i, b"pooled"]
+            await asyncio.sleep(0)  # where an opening link would have run
+        assert link.calls_on_link == 0 and not link.connected
+        await link.aclose()
+    finally:
+        await resp3.aclose()

@@ -25,7 +25,8 @@ the retries, reconnects and error classes:
   it, or loads the script. A READONLY also drops the link: it found a replica where the primary
   was, and a new connection asks Sentinel again.
 
-A dropped link is set up again on the next call, at most once a second.
+A dropped link is set up again a second later (`RECONNECT_HOLDOFF_S`); one that cannot be set
+up is tried again by a later call, at most once a second.
 """
 
 from __future__ import annotations
