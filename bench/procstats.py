@@ -113,16 +113,18 @@ MONGO_MONITORING = frozenset({"ismaster", "isMaster", "hello", "ping", "endSessi
 per client, not per message: left out of the round trips counted."""
 
 
-def mongo_requests(debug_port: int) -> int:
-    """Requests FerretDB has served so far, from its `ferretdb_client_requests_total` counter
-    (`/debug/metrics`), monitoring commands left out: each one is a MongoDB round trip."""
+def mongo_requests(debug_port: int) -> Counter[str]:
+    """Requests FerretDB has served so far, per command, from its
+    `ferretdb_client_requests_total` counter (`/debug/metrics`), monitoring commands left out:
+    each one is a MongoDB round trip."""
     with urllib.request.urlopen(f"http://127.0.0.1:{debug_port}/debug/metrics", timeout=5) as r:
         text = r.read().decode()
-    total = 0.0
+    calls: Counter[str] = Counter()
     for family in text_string_to_metric_families(text):
         if family.name != "ferretdb_client_requests":  # the parser drops `_total`
             continue
         for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels["command"] not in MONGO_MONITORING:
-                total += sample.value
-    return int(total)
+            command = sample.labels["command"]
+            if sample.name.endswith("_total") and command not in MONGO_MONITORING:
+                calls[command] += int(sample.value)
+    return calls

@@ -107,6 +107,30 @@ class BatchResult:
     stops)."""
 
 
+WATERMARK_STEP = 1000
+"""A conversation that never goes quiet has its archive watermark copied whenever its progress
+crosses a multiple of this between two sweeps: at most one MongoDB write per this many events,
+and the watermark lags by at most about this many (see `_copy_due`)."""
+
+
+def _copy_due(
+    cid: str, marks: Mapping[str, int], behind: Mapping[str, int], swept: Mapping[str, int]
+) -> bool:
+    """Whether the sweep copies this conversation's progress into the archive's watermark:
+    once it is caught up and its progress did not move since this process's previous sweep
+    (quiet for a sweep: a busy conversation's copy is outdated by its next job, and every copy
+    is a MongoDB command of its own on FerretDB, which was half the round trips of a busy
+    cluster with many small rooms, issue 14), or when its progress crossed a `WATERMARK_STEP`
+    since then, so that one that is never quiet still gets a watermark that lags by a bounded
+    amount. A process that has not swept a conversation before waits for its next sweep."""
+    previous = swept.get(cid)
+    if previous is None:
+        return marks[cid] >= WATERMARK_STEP
+    if previous // WATERMARK_STEP != marks[cid] // WATERMARK_STEP:
+        return True
+    return cid not in behind and previous == marks[cid]
+
+
 class Persister:
     def __init__(
         self, log_: EventLog, archive: MessageArchive, queue: JobQueue, limits: Limits
@@ -116,6 +140,11 @@ class Persister:
         self._queue = queue
         self._keep = limits.log_keep_events
         self._trim_step = max(1, min(TRIM_EVERY, self._keep // 10))
+        self._swept: dict[str, int] = {}
+        """Each conversation's progress as this process's previous sweep read it."""
+        self._recorded: dict[str, int] = {}
+        """How far this process saw each conversation's archive watermark, read or written: a
+        quiet conversation is compared with the archive once, not at every sweep."""
 
     async def run(self, token: str | None, *, requeue: bool = True) -> BatchResult:
         """One batch job. `token` None (or `HELPER`): a job that does not carry the chain on.
@@ -280,12 +309,11 @@ class Persister:
         marked dirty again and a batch job queued for them, taking the schedule over (whatever
         held it may have crashed; if it did not, it ends when it sees the schedule is no longer
         its). Then the archive's watermarks catch up with the progress the log records (the
-        only place they are written, see the module's note), for the conversations the log
-        says are fully archived: a watermark copied while its conversation is still being
-        archived is outdated by the next job, and only matters once nothing newer is archived
-        (`MessageArchive.floor` counts the newest archived event too), so a busy
-        conversation's is copied at the first sweep that finds it caught up. On FerretDB each
-        copy is a command of its own: a write per busy conversation per sweep is gone."""
+        only place they are written, see the module's note), for the conversations that went
+        quiet (`_copy_due`): a watermark copied while its conversation is still busy is
+        outdated by the next job, and only matters once nothing newer is archived
+        (`MessageArchive.floor` counts the newest archived event too). On FerretDB each copy is
+        a command of its own: a write per busy conversation per sweep is gone."""
         settled = await self._log.settle()
         if settled:
             log.warning("committed events left uncommitted by their writer in %s", settled)
@@ -300,7 +328,14 @@ class Persister:
             token = new_token()
             await self._log.claim_persist(token, take_over=True)
             await self._queue_or_release(token)
-        await self._record_watermarks([c for c in cids if c not in behind], marks)
+        swept, self._swept = self._swept, {cid: marks[cid] for cid in cids}
+        self._recorded = {cid: self._recorded[cid] for cid in cids if cid in self._recorded}
+        due = [
+            cid
+            for cid in cids
+            if self._recorded.get(cid, -1) < marks[cid] and _copy_due(cid, marks, behind, swept)
+        ]
+        await self._record_watermarks(due, marks)
         return behind
 
     async def _record_watermarks(self, cids: list[str], marks: dict[str, int]) -> None:
@@ -313,5 +348,6 @@ class Persister:
             stored = await self._archive.watermarks(cids)
             stale = {cid: marks[cid] for cid in cids if marks[cid] > stored.get(cid, 0)}
             await self._archive.record_watermarks(stale)
+            self._recorded.update({cid: max(marks[cid], stored.get(cid, 0)) for cid in cids})
         except Unavailable as exc:
             log.warning("archive watermarks not brought up to date: %s", exc.message)
