@@ -191,7 +191,13 @@ class ChatCluster(ChatTarget):
     def start(self) -> None:
         self.services = Services(self.workdir / "servers", ferretdb_binary())
         backing = self.services.start()
-        self.cluster = AppCluster(backing, self.workdir, gateways=2, workers=1, env=CHAT_ENV)
+        # haproxy probes readiness as often as Kubernetes does in the operator's pods
+        # (`readinessProbe.periodSeconds` 5, chat_operator/builders/workloads.py), not every
+        # second as the tests' does: each probe is a Redis command, which the peers, run
+        # without health checks, are not charged.
+        self.cluster = AppCluster(
+            backing, self.workdir, gateways=2, workers=1, env=CHAT_ENV, check_interval_ms=5000
+        )
         try:
             self.cluster.start()
         except BaseException:

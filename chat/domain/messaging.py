@@ -394,6 +394,3 @@ class MessagingService:
     async def persist(self, conversation_id: str, batch: int = 500) -> int:
         """Archive one conversation's log now (chat/domain/persistence.py, `Persister`)."""
         return await self.persister.persist(conversation_id, batch)
-
-    async def conversations_with_backlog(self) -> list[str]:
-        return await self._log.backlog()

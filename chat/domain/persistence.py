@@ -34,6 +34,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from chat.domain.errors import Unavailable
 from chat.domain.limits import Limits
@@ -113,8 +114,15 @@ crosses a multiple of this between two sweeps: at most one MongoDB write per thi
 and the watermark lags by at most about this many (see `_copy_due`)."""
 
 
+class Lag(NamedTuple):
+    """A conversation the sweep found behind: how far it is archived, and its last seq."""
+
+    archived: int
+    last: int
+
+
 def _copy_due(
-    cid: str, marks: Mapping[str, int], behind: Mapping[str, int], swept: Mapping[str, int]
+    cid: str, marks: Mapping[str, int], behind: Mapping[str, Lag], swept: Mapping[str, int]
 ) -> bool:
     """Whether the sweep copies this conversation's progress into the archive's watermark:
     once it is caught up and its progress did not move since this process's previous sweep
@@ -304,8 +312,9 @@ class Persister:
                 await self._log.release_persist(token)
             raise
 
-    async def sweep(self) -> dict[str, int]:
-        """The conversations whose archive lags their log, with how far each is archived:
+    async def sweep(self) -> dict[str, Lag]:
+        """The conversations whose archive lags their log, with how far each is archived and
+        its last seq (the log's heads and progress in two reads, whatever their number):
         marked dirty again and a batch job queued for them, taking the schedule over (whatever
         held it may have crashed; if it did not, it ends when it sees the schedule is no longer
         its). Then the archive's watermarks catch up with the progress the log records (the
@@ -317,12 +326,10 @@ class Persister:
         settled = await self._log.settle()
         if settled:
             log.warning("committed events left uncommitted by their writer in %s", settled)
-        cids = await self._log.backlog()
+        heads = await self._log.backlog()
+        cids = list(heads)
         marks = await self.progress(cids) if cids else {}
-        behind: dict[str, int] = {}
-        for cid in cids:
-            if marks[cid] < await self._log.last_seq(cid):
-                behind[cid] = marks[cid]
+        behind = {cid: Lag(marks[cid], heads[cid]) for cid in cids if marks[cid] < heads[cid]}
         if behind:
             await self._log.mark_dirty(list(behind))
             token = new_token()

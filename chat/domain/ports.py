@@ -146,8 +146,10 @@ class EventLog(Protocol):
         """Forget events with seq <= `keep_after_seq` (already archived and old enough)."""
         ...
 
-    async def backlog(self) -> list[str]:
-        """Conversations whose log holds events, for the sweep that archives forgotten ones."""
+    async def backlog(self) -> dict[str, int]:
+        """Conversations whose log holds events, each with its last (committed) seq as
+        `last_seq` has it, for the sweep that archives forgotten ones: one read for all of
+        them, not a `last_seq` round trip per conversation per sweep."""
         ...
 
     async def archived(self, conversation_ids: Sequence[str]) -> list[int | None]:

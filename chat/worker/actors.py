@@ -119,15 +119,14 @@ def register_actors(
         outage)."""
         behind = await persister.sweep()
         if metrics is not None:
-            lag_events = 0
-            oldest: int | None = None
-            for cid, watermark in behind.items():
-                lag_events += await chat.messaging.last_seq(cid) - watermark
-                # The first unarchived event's timestamp: persistence lag in seconds.
-                first = await chat.ports.log.read(cid, watermark, 1)
-                if first.events:
-                    ts = first.events[0].ts
-                    oldest = ts if oldest is None else min(oldest, ts)
+            lag_events = sum(lag.last - lag.archived for lag in behind.values())
+            # The first unarchived event's timestamp: persistence lag in seconds. One pipelined
+            # read for them all, not a round trip per conversation.
+            firsts = await chat.ports.log.read_many(
+                [(cid, lag.archived) for cid, lag in behind.items()], 1
+            )
+            stamps = [first.events[0].ts for first in firsts if first.events]
+            oldest = min(stamps, default=None)
             metrics.persist_lag.set(len(behind))
             metrics.persist_lag_events.set(lag_events)
             age = 0.0 if oldest is None else max(0.0, (now_ms(clock) - oldest) / 1000)

@@ -18,7 +18,7 @@ from chat.config import Settings
 from chat.domain import persistence
 from chat.domain.accounts import Principal
 from chat.domain.models import EventDraft, EventKind
-from chat.domain.persistence import BATCH_CONVERSATIONS
+from chat.domain.persistence import BATCH_CONVERSATIONS, Lag
 from chat.stores.cluster.redis_keys import RedisKeys
 from tests.support.archived import archived_upto
 from tests.support.fixtures import FAST_HASHER
@@ -194,6 +194,28 @@ async def test_a_busy_conversation_caught_up_at_each_sweep_costs_no_watermark_wr
     assert reads == 0, "a quiet conversation's watermark was read again at every sweep"
 
 
+async def test_a_sweep_reads_the_heads_once_not_a_last_seq_per_conversation(
+    rt: Runtime, cluster_settings: Settings
+) -> None:
+    """The sweep learns each conversation's last seq from the backlog's one pipelined read of
+    the heads: it made a `last_seq` round trip per conversation (every conversation the log
+    holds, every sweep interval, in turn) before (issue 14)."""
+    cids, _ = await make_rooms(rt.chat, 4, 2)
+    await _send(rt, (cids, _), 2)
+    persister = rt.chat.messaging.persister
+    client = redis.Redis.from_url(cluster_settings.redis_url)
+    try:
+        before = client.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)
+        behind = await persister.sweep()
+        after = client.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)
+        heads = len(client.smembers(RedisKeys(cluster_settings.redis_key_prefix).backlog))  # type: ignore[arg-type]
+    finally:
+        client.close()
+    assert set(cids) <= set(behind)
+    assert all(lag == (0, 2) for cid, lag in behind.items() if cid in cids)
+    assert after - before == heads
+
+
 async def test_progress_is_recorded_in_the_log_and_copied_to_the_archive_by_the_sweep(
     rt: Runtime, cluster_settings: Settings
 ) -> None:
@@ -218,7 +240,7 @@ async def test_progress_is_recorded_in_the_log_and_copied_to_the_archive_by_the_
     await persister.run(None)
     await rt.chat.messaging.send(rooms[1][0], cids[0], "busier", "fifth")
     assert await log.archived(cids) == [4, 3]
-    assert await persister.sweep() == {cids[0]: 4}
+    assert await persister.sweep() == {cids[0]: Lag(archived=4, last=5)}
     assert await archive.watermarks(cids) == dict.fromkeys(cids, 3)
     await persister.run(None)
     await persister.sweep()  # caught up, but it moved since the last sweep

@@ -14,7 +14,7 @@ from chat.domain.frames import event_frame
 from chat.domain.models import AppendResult, EventDraft, EventKind, RateCharge
 from chat.stores.cluster import ClusterPorts
 from chat.stores.cluster.redis_keys import DEFAULT_KEYS
-from chat.stores.cluster.redis_log import RedisEventLog
+from chat.stores.cluster.redis_log import UNARCHIVED_PER_CALL, RedisEventLog
 from tests.cluster.helpers import Collector, eventually
 
 
@@ -109,7 +109,7 @@ async def test_lost_redis_data_continues_seq_above_the_archive(
     # Seqs 1..3 are only in the archive now: the log says so instead of returning a gap.
     assert not page.complete
     assert [e.seq for e in page.events] == [4]
-    assert await log.backlog() == [cid]
+    assert await log.backlog() == {cid: 4}
 
 
 async def test_a_send_that_finds_its_head_lost_is_charged_once(
@@ -152,6 +152,39 @@ async def test_read_unarchived_reads_after_each_record_in_one_call(
     assert page == await log.read(recorded, 1, 500)
     assert [e.seq for e in page.events] == [2, 3]
     assert page.complete
+
+
+async def test_a_take_of_a_few_conversations_reads_them_in_one_script_call(
+    cluster: ClusterPorts, fresh_redis_url: str
+) -> None:
+    """Up to `UNARCHIVED_PER_CALL` conversations are one EVALSHA and nothing else from the
+    client: in a redis-py pipeline a script costs a `SCRIPT EXISTS` first, a command more per
+    take (issue 14). More than that still comes back whole, in order, in one round trip."""
+    log = cluster.ports.log
+    cids = [f"c_{uuid.uuid4().hex}" for _ in range(UNARCHIVED_PER_CALL + 1)]
+    for n, cid in enumerate(cids):
+        await log.start(cid)
+        for i in range(n % 3 + 1):
+            await log.append(_draft(cid, f"m{i}"))
+    await log.mark_archived(dict.fromkeys(cids, 0))
+    async with aioredis.Redis.from_url(fresh_redis_url) as r:
+
+        async def calls() -> dict[str, int]:
+            stats = await r.info("commandstats")
+            return {k: int(v["calls"]) for k, v in stats.items()}
+
+        before = await calls()
+        few = await log.read_unarchived(cids[:3], 500)
+        after = await calls()
+    ran = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    assert ran.pop("cmdstat_info", 0) <= 1  # the first INFO itself
+    assert ran.get("cmdstat_evalsha") == 1
+    assert "cmdstat_script|exists" not in ran, ran
+    assert [len(hit[1].events) for hit in few if hit is not None] == [1, 2, 3]
+    every = await log.read_unarchived(cids, 500)
+    assert [len(hit[1].events) for hit in every if hit is not None] == [
+        n % 3 + 1 for n in range(len(cids))
+    ]
 
 
 async def test_a_failed_xadd_or_a_refusal_leaves_no_dedupe_field(

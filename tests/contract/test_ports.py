@@ -118,7 +118,8 @@ async def test_read_ranges_and_trim_report_incomplete(ports: Ports) -> None:
 async def test_backlog_lists_conversations_with_logged_events(ports: Ports) -> None:
     cid = _id("c")
     await ports.log.append(_msg(cid, "u", "m"))
-    assert cid in await ports.log.backlog()
+    await ports.log.append(_msg(cid, "u", "n"))
+    assert (await ports.log.backlog())[cid] == await ports.log.last_seq(cid) == 2
 
 
 # -- archive ----------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ class AppCluster:
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment for the chatcluster processes (CHAT_LIMIT_*, ...)."""
     worker_threads: int = 2
+    check_interval_ms: int = 1000
+    """How often haproxy asks each process's `/readyz` (tests: 1 s, so a drained or killed
+    process leaves the rotation fast; the benchmark: the operator's readiness period)."""
     python: str = sys.executable
     ws: list[Proc] = field(default_factory=list)
     api: list[Proc] = field(default_factory=list)
@@ -130,7 +133,14 @@ class AppCluster:
     def start_haproxy(self) -> None:
         cfg = self.workdir / "haproxy.cfg"
         cfg.write_text(
-            haproxy_config(self.port, self.ws, self.api, self.stats_socket, haproxy_maxconn())
+            haproxy_config(
+                self.port,
+                self.ws,
+                self.api,
+                self.stats_socket,
+                haproxy_maxconn(),
+                check_interval_ms=self.check_interval_ms,
+            )
         )
         haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
         check = subprocess.run(  # noqa: S603 (fixed argv, no shell)

@@ -432,16 +432,20 @@ class RedisEventLog(RedisPersistSignal):
         cids = list(conversation_ids)
         if not cids:
             return []
+        calls = [
+            [k for c in cids[start : start + UNARCHIVED_PER_CALL] for k in self._keys.log(c)[:2]]
+            for start in range(0, len(cids), UNARCHIVED_PER_CALL)
+        ]
         with redis_errors():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for start in range(0, len(cids), UNARCHIVED_PER_CALL):
-                    keys = [
-                        k
-                        for c in cids[start : start + UNARCHIVED_PER_CALL]
-                        for k in self._keys.log(c)[:2]
-                    ]
-                    await self._read_unarchived(keys=keys, args=[limit], client=pipe)
-                replies = [r for chunk in await pipe.execute() for r in chunk]
+            if len(calls) == 1:
+                # A pipeline that runs a script first asks `SCRIPT EXISTS` (redis-py): one
+                # command more per take, for the one call a take of a few conversations needs.
+                replies = await self._read_unarchived(keys=calls[0], args=[limit])
+            else:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for keys in calls:
+                        await self._read_unarchived(keys=keys, args=[limit], client=pipe)
+                    replies = [r for chunk in await pipe.execute() for r in chunk]
         out: list[tuple[int, LogRange] | None] = []
         for reply in replies:
             if int(reply[0]) < 0:
@@ -471,14 +475,15 @@ class RedisEventLog(RedisPersistSignal):
             while await self._trim(keys=keys, args=args) == 2:
                 pass
 
-    async def backlog(self) -> list[str]:
-        """Conversations whose log holds events (last seq above the trim point).
+    async def backlog(self) -> dict[str, int]:
+        """Conversations whose log holds events (last seq above the trim point), with their
+        last committed seq (`last_seq`), from one pipelined read of the heads.
 
         The set only grows (one member per conversation ever written on this Redis): removing
         members would race with appends, and a conversation count is a small bound."""
-        members, heads = await self._heads("seq", "trimmed")
-        return [
-            cid
-            for cid, (seq, trimmed) in zip(members, heads, strict=True)
+        members, heads = await self._heads("seq", "trimmed", "committed")
+        return {
+            cid: int(committed if committed is not None else seq)
+            for cid, (seq, trimmed, committed) in zip(members, heads, strict=True)
             if seq is not None and int(seq) > int(trimmed or 0)
-        ]
+        }

@@ -215,12 +215,12 @@ class SqliteEventLog(ProgressInTheArchive):
                 (keep_after_seq, conversation_id),
             )
 
-    async def backlog(self) -> list[str]:
+    async def backlog(self) -> dict[str, int]:
         rows = await self._db.fetchall(
-            "SELECT conversation_id FROM log_heads WHERE last_seq > trimmed_to"
+            "SELECT conversation_id, last_seq FROM log_heads WHERE last_seq > trimmed_to"
             " ORDER BY conversation_id"
         )
-        return [r["conversation_id"] for r in rows]
+        return {r["conversation_id"]: int(r["last_seq"]) for r in rows}
 
     async def settle(self) -> list[str]:
         return []  # appends commit in their own step: nothing is ever left unannounced
