@@ -314,7 +314,7 @@ class Persister:
 
     async def sweep(self) -> dict[str, Lag]:
         """The conversations whose archive lags their log, with how far each is archived and
-        its last seq (the log's heads and progress in two reads, whatever their number):
+        its last seq (heads and progress in three round trips, whatever their number):
         marked dirty again and a batch job queued for them, taking the schedule over (whatever
         held it may have crashed; if it did not, it ends when it sees the schedule is no longer
         its). Then the archive's watermarks catch up with the progress the log records (the
